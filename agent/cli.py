@@ -1,0 +1,78 @@
+"""`fitagent` command line: one module per command, imported only when that command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module under fitagent.agent.commands, one-line help)
+COMMANDS = {
+    "probe": ("probe", "what this machine has: GPUs, free memory, bandwidth, RAM"),
+    "estimate": ("estimate", "memory and speed of one model at one quantization and context"),
+    "recommend": ("recommend", "the models that fit, ranked, with the three Pareto frontiers"),
+    "catalog": ("catalog", "list the models, GPUs and quantizations fitagent knows"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line, as the CLI contract asks."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+class _Version(argparse.Action):
+    """--version, reading package metadata only when asked (it costs start-up time)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show the version"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("fitagent")
+        except PackageNotFoundError:
+            ver = "unknown"
+        parser.exit(0, f"fitagent {ver}\n")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="fitagent", description="Which LLM, quantization and context fit this machine, and how fast.")
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        cmd = importlib.import_module(f"fitagent.agent.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=(cmd.__doc__ or help_text).strip().splitlines()[0])
+        cmd.add_arguments(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in COMMANDS and "--help" not in argv[:1] else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    from ..estimator.errors import FitagentError
+
+    try:
+        return args.run(args) or 0
+    except FitagentError as exc:
+        print(f"fitagent {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

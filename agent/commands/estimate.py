@@ -1,0 +1,71 @@
+"""Estimate memory, fit and speed of one model at one quantization and context."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from .common import add_hardware, add_json, context_tokens, non_negative_int, print_json
+
+DEFAULT_CONTEXT = 8192
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="NAME", help="a catalog model: Hugging Face id or alias (see `fitagent catalog models`)")
+    which.add_argument("--config", metavar="PATH", help="a Hugging Face config.json of the model")
+    which.add_argument("--gguf", metavar="FILE", help="a GGUF file: exact tensor sizes from its header (weights are not loaded)")
+    parser.add_argument("--quant", default="Q4_K_M", help="quantization (default Q4_K_M; see `fitagent catalog quants`)")
+    parser.add_argument("--context", type=context_tokens, metavar="N",
+                        help=f"context length in tokens, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)")
+    add_hardware(parser)
+    parser.add_argument("--method", choices=("default", "seed"), default="default",
+                        help="default: tensor-by-tensor model fitted to measurements; seed: the seed document's formulas")
+    parser.add_argument("--gpu-layers", type=non_negative_int, metavar="N", help="force N layers on the GPU (llama.cpp -ngl N)")
+    parser.add_argument("--prompt-tokens", type=non_negative_int, default=512, metavar="N",
+                        help="prompt length for prefill speed and time to first token (default 512)")
+    parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)")
+    parser.add_argument("--multi-gpu", choices=("layer", "tensor"), default="layer",
+                        help="several GPUs: split layers (llama.cpp) or tensor parallel (vLLM)")
+    parser.add_argument("--use-case", default="general", help="weights the quality score: general, code, tool-calling, math, vision")
+    add_json(parser)
+
+
+def resolve_model(args, catalog):
+    if args.model:
+        return catalog.model(args.model)
+    if args.config:
+        from ..modelfiles import model_from_config_file
+
+        return model_from_config_file(args.config)
+    from ..modelfiles import model_from_gguf_file
+
+    return model_from_gguf_file(args.gguf, catalog)
+
+
+def run(args) -> int:
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.estimate import Options, estimate
+    from ..catalog import load_catalog
+    from ..hardware import resolve_snapshot
+
+    catalog = load_catalog()
+    model = resolve_model(args, catalog)
+    quant = catalog.quant(args.quant)
+    context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
+    options = Options(
+        context=context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant,
+        gpu_layers=args.gpu_layers, prompt_tokens=args.prompt_tokens, multi_gpu=args.multi_gpu,
+    ).check()
+    snapshot = resolve_snapshot(args.hardware, args.gpu, catalog)
+    result = estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)
+    if context > model.max_context:
+        note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
+        result = replace(result, notes=result.notes + (note,))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        from ..render import render_estimate
+
+        print(render_estimate(result, snapshot))
+    return 0

@@ -1,0 +1,104 @@
+"""What a model can be placed on: the usable GPUs' free memory and the host's RAM.
+
+Built from a hardware snapshot, with bandwidth and FLOPS the probe could not read filled
+in from the GPU catalog (by PCI id, then by name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import Catalog, GpuSpec
+from .errors import UsageError
+from .hardware import GpuSnapshot, HardwareSnapshot
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    name: str
+    vendor: str
+    free_bytes: int
+    total_bytes: int
+    bandwidth_bytes_per_s: float | None
+    fp16_flops: float | None
+    unified: bool = False
+
+
+@dataclass(frozen=True)
+class Budget:
+    devices: tuple[Device, ...]
+    host_available_bytes: int
+    host_bandwidth_bytes_per_s: float | None
+    cpu_cores: int
+
+    @property
+    def gpu_free_bytes(self) -> int:
+        return sum(d.free_bytes for d in self.devices)
+
+    @property
+    def budget_bytes(self) -> int:
+        """The memory a model should fit in: GPU memory if there is any, else RAM."""
+        return self.gpu_free_bytes if self.devices else self.host_available_bytes
+
+
+def spec_for(gpu: GpuSnapshot, catalog: Catalog) -> GpuSpec | None:
+    """The catalog entry for a probed GPU: by PCI id, else by name (a MIG slice by its parent's)."""
+    spec = catalog.gpu_by_pci_id(gpu.pci_id)
+    if spec is not None:
+        return spec
+    name = (gpu.mig or {}).get("parent_name") or gpu.name
+    try:
+        return catalog.gpu(name)
+    except UsageError:  # an unlisted or ambiguous name: no catalog facts for it
+        return None
+
+
+def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
+    spec = spec_for(gpu, catalog)
+    bandwidth = gpu.memory_bandwidth_bytes_per_s or (spec.memory_bandwidth_bytes_per_s if spec else None)
+    flops = spec.fp16_flops if spec else None
+    if gpu.mig and gpu.mig.get("role") == "instance" and spec is not None:
+        # A MIG slice gets a share of the parent's memory system and SMs, roughly its memory share.
+        share = min(1.0, gpu.memory_total_bytes / spec.memory_bytes)
+        if not gpu.memory_bandwidth_bytes_per_s:
+            bandwidth = spec.memory_bandwidth_bytes_per_s * share
+        flops = flops * share if flops else None
+    return Device(
+        id=gpu.uuid or f"{gpu.vendor}:{gpu.index}",
+        name=gpu.name,
+        vendor=gpu.vendor,
+        free_bytes=max(0, gpu.memory_free_bytes),
+        total_bytes=gpu.memory_total_bytes,
+        bandwidth_bytes_per_s=float(bandwidth) if bandwidth else None,
+        fp16_flops=flops,
+        unified=bool(gpu.unified_memory or (spec and spec.unified_memory)),
+    )
+
+
+def budget_from_snapshot(snapshot: HardwareSnapshot, catalog: Catalog) -> Budget:
+    devices = tuple(_device_from_gpu(g, catalog) for g in snapshot.usable_gpus)
+    host = snapshot.host
+    available = host.memory_available_bytes
+    if host.memory_limit_bytes:
+        available = min(available, host.memory_limit_bytes)
+    return Budget(
+        devices=devices,
+        host_available_bytes=available,
+        host_bandwidth_bytes_per_s=float(host.memory_bandwidth_bytes_per_s) if host.memory_bandwidth_bytes_per_s else None,
+        cpu_cores=host.cpu_cores,
+    )
+
+
+def device_from_spec(spec: GpuSpec, index: int = 0) -> Device:
+    """A catalog GPU with all of its memory free (what `--gpu NAME` means)."""
+    return Device(
+        id=f"spec:{index}:{spec.name}",
+        name=spec.name,
+        vendor=spec.vendor,
+        free_bytes=spec.memory_bytes,
+        total_bytes=spec.memory_bytes,
+        bandwidth_bytes_per_s=float(spec.memory_bandwidth_bytes_per_s),
+        fp16_flops=spec.fp16_flops,
+        unified=spec.unified_memory,
+    )

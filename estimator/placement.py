@@ -1,0 +1,185 @@
+"""Where the tensors go: one GPU, several, part in host RAM, or the CPU alone.
+
+Mirrors what llama.cpp does when it loads a model: whole repeating layers go to GPUs
+(``-ngl``), split over several GPUs in proportion to their free memory (``-ts``), the rest
+stays in host memory; for MoE models it can instead keep the routed experts of some layers
+in RAM (``--n-cpu-moe``) and everything else on the GPU. The input embedding table always
+stays in host memory; the output head goes to the GPU only with every layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .budget import Device
+from .memory import WeightsSplit
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    device: Device
+    layers: int
+    weights_bytes: int
+    kv_bytes: int
+    overhead_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.overhead_bytes
+
+
+@dataclass(frozen=True)
+class Placement:
+    mode: str  # gpu | partial_offload | cpu | none
+    gpu_layers: int
+    shares: tuple[DeviceShare, ...]
+    host_weights_bytes: int  # weights in host RAM (embeddings, CPU layers, CPU experts)
+    host_kv_bytes: int
+    host_overhead_bytes: int
+    n_cpu_moe: int = 0  # layers whose routed experts stay in RAM
+    tensor_parallel: bool = False
+
+    @property
+    def host_bytes(self) -> int:
+        return self.host_weights_bytes + self.host_kv_bytes + self.host_overhead_bytes
+
+    def fits(self, host_available_bytes: int) -> bool:
+        return all(s.total_bytes <= s.device.free_bytes for s in self.shares) and self.host_bytes <= host_available_bytes
+
+
+NONE = Placement("none", 0, (), 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Need:
+    """The memory parts of one candidate, as placement needs them."""
+
+    layers: int
+    moe_layers: int
+    weights: WeightsSplit
+    kv_bytes: int
+    overhead_per_gpu: int  # runtime reserve + compute buffer, on every GPU used
+    compute_bytes: int  # the compute buffer alone (a CPU run needs it in RAM)
+
+    @property
+    def kv_per_layer(self) -> float:
+        return self.kv_bytes / self.layers
+
+    @property
+    def expert_bytes_per_layer(self) -> float:
+        return self.weights.expert_bytes / self.moe_layers if self.moe_layers else 0.0
+
+    def gpu_parts(self, n: int) -> tuple[int, int]:
+        """(weights, kv) bytes that n offloaded layers put on the GPUs."""
+        head = self.weights.head_bytes if n == self.layers else 0
+        return int(n * self.weights.per_layer_bytes) + head, int(n * self.kv_per_layer)
+
+    def host_parts(self, n: int) -> tuple[int, int]:
+        """(weights, kv) bytes left in host RAM with n layers offloaded."""
+        w = self.weights
+        head = w.head_bytes - w.head_duplicate_bytes if n < self.layers else 0
+        rest = self.layers - n
+        return w.embedding_bytes + int(rest * w.per_layer_bytes) + head, int(rest * self.kv_per_layer)
+
+
+def _proportional(n: int, capacities: list[float]) -> list[int]:
+    """Whole layers in proportion to capacity, as llama.cpp's -ts does."""
+    total = sum(capacities)
+    if total <= 0 or n == 0:
+        return [0] * len(capacities)
+    counts = [math.floor(n * c / total) for c in capacities]
+    order = sorted(range(len(capacities)), key=lambda i: -capacities[i])
+    i = 0
+    while sum(counts) < n:
+        counts[order[i % len(order)]] += 1
+        i += 1
+    return counts
+
+
+def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placement:
+    """n layers over the devices in proportion to free memory; the head with the last layers."""
+    caps = [max(0.0, d.free_bytes - need.overhead_per_gpu) for d in devices]
+    counts = _proportional(n, caps)
+    shares = []
+    last = max((i for i, c in enumerate(counts) if c), default=-1)
+    for i, (device, count) in enumerate(zip(devices, counts)):
+        if not count:
+            continue
+        weights = int(count * need.weights.per_layer_bytes)
+        if i == last and n == need.layers:
+            weights += need.weights.head_bytes
+        shares.append(DeviceShare(device, count, weights, int(count * need.kv_per_layer), need.overhead_per_gpu))
+    host_w, host_kv = need.host_parts(n)
+    return Placement(mode, n, tuple(shares), host_w, host_kv, need.compute_bytes if n < need.layers else 0)
+
+
+def full_gpu(need: Need, devices: tuple[Device, ...], host_available: int, tensor_parallel: bool = False) -> Placement | None:
+    """Every layer on GPUs: one GPU if one holds it, else a layer split (or tensor parallel)."""
+    if not devices:
+        return None
+    gpu_w, gpu_kv = need.gpu_parts(need.layers)
+    host_w, _ = need.host_parts(need.layers)
+    if tensor_parallel and len(devices) > 1:
+        k = len(devices)
+        shares = tuple(DeviceShare(d, need.layers, gpu_w // k, gpu_kv // k, need.overhead_per_gpu) for d in devices)
+        placed = Placement("gpu", need.layers, shares, host_w, 0, 0, tensor_parallel=True)
+        return placed if placed.fits(host_available) else None
+    ordered = sorted(devices, key=lambda d: -d.free_bytes)
+    single = Placement("gpu", need.layers, (DeviceShare(ordered[0], need.layers, gpu_w, gpu_kv, need.overhead_per_gpu),), host_w, 0, 0)
+    if single.fits(host_available):
+        return single
+    if len(ordered) > 1:
+        split = layer_split(need, ordered, need.layers, "gpu")
+        if split.fits(host_available):
+            return split
+    return None
+
+
+def partial_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
+    """The most layers that fit on the GPUs, the rest in host RAM (llama.cpp -ngl N)."""
+    gpus = [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
+    if not gpus:
+        return None
+    capacity = sum(max(0.0, d.free_bytes - need.overhead_per_gpu) for d in gpus)
+    per_layer = need.weights.per_layer_bytes + need.kv_per_layer
+    n = min(need.layers - 1, int(capacity // per_layer)) if per_layer > 0 else 0
+    while n > 0:
+        placed = layer_split(need, gpus, n, "partial_offload")
+        if all(s.total_bytes <= s.device.free_bytes for s in placed.shares):
+            return placed if placed.host_bytes <= host_available else None
+        n -= 1
+    return None
+
+
+def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
+    """MoE: every layer on the GPU, the routed experts of k layers in RAM (--n-cpu-moe k)."""
+    gpus = [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
+    per_layer_experts = need.expert_bytes_per_layer
+    if not gpus or not per_layer_experts:
+        return None
+    best = gpus[0]
+    gpu_w, gpu_kv = need.gpu_parts(need.layers)
+    over = gpu_w + gpu_kv + need.overhead_per_gpu - best.free_bytes
+    k = max(1, math.ceil(over / per_layer_experts))
+    if k > need.moe_layers:
+        return None
+    moved = int(k * per_layer_experts)
+    host_w, _ = need.host_parts(need.layers)
+    share = DeviceShare(best, need.layers, gpu_w - moved, gpu_kv, need.overhead_per_gpu)
+    placed = Placement("partial_offload", need.layers, (share,), host_w + moved, 0, need.compute_bytes, n_cpu_moe=k)
+    return placed if placed.fits(host_available) else None
+
+
+def cpu_only(need: Need, host_available: int) -> Placement | None:
+    placed = Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
+    return placed if placed.fits(host_available) else None
+
+
+def forced_layers(need: Need, devices: tuple[Device, ...], n: int) -> Placement:
+    """Exactly n layers on the GPUs (llama.cpp -ngl n), whether or not they fit."""
+    n = max(0, min(n, need.layers))
+    gpus = sorted(devices, key=lambda d: -d.free_bytes)
+    if n == 0 or not gpus:
+        return Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
+    return layer_split(need, gpus, n, "gpu" if n == need.layers else "partial_offload")

@@ -1,0 +1,95 @@
+"""Every (model, quantization) at one context against a budget: frontiers and a ranking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .budget import Budget
+from .catalog import Catalog, Model, Quantization
+from .estimate import Estimate, Options, estimate
+from .pareto import frontier
+
+MIN_USABLE_TOKENS_PER_S = 5.0  # below this a chat feels broken; such candidates are not ranked
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    budget_bytes: int
+    context: int
+    use_case: str
+    method: str
+    candidates: tuple[Estimate, ...]  # every runnable candidate
+    frontiers: dict[str, list[Estimate]]
+    ranked: tuple[Estimate, ...]
+
+    def to_dict(self, top: int | None = None) -> dict:
+        ranked = self.ranked[:top] if top else self.ranked
+        return {
+            "budget_bytes": self.budget_bytes,
+            "context": self.context,
+            "use_case": self.use_case,
+            "method": self.method,
+            "candidates_considered": len(self.candidates),
+            "frontiers": {k: [e.to_dict() for e in v] for k, v in self.frontiers.items()},
+            "ranked": [e.to_dict() for e in ranked],
+        }
+
+
+def candidate_quants(catalog: Catalog) -> tuple[Quantization, ...]:
+    """Formats llama.cpp runs; FP8 (a vLLM format) and MXFP4 (gpt-oss only) are left to estimate."""
+    return tuple(q for q in catalog.quantizations if q.name not in ("FP8", "MXFP4", "F32"))
+
+
+def _eligible(model: Model, options: Options) -> bool:
+    if options.use_case == "vision" and model.modality != "vision":
+        return False
+    return options.context <= model.max_context
+
+
+def recommend(
+    catalog: Catalog,
+    budget: Budget,
+    options: Options = Options(),
+    models: tuple[Model, ...] | None = None,
+    min_tokens_per_s: float = MIN_USABLE_TOKENS_PER_S,
+) -> Recommendations:
+    options = options.check()
+    runnable = []
+    for model in models or catalog.models:
+        if not _eligible(model, options):
+            continue
+        for quant in candidate_quants(catalog):
+            est = estimate(model, quant, budget, catalog, options)
+            if est.placement != "none":
+                runnable.append(est)
+    # The frontiers are over what fits in the budget: the whole model in fast memory.
+    fitting = [e for e in runnable if e.fits]
+    frontiers = {
+        "quality": frontier(fitting, lambda e: e.quality, lambda e: e.total_bytes),
+        "speed": frontier(fitting, lambda e: e.decode_tokens_per_s, lambda e: e.total_bytes),
+        "efficiency": frontier(fitting, lambda e: e.efficiency, lambda e: e.total_bytes),
+    }
+    ranked = rank(runnable, min_tokens_per_s)
+    return Recommendations(
+        budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case, method=options.method,
+        candidates=tuple(runnable), frontiers=frontiers, ranked=ranked,
+    )
+
+
+def rank(candidates: list[Estimate], min_tokens_per_s: float) -> tuple[Estimate, ...]:
+    """The best quantization of each model that runs at a usable speed, best quality first."""
+    best: dict[str, Estimate] = {}
+    for e in candidates:
+        if e.decode_tokens_per_s is not None and e.decode_tokens_per_s < min_tokens_per_s:
+            continue
+        current = best.get(e.model)
+        if current is None or _better(e, current):
+            best[e.model] = e
+    # Whole-model fits first (a user wants what runs at full speed), then best quality.
+    return tuple(sorted(best.values(), key=lambda e: (not e.fits, -e.quality, -(e.decode_tokens_per_s or 0), e.total_bytes)))
+
+
+def _better(a: Estimate, b: Estimate) -> bool:
+    """Prefer what fits whole, then quality, then speed."""
+    return (a.fits, round(a.quality, 6), a.decode_tokens_per_s or 0) > (b.fits, round(b.quality, 6), b.decode_tokens_per_s or 0)
+

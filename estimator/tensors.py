@@ -1,0 +1,126 @@
+"""The weight tensors of a transformer, from its architecture.
+
+One ``TensorGroup`` per kind of tensor (named as llama.cpp's GGUF files name them, so the
+quantization mix rules in ``quantmix`` can key on them): its element count per layer and
+the number of layers that carry it. Global tensors (embeddings, output head) have
+``layers == 1`` and ``per_layer is False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .catalog import Architecture
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    role: str  # llama.cpp tensor name stem: attn_q, ffn_down_exps, output, ...
+    elements: int  # per layer (per tensor)
+    count: int  # how many such tensors: layers carrying it, or 1 for global tensors
+    row_size: int  # ne[0], the length quantization blocks run along
+    per_layer: bool = True
+    expert: bool = False  # routed-expert weights: only experts_per_token/experts are read per token
+    matrix: bool = True  # 1-D tensors (norms, biases) stay F32 in every GGUF type
+
+    @property
+    def total_elements(self) -> int:
+        return self.elements * self.count
+
+
+@lru_cache(maxsize=512)
+def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
+    h, L = arch.hidden_size, arch.layers
+    groups: list[TensorGroup] = [
+        TensorGroup("token_embd", arch.vocab_size * h, 1, h, per_layer=False),
+        TensorGroup("output_norm", h, 1, h, per_layer=False, matrix=False),
+    ]
+    if not arch.tied_embeddings:
+        groups.append(TensorGroup("output", arch.vocab_size * h, 1, h, per_layer=False))
+
+    groups += _attention_groups(arch)
+    groups.append(TensorGroup("attn_norm", h, L, h, matrix=False))
+    groups.append(TensorGroup("ffn_norm", h, L, h, matrix=False))
+
+    dense_layers = arch.dense_layers if arch.is_moe else L
+    if dense_layers:
+        inter = arch.intermediate_size
+        groups += [
+            TensorGroup("ffn_gate", h * inter, dense_layers, h),
+            TensorGroup("ffn_up", h * inter, dense_layers, h),
+            TensorGroup("ffn_down", inter * h, dense_layers, inter),
+        ]
+    if arch.is_moe:
+        moe_layers = arch.moe_layers
+        expert_inter = arch.moe_intermediate_size or arch.intermediate_size
+        per_expert = h * expert_inter
+        groups += [
+            TensorGroup("ffn_gate_inp", h * arch.experts, moe_layers, h),
+            TensorGroup("ffn_gate_exps", per_expert * arch.experts, moe_layers, h, expert=True),
+            TensorGroup("ffn_up_exps", per_expert * arch.experts, moe_layers, h, expert=True),
+            TensorGroup("ffn_down_exps", per_expert * arch.experts, moe_layers, expert_inter, expert=True),
+        ]
+        shared_inter = arch.shared_expert_intermediate_size or (
+            expert_inter * arch.shared_experts if arch.shared_experts else 0
+        )
+        if shared_inter:
+            groups += [
+                TensorGroup("ffn_gate_shexp", h * shared_inter, moe_layers, h),
+                TensorGroup("ffn_up_shexp", h * shared_inter, moe_layers, h),
+                TensorGroup("ffn_down_shexp", shared_inter * h, moe_layers, shared_inter),
+            ]
+    return tuple(groups)
+
+
+def _attention_groups(arch: Architecture) -> list[TensorGroup]:
+    h, L = arch.hidden_size, arch.layers
+    if arch.uses_mla:
+        qk_head = arch.qk_nope_head_dim + arch.qk_rope_head_dim
+        heads = arch.attention_heads
+        groups = []
+        if arch.q_lora_rank:
+            groups += [
+                TensorGroup("attn_q_a", h * arch.q_lora_rank, L, h),
+                TensorGroup("attn_q_a_norm", arch.q_lora_rank, L, arch.q_lora_rank, matrix=False),
+                TensorGroup("attn_q_b", arch.q_lora_rank * heads * qk_head, L, arch.q_lora_rank),
+            ]
+        else:
+            groups.append(TensorGroup("attn_q", h * heads * qk_head, L, h))
+        groups += [
+            TensorGroup("attn_kv_a_mqa", h * (arch.kv_lora_rank + arch.qk_rope_head_dim), L, h),
+            TensorGroup("attn_kv_a_norm", arch.kv_lora_rank, L, arch.kv_lora_rank, matrix=False),
+            TensorGroup(
+                "attn_kv_b", arch.kv_lora_rank * heads * (arch.qk_nope_head_dim + arch.v_head_dim), L, arch.kv_lora_rank
+            ),
+            TensorGroup("attn_output", heads * arch.v_head_dim * h, L, heads * arch.v_head_dim),
+        ]
+        return groups
+    q_dim = arch.attention_heads * arch.head_dim
+    kv_dim = arch.kv_heads * arch.head_dim
+    groups = [
+        TensorGroup("attn_q", h * q_dim, L, h),
+        TensorGroup("attn_k", h * kv_dim, L, h),
+        TensorGroup("attn_v", h * kv_dim, L, h),
+        TensorGroup("attn_output", q_dim * h, L, q_dim),
+    ]
+    if arch.attention_bias:
+        groups.append(TensorGroup("attn_bias", q_dim + 2 * kv_dim, L, q_dim, matrix=False))
+    return groups
+
+
+def parameter_count(arch: Architecture) -> int:
+    return sum(g.total_elements for g in tensor_groups(arch))
+
+
+def active_parameter_count(arch: Architecture) -> int:
+    """Parameters touched per token: routed experts count only experts_per_token of experts."""
+    total = 0
+    for g in tensor_groups(arch):
+        if g.role == "token_embd" and not arch.tied_embeddings:
+            continue  # a lookup reads one row; tied, the same matrix is read whole as the output head
+        if g.expert:
+            total += g.total_elements * arch.experts_per_token // arch.experts
+        else:
+            total += g.total_elements
+    return total

@@ -1,14 +1,26 @@
-"""Loads the catalog shipped in fitagent's data/ (read through importlib.resources)."""
+"""Loads the catalog shipped in fitagent's data/ package.
+
+Parsing and validating the YAML takes longer than estimating the whole catalog, so the
+validated catalog is kept as a pickle in the user's cache directory, keyed by a hash of the
+data files and of the code that parses them; any change to either makes a new entry. A
+cache that cannot be read or written is simply not used.
+"""
 
 from __future__ import annotations
 
+import os
+import pickle
+import zlib
 from functools import lru_cache
-from importlib import resources
 
+from .. import data as data_package
+from ..estimator import catalog as catalog_module, memory, quantmix, tensors
 from ..estimator.catalog import Catalog, build_catalog
 from ..estimator.errors import DataError
+from ..estimator.estimate import with_precomputed_weights
 
 DATA_PACKAGE = "fitagent.data"
+DATA_FILES = ("models.yaml", "quantizations.yaml", "gpus.yaml")
 
 
 def _yaml_load(text: str, origin: str):
@@ -23,14 +35,83 @@ def _yaml_load(text: str, origin: str):
         raise DataError(f"{origin}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); reinstall fitagent or fix the file") from None
 
 
-def read_data_file(name: str):
+def read_data_text(name: str) -> str:
+    # The data files sit beside fitagent/data/__init__.py in every install pip makes; plain
+    # file reads keep importlib.resources (and its imports) off the start-up path.
+    path = os.path.join(os.path.dirname(data_package.__file__), name)
     try:
-        text = resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except FileNotFoundError:
-        raise DataError(f"data file {name} is missing from the installation; reinstall fitagent") from None
-    return _yaml_load(text, name)
+        from importlib import resources  # a zipped or otherwise unusual install
+
+        try:
+            return resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+        except (FileNotFoundError, ModuleNotFoundError):
+            raise DataError(f"data file {name} is missing from the installation; reinstall fitagent") from None
+
+
+def read_data_file(name: str):
+    return _yaml_load(read_data_text(name), name)
+
+
+def cache_dir() -> str:
+    explicit = os.environ.get("FITAGENT_CACHE_DIR") or os.environ.get("CACHE_DIRECTORY")  # the latter: systemd CacheDirectory=
+    if explicit:
+        return explicit.split(":")[0]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fitagent")
+
+
+_CODE_MODULES = (catalog_module, memory, quantmix, tensors)  # what the cached values depend on
+
+
+def _cache_key(texts: dict[str, str]) -> str:
+    """A checksum (not a security hash: the cache is the user's own) of data and code."""
+    crc = 0
+    size = 0
+    for module in _CODE_MODULES:
+        with open(module.__file__, "rb") as fh:
+            code = fh.read()
+        crc, size = zlib.crc32(code, crc), size + len(code)
+    for name in DATA_FILES:
+        blob = name.encode() + b"\0" + texts[name].encode()
+        crc, size = zlib.crc32(blob, crc), size + len(blob)
+    return f"{crc:08x}{size:08x}"
+
+
+def _read_cache(path: str) -> Catalog | None:
+    try:
+        with open(path, "rb") as fh:
+            cached = pickle.load(fh)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        return None
+    return cached if isinstance(cached, Catalog) else None
+
+
+def _write_cache(path: str, catalog: Catalog) -> None:
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(catalog, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never half
+        for name in os.listdir(folder):
+            stale = os.path.join(folder, name)
+            if name.startswith("catalog-") and name.endswith(".pickle") and stale != path:
+                os.unlink(stale)
+    except OSError:
+        pass  # a read-only home or a full disk only costs start-up time
 
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    return build_catalog(read_data_file("models.yaml"), read_data_file("quantizations.yaml"), read_data_file("gpus.yaml"))
+    texts = {name: read_data_text(name) for name in DATA_FILES}
+    path = os.path.join(cache_dir(), f"catalog-{_cache_key(texts)}.pickle")
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    catalog = with_precomputed_weights(build_catalog(*(_yaml_load(texts[name], name) for name in DATA_FILES)))
+    _write_cache(path, catalog)
+    return catalog

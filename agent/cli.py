@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module under fitagent.agent.commands, one-line help)
@@ -12,6 +13,8 @@ COMMANDS = {
     "estimate": ("estimate", "memory and speed of one model at one quantization and context"),
     "recommend": ("recommend", "the models that fit, ranked, with the three Pareto frontiers"),
     "catalog": ("catalog", "list the models, GPUs and quantizations fitagent knows"),
+    "pick": ("pick", "the one best model, quantization and GPU layers, on one line for a launcher"),
+    "serve": ("serve", "run the agent: rescan on a schedule, answer launchers over HTTP"),
 }
 
 
@@ -20,6 +23,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    def _get_formatter(self):
+        # argparse builds a formatter for every add_argument, and the default one imports
+        # shutil just to learn the terminal width: ~5 ms of every command's start-up.
+        try:
+            width = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(2).columns
+        except (ValueError, OSError):
+            width = 80
+        return self.formatter_class(prog=self.prog, width=max(width - 2, 40))
 
 
 class _Version(argparse.Action):
@@ -72,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in one readable line
+        if os.environ.get("FITAGENT_DEBUG"):
+            raise
+        print(f"fitagent {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(a bug in fitagent; FITAGENT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
-from pathlib import Path
 
 from ..estimator.catalog import Catalog
 from ..estimator.errors import UsageError
 from ..estimator.hardware import GpuSnapshot, HardwareSnapshot, snapshot_from_dict
 
 
-def load_snapshot_file(path: str | Path) -> HardwareSnapshot:
-    path = Path(path)
+def load_snapshot_file(path: str | os.PathLike) -> HardwareSnapshot:
+    path = os.fspath(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
-        raise UsageError(f"--hardware {path}: no such file (save one with `fitagent probe --json > {path.name}`)") from None
+        raise UsageError(f"--hardware {path}: no such file (save one with `fitagent probe --json > {os.path.basename(path)}`)") from None
+    except IsADirectoryError:
+        raise UsageError(f"--hardware {path}: is a directory, not a snapshot file") from None
     except OSError as exc:
         raise UsageError(f"--hardware {path}: cannot read it ({exc.strerror})") from None
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..estimator.hardware import HardwareSnapshot
 
@@ -91,6 +91,11 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         f"prefill    {rate(e.prefill_tokens_per_s)}{ttft}",
         f"quality    {e.quality:.1f} ({e.use_case})" + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
     ]
+    if e.max_context is not None:
+        where = "on the GPU" if e.placement == "gpu" else "with this split" if e.placement == "partial_offload" else "in RAM"
+        plural = "s" if e.concurrent_sessions != 1 else ""
+        sessions = f" · {e.concurrent_sessions} session{plural} of {e.context:,} tokens at once" if e.concurrent_sessions else ""
+        lines.append(f"limits     longest context {where}: {e.max_context:,} tokens{sessions}")
     for d in e.devices:
         lines.append(f"  {d.name}: {d.layers} layers, {gb(d.bytes, 2)} of {gb(d.free_bytes, 2)} free")
     lines += [f"note: {n}" for n in e.notes]
@@ -111,10 +116,20 @@ def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str
             rows.append([i, e.model, e.quant, gb(e.total_bytes), where, rate(e.decode_tokens_per_s), f"{e.quality:.1f}"])
         lines.append(table(["#", "model", "quant", "memory", "placement", "decode", "quality"], rows))
     for name, points in result.frontiers.items():
+        shown = _sample(points, 8)
         lines.append("")
-        lines.append(f"{name} frontier ({len(points)} points, memory → {name}):")
-        for e in points:
+        more = f"; {len(shown)} shown, --json for all" if len(shown) < len(points) else ""
+        lines.append(f"{name} frontier ({len(points)} points{more}):")
+        for e in shown:
             metric = {"quality": f"{e.quality:.1f}", "speed": rate(e.decode_tokens_per_s),
                       "efficiency": f"{e.efficiency:.3f}" if e.efficiency is not None else "—"}[name]
             lines.append(f"  {gb(e.total_bytes):>9}  {metric:>14}  {e.model} {e.quant}")
     return "\n".join(lines)
+
+
+def _sample(points: list, k: int) -> list:
+    """At most k points spread along a frontier, always keeping both ends."""
+    if len(points) <= k:
+        return points
+    step = (len(points) - 1) / (k - 1)
+    return [points[round(i * step)] for i in range(k)]

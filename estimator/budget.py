@@ -23,6 +23,8 @@ class Device:
     bandwidth_bytes_per_s: float | None
     fp16_flops: float | None
     unified: bool = False
+    memory_type: str | None = None  # GDDR6X, HBM3, LPDDR5X, ... (from the GPU catalog): picks the decode efficiency
+    kind: str | None = None  # consumer | workstation | datacenter | apple | apu (from the GPU catalog)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Budget:
     host_available_bytes: int
     host_bandwidth_bytes_per_s: float | None
     cpu_cores: int
+    host_bandwidth_assumed: bool = False  # the probe could not tell; ASSUMED_HOST_BANDWIDTH stands in
 
     @property
     def gpu_free_bytes(self) -> int:
@@ -73,7 +76,14 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         bandwidth_bytes_per_s=float(bandwidth) if bandwidth else None,
         fp16_flops=flops,
         unified=bool(gpu.unified_memory or (spec and spec.unified_memory)),
+        memory_type=spec.memory_type if spec else None,
+        kind=spec.kind if spec else None,
     )
+
+
+# When nothing tells the host's RAM bandwidth: dual-channel DDR4-3200, 3200 MT/s × 8 bytes × 2
+# channels (hardware-notes §3; llmfit's former fallback). Offload estimates say they assumed it.
+ASSUMED_HOST_BANDWIDTH = 51.2e9
 
 
 def budget_from_snapshot(snapshot: HardwareSnapshot, catalog: Catalog) -> Budget:
@@ -82,11 +92,13 @@ def budget_from_snapshot(snapshot: HardwareSnapshot, catalog: Catalog) -> Budget
     available = host.memory_available_bytes
     if host.memory_limit_bytes:
         available = min(available, host.memory_limit_bytes)
+    known = host.memory_bandwidth_bytes_per_s
     return Budget(
         devices=devices,
         host_available_bytes=available,
-        host_bandwidth_bytes_per_s=float(host.memory_bandwidth_bytes_per_s) if host.memory_bandwidth_bytes_per_s else None,
+        host_bandwidth_bytes_per_s=float(known) if known else ASSUMED_HOST_BANDWIDTH,
         cpu_cores=host.cpu_cores,
+        host_bandwidth_assumed=not known,
     )
 
 
@@ -101,4 +113,6 @@ def device_from_spec(spec: GpuSpec, index: int = 0) -> Device:
         bandwidth_bytes_per_s=float(spec.memory_bandwidth_bytes_per_s),
         fp16_flops=spec.fp16_flops,
         unified=spec.unified_memory,
+        memory_type=spec.memory_type,
+        kind=spec.kind,
     )

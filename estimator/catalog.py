@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from .errors import DataError, NotFoundError, UsageError
 
@@ -37,6 +37,16 @@ class Quantization:
     source: str
     aliases: tuple[str, ...] = ()
     notes: str | None = None
+    # The llama.cpp file type whose per-tensor rules apply (defaults to the name): uploaders'
+    # variants such as bartowski's Q4_K_L are Q4_K_M with the embeddings and output at Q8_0.
+    ftype: str | None = None
+    output_type: str | None = None  # --output-tensor-type override
+    embedding_type: str | None = None  # --token-embedding-type override
+    recommend: bool = True  # offered by `fitagent recommend` (uploader variants and legacy types are not)
+
+    @property
+    def rules(self) -> str:
+        return self.ftype or self.name
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,33 @@ class Architecture:
         return self.kv_lora_rank is not None
 
     @property
+    def local_attention_layers(self) -> int:
+        """Layers llama.cpp runs with a sliding window. It ignores Phi-3's window
+        ("Phi SWA is currently disabled", llama.cpp PR #13676), so those cache every token."""
+        if self.hf_architecture == "Phi3ForCausalLM":
+            return 0
+        return self.sliding_window_layers
+
+    @property
     def moe_layers(self) -> int:
         return self.layers - self.dense_layers if self.is_moe else 0
+
+
+@dataclass(frozen=True)
+class FileWeights:
+    """Exact tensor bytes from a model file's header, grouped by where llama.cpp puts them."""
+
+    layers_bytes: int  # every repeating block (blk.N.*), routed experts included
+    expert_bytes: int  # the routed-expert tensors (*_exps) among them
+    embedding_bytes: int  # token_embd: stays in host memory
+    head_bytes: int  # output head, final norm and any other global tensor
+    tied: bool  # no output.weight: the embedding matrix doubles as the head
+    file_type: str | None = None  # the quantization the header names (general.file_type)
+    path: str = ""
+
+    @property
+    def total_bytes(self) -> int:
+        return self.layers_bytes + self.embedding_bytes + self.head_bytes
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,7 @@ class Model:
     benchmarks: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     release: str | None = None
+    file_weights: FileWeights | None = None  # set for --gguf: the header's exact sizes replace the estimate
 
     @property
     def is_moe(self) -> bool:
@@ -120,6 +156,10 @@ class Catalog:
     quantizations: tuple[Quantization, ...]
     ggml_types: Mapping[str, GgmlType]
     gpus: tuple[GpuSpec, ...]
+    # (model id, quant name) -> (architecture, weights split), filled by
+    # estimate.with_precomputed_weights; sizing every tensor of every candidate is the
+    # costliest part of a catalog sweep and depends on nothing but this catalog.
+    weights_table: Mapping[tuple[str, str], tuple] = field(default_factory=dict, compare=False)
 
     def model(self, name: str) -> Model:
         return find_model(self.models, name)
@@ -209,7 +249,7 @@ def find_gpu(gpus, name: str) -> GpuSpec:
 class _Entry:
     """Reads fields of one YAML entry, raising DataError that names file, entry and field."""
 
-    def __init__(self, origin: str, label: str, data: Any):
+    def __init__(self, origin: str, label: str, data: object):
         if not isinstance(data, Mapping):
             raise DataError(f"{origin}: entry {label} is not a mapping")
         self.origin, self.label, self.data = origin, label, data
@@ -243,7 +283,7 @@ class _Entry:
         return _Entry(self.origin, f"{self.label}.{name}", self.data[name])
 
 
-def _list_of(doc: Any, key: str, origin: str) -> list:
+def _list_of(doc: object, key: str, origin: str) -> list:
     if not isinstance(doc, Mapping) or not isinstance(doc.get(key), list):
         raise DataError(f"{origin}: expected a top-level '{key}:' list")
     return doc[key]
@@ -305,7 +345,7 @@ _BENCHMARKS = ("mmlu", "humaneval", "gsm8k", "bfcl")
 _MODALITIES = ("text", "vision")
 
 
-def parse_models(doc: Any, origin: str = "models.yaml") -> tuple[Model, ...]:
+def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
     models = []
     seen: dict[str, str] = {}
     for i, raw in enumerate(_list_of(doc, "models", origin)):
@@ -365,7 +405,7 @@ def parse_models(doc: Any, origin: str = "models.yaml") -> tuple[Model, ...]:
 _FORMATS = ("gguf", "float", "fp8", "int")
 
 
-def parse_quantizations(doc: Any, origin: str = "quantizations.yaml") -> tuple[tuple[Quantization, ...], dict[str, GgmlType]]:
+def parse_quantizations(doc: object, origin: str = "quantizations.yaml") -> tuple[tuple[Quantization, ...], dict[str, GgmlType]]:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("ggml_types"), Mapping):
         raise DataError(f"{origin}: expected a top-level 'ggml_types:' mapping")
     types = {}
@@ -390,12 +430,20 @@ def parse_quantizations(doc: Any, origin: str = "quantizations.yaml") -> tuple[t
         qf = e.get("quality_factor", float)
         if not 0 < qf <= 1:
             e.fail("quality_factor", f"must be within (0, 1], got {qf}")
+        overrides = {}
+        for key in ("output_type", "embedding_type"):
+            value = e.get(key, str, required=False)
+            if value is not None and value not in types:
+                e.fail(key, f"'{value}' is not in ggml_types")
+            overrides[key] = value
         quants.append(Quantization(
             name=name, bits_per_weight=e.get("bits_per_weight", float, positive=True),
             ppl_increase=e.get("ppl_increase", float, required=False), quality_factor=qf, tier=e.get("tier", str),
             format=fmt, base_type=base, source=e.get("source", str),
             aliases=tuple(e.get("aliases", list, required=False, default=[])),
             notes=e.get("notes", str, required=False),
+            ftype=e.get("ftype", str, required=False), recommend=e.get("recommend", bool, required=False, default=True),
+            **overrides,
         ))
     return tuple(quants), types
 
@@ -403,7 +451,7 @@ def parse_quantizations(doc: Any, origin: str = "quantizations.yaml") -> tuple[t
 _VENDORS = ("nvidia", "amd", "apple", "intel")
 
 
-def parse_gpus(doc: Any, origin: str = "gpus.yaml") -> tuple[GpuSpec, ...]:
+def parse_gpus(doc: object, origin: str = "gpus.yaml") -> tuple[GpuSpec, ...]:
     gpus = []
     seen: dict[str, str] = {}
     for i, raw in enumerate(_list_of(doc, "gpus", origin)):

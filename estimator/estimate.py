@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
-from . import memory, placement as place, quality, seed, speed
+from . import limits, memory, placement as place, quality, seed, speed
 from .budget import Budget
 from .calibration import DEFAULT_CALIBRATION, Calibration
 from .catalog import Catalog, Model, Quantization
@@ -24,10 +26,15 @@ class Options:
     method: str = "default"
     kv_quant: str = "f16"
     gpu_layers: int | None = None  # force a split, like llama.cpp -ngl
+    n_cpu_moe: int | None = None  # force the routed experts of N layers into RAM, like llama.cpp --n-cpu-moe
     prompt_tokens: int = 512
     decode_depth: int | None = None  # KV depth decode speed is quoted at; None = after the prompt
+    prefill_depth: int = 0  # tokens already in the cache when the prompt arrives (llama-bench -d)
     multi_gpu: str = "layer"
     calibration: Calibration = DEFAULT_CALIBRATION
+    # Prefill / time to first token and the limits (max_context, concurrent_sessions): `recommend`
+    # skips them while it sweeps every candidate and fills them in for the ones it returns.
+    detail: bool = True
 
     def check(self) -> "Options":
         if isinstance(self.context, bool) or not isinstance(self.context, int) or self.context <= 0:
@@ -42,11 +49,56 @@ class Options:
             raise UsageError(f"unknown multi-GPU mode '{self.multi_gpu}' (choose {', '.join(MULTI_GPU_MODES)})")
         if self.gpu_layers is not None and self.gpu_layers < 0:
             raise UsageError(f"--gpu-layers must be 0 or more, got {self.gpu_layers}")
+        if self.n_cpu_moe is not None and self.n_cpu_moe < 0:
+            raise UsageError(f"--n-cpu-moe must be 0 or more, got {self.n_cpu_moe}")
+        if self.gpu_layers is not None and self.n_cpu_moe is not None:
+            raise UsageError("give --gpu-layers or --n-cpu-moe, not both")
         if self.prompt_tokens < 0 or self.prompt_tokens > MAX_CONTEXT:
             raise UsageError(f"--prompt-tokens must be between 0 and {MAX_CONTEXT:,}, got {self.prompt_tokens}")
         if self.kv_quant.lower() not in memory.KV_TYPES:
             raise UsageError(f"unknown --kv-quant '{self.kv_quant}' (choose f16, q8_0 or q4_0)")
         return self
+
+
+# What each key of Estimate.to_dict() means (docs/estimator.md renders this table; the HTTP
+# layer can put it in its OpenAPI schema). Bytes are bytes, speeds tokens/s.
+ESTIMATE_FIELDS: dict[str, str] = {
+    "model": "model id (catalog id, config's name or the GGUF's general.name)",
+    "quant": "quantization name (data/quantizations.yaml)",
+    "context": "context length the memory is sized for, in tokens",
+    "method": "default (tensor-wise, fitted to measurements) or seed (the seed document's formulas)",
+    "use_case": "what the quality score weighs: general, code, tool-calling, math, vision",
+    "weights_bytes": "all weight tensors (tensor by tensor in llama.cpp's per-tensor types; exact with --gguf)",
+    "kv_cache_bytes": "KV cache for one sequence of `context` tokens (GQA, sliding windows, MLA, --kv-quant)",
+    "overhead_bytes": "runtime reserve + compute buffers on every GPU used (+ the host's when layers run on the CPU)",
+    "total_bytes": "weights + KV cache + overhead",
+    "budget_bytes": "free memory the estimate was made against: the GPUs' sum, or RAM without GPUs",
+    "fits": "the whole model runs from fast memory (all layers on GPUs, or CPU-only on a machine without GPUs)",
+    "safe": "fits with more than 1 GB of headroom (seed §2.3)",
+    "headroom_bytes": "free memory left on the GPUs used (budget − total for other placements; negative if short)",
+    "placement": "gpu | partial_offload | cpu | none",
+    "gpu_layers": "repeating layers on GPUs (llama.cpp -ngl; the output head joins them when all are)",
+    "total_layers": "the model's repeating layers",
+    "n_cpu_moe": "MoE layers whose routed experts stay in RAM (llama.cpp --n-cpu-moe)",
+    "tensor_parallel": "layers shared across GPUs tensor-parallel (vLLM) rather than split (llama.cpp)",
+    "host_bytes": "what stays in host RAM: the embedding table, CPU layers or experts, their KV, the host compute buffer",
+    "decode_tokens_per_s": "tokens/s of one stream once the prompt is in (KV read at the prompt's depth)",
+    "prefill_tokens_per_s": "prompt-processing tokens/s for a prompt of `prompt_tokens`",
+    "time_to_first_token_s": "prompt_tokens / prefill + one decode step",
+    "prompt_tokens": "prompt length prefill and time to first token are quoted for",
+    "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
+    "quality": "seed §4 quality score: benchmarks × quantization factor × size penalty",
+    "efficiency": "seed §6: sqrt(quality_norm × speed_norm) per GB",
+    "params_total": "all parameters (every expert)",
+    "params_active": "parameters a token passes through (MoE: the routed experts it uses and the shared ones)",
+    "moe": "mixture of experts",
+    "devices": "per GPU used: id, name, layers, bytes it holds, its free bytes",
+    "max_context": "longest context (whole 256-token pages, at most the model's trained window) that fits with this "
+                   "placement; null when nothing fits; not computed by recommend for candidates it does not return",
+    "concurrent_sessions": "sessions of `context` tokens that fit at once, each with its own KV cache (llama-server "
+                           "-np N with -c N×context, or vLLM's paged cache); 0 if not even one fits",
+    "notes": "caveats in words",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +146,8 @@ class Estimate:
     prompt_tokens: int = 512
     devices: tuple[DeviceUse, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    max_context: int | None = None
+    concurrent_sessions: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +181,8 @@ class Estimate:
             "params_active": self.params_active,
             "moe": self.moe,
             "devices": [d.to_dict() for d in self.devices],
+            "max_context": self.max_context,
+            "concurrent_sessions": self.concurrent_sessions,
             "notes": list(self.notes),
         }
 
@@ -147,14 +203,44 @@ def need_for(model: Model, quant: Quantization, catalog: Catalog, options: Optio
     arch = model.architecture
     cal = options.calibration
     kv_element = memory.kv_bytes_per_element(options.kv_quant, catalog.ggml_types)
+    compute_head = memory.compute_buffer_bytes(arch, options.context, cal)
     return place.Need(
         layers=arch.layers,
         moe_layers=arch.moe_layers,
-        weights=memory.weights(arch, quant, catalog.ggml_types),
-        kv_bytes=memory.kv_cache_bytes(arch, options.context, kv_element, cal.n_ubatch),
-        overhead_per_gpu=memory.overhead_bytes(arch, options.context, cal),
-        compute_bytes=memory.compute_buffer_bytes(arch, options.context, cal),
+        weights=model_weights(model, quant, catalog),
+        kv=memory.kv_linear(arch, kv_element, cal.n_ubatch),
+        cells=memory.pad(options.context),
+        reserve_bytes=cal.runtime_reserve_bytes,
+        compute_gpu_bytes=memory.compute_buffer_bytes(arch, options.context, cal, with_output=False),
+        compute_head_bytes=compute_head,
+        mask_bytes_per_cell=2 * cal.n_ubatch,
     )
+
+
+def model_weights(model: Model, quant: Quantization, catalog: Catalog) -> memory.WeightsSplit:
+    """Tensor by tensor from the architecture, or the exact sizes a GGUF header gave."""
+    exact = model.file_weights
+    if exact is None:
+        cached = catalog.weights_table.get((model.id, quant.name))
+        if cached is not None and cached[0] is model.architecture:
+            return cached[1]
+        return memory.weights(model.architecture, quant, catalog.ggml_types)
+    duplicate = exact.embedding_bytes if exact.tied else 0
+    return memory.WeightsSplit(
+        total_bytes=exact.total_bytes, per_layer_bytes=exact.layers_bytes / model.architecture.layers,
+        expert_bytes=exact.expert_bytes, embedding_bytes=exact.embedding_bytes,
+        head_bytes=exact.head_bytes + duplicate, head_duplicate_bytes=duplicate,
+    )
+
+
+def with_precomputed_weights(catalog: Catalog) -> Catalog:
+    """The catalog with every (model, quantization)'s weights sized in advance."""
+    table = {
+        (m.id, q.name): (m.architecture, memory.weights(m.architecture, q, catalog.ggml_types))
+        for m in catalog.models
+        for q in catalog.quantizations
+    }
+    return dataclasses.replace(catalog, weights_table=table)
 
 
 def placements(need: place.Need, budget: Budget, options: Options, moe: bool) -> list[place.Placement]:
@@ -163,6 +249,8 @@ def placements(need: place.Need, budget: Budget, options: Options, moe: bool) ->
     host = budget.host_available_bytes
     if options.gpu_layers is not None:
         return [place.forced_layers(need, budget.devices, options.gpu_layers)]
+    if options.n_cpu_moe is not None and moe:
+        return [place.forced_experts(need, budget.devices, options.n_cpu_moe)]
     full = place.full_gpu(need, budget.devices, host, tensor_parallel=options.multi_gpu == "tensor")
     if full is not None:
         return [full]
@@ -187,20 +275,27 @@ def _estimate_default(model: Model, quant: Quantization, budget: Budget, catalog
     options_speed = [(speed.decode_tokens_per_s(need, p, arch, kv_read, budget, cal), p)
                      for p in placements(need, budget, options, model.is_moe)]
     decode, placed = max(options_speed, key=lambda sp: sp[0] or 0.0)
-    devices_used = max(1, len(placed.shares))
-    overhead = need.overhead_per_gpu * devices_used if budget.devices else need.compute_bytes
+    if placed.shares:
+        overhead = sum(s.overhead_bytes for s in placed.shares) + placed.host_overhead_bytes
+    else:
+        overhead = need.compute_bytes
     weights_total = need.weights.total_bytes
     total = weights_total + need.kv_bytes + overhead
     budget_bytes = budget.budget_bytes
     fits = placed.mode in ("gpu", "cpu") and (placed.mode == "gpu" or not budget.devices)
+    fits = fits and placed.fits(budget.host_available_bytes)
     if placed.mode == "gpu":
         headroom = sum(s.device.free_bytes - s.total_bytes for s in placed.shares)
         headroom += sum(d.free_bytes for d in budget.devices if d not in {s.device for s in placed.shares})
     else:
         headroom = budget_bytes - total
-    prefill = speed.prefill_tokens_per_s(need, placed, arch, model.params_active, options.prompt_tokens, budget, cal)
+    prefill = None
+    if options.detail:
+        prefill = speed.prefill_tokens_per_s(need, placed, arch, _active_params(model, arch), options.prompt_tokens,
+                                             budget, cal, depth=options.prefill_depth, float_weights=quant.format == "float")
     q = quality.final_quality(model.benchmarks, options.use_case, quant.quality_factor, model.params_total)
     ttft = options.prompt_tokens / prefill + (1 / decode if decode else 0) if prefill else None
+    host = budget.host_available_bytes
     return Estimate(
         model=model.id, quant=quant.name, context=options.context, method="default", use_case=options.use_case,
         weights_bytes=weights_total, kv_cache_bytes=need.kv_bytes, overhead_bytes=overhead, total_bytes=total,
@@ -212,7 +307,26 @@ def _estimate_default(model: Model, quant: Quantization, budget: Budget, catalog
         n_cpu_moe=placed.n_cpu_moe, tensor_parallel=placed.tensor_parallel, kv_quant=options.kv_quant.lower(),
         prompt_tokens=options.prompt_tokens,
         devices=tuple(DeviceUse(s.device.id, s.device.name, s.layers, s.total_bytes, s.device.free_bytes) for s in placed.shares),
+        max_context=limits.max_context(need, placed, host, model.max_context) if options.detail else None,
+        concurrent_sessions=limits.concurrent_sessions(need, placed, host) if options.detail else None,
+        notes=_notes(placed, budget),
     )
+
+
+def _notes(placed: place.Placement, budget: Budget) -> tuple[str, ...]:
+    if budget.host_bandwidth_assumed and placed.mode in ("partial_offload", "cpu"):
+        return (f"host RAM bandwidth unknown, {budget.host_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed (dual-channel "
+                "DDR4-3200); set FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S (`fitagent probe --measure-bandwidth` measures it)",)
+    return ()
+
+
+def _active_params(model: Model, arch) -> float:
+    """Parameters a token passes through: the catalog's published figure, else from the shapes."""
+    if model.params_active:
+        return model.params_active
+    from .tensors import active_parameter_count
+
+    return active_parameter_count(arch)
 
 
 # ---------------------------------------------------------------- seed method

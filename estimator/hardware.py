@@ -9,7 +9,7 @@ something, so a snapshot written by an older or simpler probe replays unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from .errors import UsageError
 
@@ -38,6 +38,7 @@ class HostSnapshot:
     memory_limit_source: str | None = None
     container: str | None = None
     wsl: bool | None = None
+    notes: tuple[str, ...] = ()  # how the probe derived what it reports (cgroup cap, bandwidth table row, …)
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,15 @@ class GpuSnapshot:
     bandwidth_source: str
     compute_capability: str | None
     driver_version: str | None
-    mig: Mapping[str, Any] | None
+    mig: Mapping[str, object] | None
     # optional extras
     memory_reserved_bytes: int | None = None
     memory_source: str | None = None
     unified_memory: bool | None = None
     cuda_driver_version: str | None = None
     pci_bus_id: str | None = None
-    pcie: Mapping[str, Any] | None = None
-    processes: tuple[Mapping[str, Any], ...] = ()
+    pcie: Mapping[str, object] | None = None
+    processes: tuple[Mapping[str, object], ...] = ()
     cuda_ordinal: int | None = None
     visible: bool = True
     error: str | None = None
@@ -96,7 +97,7 @@ _OPTIONAL_EMPTY = (None, (), [], {})
 
 
 def _dataclass_to_dict(obj, required: set[str]) -> dict:
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for f in fields(obj):
         value = getattr(obj, f.name)
         if f.name not in required and (value in _OPTIONAL_EMPTY or (f.name == "visible" and value is True)):
@@ -175,7 +176,7 @@ _HOST_SPEC = {
     "memory_total_bytes": (int,), "memory_available_bytes": (int,),
     "memory_bandwidth_bytes_per_s": (int, float, None), "memory_bandwidth_source": (str,),
     "cpu_threads": _N, "memory_limit_bytes": _N, "memory_limit_source": _S, "container": _S,
-    "wsl": (bool, None),
+    "wsl": (bool, None), "notes": (list,),
 }
 _GPU_SPEC = {
     "index": (int,), "vendor": (str,), "name": (str,), "uuid": _S, "pci_id": _S,

@@ -7,7 +7,7 @@ Multimodal configs keep the language model under ``text_config``; that part is r
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from .catalog import Architecture, Model, check_architecture
 from .errors import UsageError
@@ -22,9 +22,15 @@ SUPPORTED = {
 }
 _TIED_BY_DEFAULT = ("gemma",)  # Gemma configs rely on the library default tie_word_embeddings=True
 
+# Fields some published configs leave out because transformers fills them in: the defaults
+# of transformers' Gemma3TextConfig (models/gemma3/configuration_gemma3.py).
+_LIBRARY_DEFAULTS = {
+    "gemma3_text": {"vocab_size": 262_208, "max_position_embeddings": 131_072},
+}
+
 
 class _Config:
-    def __init__(self, data: Mapping[str, Any], origin: str):
+    def __init__(self, data: Mapping[str, object], origin: str):
         self.data, self.origin = data, origin
 
     def has(self, key: str) -> bool:
@@ -51,12 +57,10 @@ def _sliding_layers(cfg: _Config, model_type: str, layers: int) -> tuple[int | N
     if isinstance(layer_types, list) and layer_types:
         count = sum(1 for t in layer_types if t == "sliding_attention")
         return (int(window), count) if count and window else (None, 0)
-    if not window:
-        return None, 0
+    if not window or window >= cfg.int("max_position_embeddings", default=window + 1):
+        return None, 0  # no window, or one as wide as the context: every layer is global
     if model_type.startswith("qwen") and not cfg.data.get("use_sliding_window", False):
         return None, 0  # Qwen configs carry a window they do not use
-    if model_type.startswith("phi"):
-        return None, 0  # llama.cpp runs Phi-3 with full attention
     if model_type == "gemma2":
         return int(window), (layers + 1) // 2  # even layers are local
     if model_type.startswith("gemma3"):
@@ -65,7 +69,7 @@ def _sliding_layers(cfg: _Config, model_type: str, layers: int) -> tuple[int | N
     return int(window), layers  # Mistral-7B-v0.1: every layer
 
 
-def model_from_hf_config(config: Mapping[str, Any], origin: str = "config.json", name: str | None = None) -> Model:
+def model_from_hf_config(config: Mapping[str, object], origin: str = "config.json", name: str | None = None) -> Model:
     if not isinstance(config, Mapping):
         raise UsageError(f"{origin}: not a config.json object")
     archs = config.get("architectures") or []
@@ -74,6 +78,8 @@ def model_from_hf_config(config: Mapping[str, Any], origin: str = "config.json",
     if isinstance(config.get("text_config"), Mapping):
         text.update(config["text_config"])  # multimodal: the language model's own fields win
     model_type = str(text.get("model_type") or config.get("model_type") or "").lower()
+    for key, value in _LIBRARY_DEFAULTS.get(model_type, {}).items():
+        text.setdefault(key, value)
     cfg = _Config(text, origin)
 
     layers = cfg.int("num_hidden_layers", "n_layer", "num_layers")

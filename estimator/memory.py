@@ -9,7 +9,7 @@ overhead = runtime reserve + a compute buffer that grows with the micro-batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 from .calibration import Calibration
 from .catalog import Architecture, GgmlType, Quantization
@@ -64,7 +64,7 @@ def pad(n: int, to: int = KV_PAD) -> int:
 def kv_cells(arch: Architecture, context: int, n_ubatch: int) -> tuple[int, int]:
     """(cells in a full-attention layer, cells in a sliding-window layer)."""
     full = pad(context)
-    if not arch.sliding_window_layers:
+    if not arch.local_attention_layers:
         return full, 0
     swa = min(full, pad(arch.sliding_window + n_ubatch))
     return full, swa
@@ -78,35 +78,72 @@ def kv_elements_per_cell(arch: Architecture) -> int:
     return 2 * arch.kv_heads * arch.head_dim
 
 
+@dataclass(frozen=True)
+class KvLinear:
+    """The KV cache as a function of the padded context P: full_per_cell × P + swa_per_cell × min(P, swa_cap_cells).
+
+    Bytes summed over all layers. Piecewise linear in P, which is what lets the longest
+    context and the number of sessions that fit be solved in closed form (limits.py).
+    """
+
+    full_per_cell: float
+    swa_per_cell: float
+    swa_cap_cells: int
+
+    def bytes(self, cells: int) -> int:
+        return int(self.full_per_cell * cells + self.swa_per_cell * min(cells, self.swa_cap_cells))
+
+
+def kv_linear(arch: Architecture, bytes_per_element: float, n_ubatch: int = 512, sequences: int = 1) -> KvLinear:
+    """KV coefficients; with several sequences a sliding-window layer keeps a window per sequence
+    (llama.cpp sizes the SWA cache as n_swa × n_seq_max + n_ubatch)."""
+    per_cell = kv_elements_per_cell(arch) * bytes_per_element
+    swa_layers = arch.local_attention_layers
+    cap = pad((arch.sliding_window or 0) * sequences + n_ubatch) if swa_layers else 0
+    return KvLinear(per_cell * (arch.layers - swa_layers), per_cell * swa_layers, cap)
+
+
 def kv_cache_bytes(arch: Architecture, context: int, bytes_per_element: float, n_ubatch: int = 512) -> int:
     full_cells, swa_cells = kv_cells(arch, context, n_ubatch)
     per_cell = kv_elements_per_cell(arch) * bytes_per_element
-    full_layers = arch.layers - arch.sliding_window_layers
-    return int(per_cell * (full_layers * full_cells + arch.sliding_window_layers * swa_cells))
+    full_layers = arch.layers - arch.local_attention_layers
+    return int(per_cell * (full_layers * full_cells + arch.local_attention_layers * swa_cells))
 
 
 def kv_bytes_read_per_token(arch: Architecture, context: int, bytes_per_element: float) -> float:
     """KV bytes one decode step reads at the given depth (sliding layers read at most the window)."""
     per_cell = kv_elements_per_cell(arch) * bytes_per_element
-    full_layers = arch.layers - arch.sliding_window_layers
+    full_layers = arch.layers - arch.local_attention_layers
     swa_depth = min(context, arch.sliding_window or 0)
-    return per_cell * (full_layers * context + arch.sliding_window_layers * swa_depth)
+    return per_cell * (full_layers * context + arch.local_attention_layers * swa_depth)
 
 
-def compute_buffer_bytes(arch: Architecture, context: int, calibration: Calibration) -> int:
-    """llama.cpp's compute buffer: activations of one micro-batch plus its logits (f32).
+def compute_buffer_bytes(arch: Architecture, context: int, calibration: Calibration, with_output: bool = True) -> int:
+    """llama.cpp's compute buffer on one device: the largest set of f32 activations alive at once
+    while one micro-batch (n_ubatch tokens) runs, plus the f16 KQ mask.
 
-    With flash attention (llama.cpp's default where supported) the attention scores are
-    never materialised, so the buffer grows with the micro-batch; only the KQ mask
-    (n_ubatch × n_ctx, f16) grows with the context.
+    ggml's allocator reuses memory between layers, so the buffer is the peak of two stages,
+    not their sum: the FFN (gate and up outputs side by side) and, on the device that holds
+    the output head, the logits of the whole micro-batch (vocab × n_ubatch f32; for Llama 3
+    that is 250 MiB, the bulk of the ~260 MiB llama.cpp reports for 8B). With flash attention
+    (llama.cpp's default where supported) the attention scores are never materialised; only
+    the mask (n_ubatch × context, f16) grows with the context. The same buffer is needed
+    however few layers a GPU holds (llama.cpp#27953: "as long as there is at least a single
+    complete layer of the model on the GPU it will usually need the same compute buffer").
     """
     ub = calibration.n_ubatch
+    h = arch.hidden_size
     widest = max(arch.intermediate_size, (arch.moe_intermediate_size or 0) * max(1, arch.experts_per_token))
-    activations = ub * 4 * (arch.vocab_size + widest + 3 * arch.hidden_size)
+    ffn_stage = 2 * widest + 3 * h
+    output_stage = arch.vocab_size + 2 * h if with_output else 0
     kq_mask = ub * pad(context) * 2
-    return int(activations + kq_mask)
+    return int(ub * 4 * max(ffn_stage, output_stage) + kq_mask)
 
 
 def overhead_bytes(arch: Architecture, context: int, calibration: Calibration, devices: int = 1) -> int:
-    """Runtime reserve per GPU plus the compute buffer (one per GPU in a layer split)."""
-    return devices * (calibration.runtime_reserve_bytes + compute_buffer_bytes(arch, context, calibration))
+    """Runtime reserve plus a compute buffer on each GPU used (the logits only on the last)."""
+    if devices <= 0:
+        return 0
+    per_gpu = calibration.runtime_reserve_bytes + compute_buffer_bytes(arch, context, calibration, with_output=False)
+    last = calibration.runtime_reserve_bytes + compute_buffer_bytes(arch, context, calibration)
+    return (devices - 1) * per_gpu + last

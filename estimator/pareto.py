@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable, Iterable, Sequence
 
 
-def frontier(items: Iterable[T], metric: Callable[[T], float | None], cost: Callable[[T], float]) -> list[T]:
+def frontier(items: Iterable, metric: Callable[[object], float | None], cost: Callable[[object], float]) -> list:
     """Items no other item dominates (higher metric at no more cost, or equal metric at less).
 
     The seed's sweep (§7.3), with ties broken by cost so that of two equal metrics only the
@@ -16,7 +14,7 @@ def frontier(items: Iterable[T], metric: Callable[[T], float | None], cost: Call
     scored = [(metric(i), cost(i), i) for i in items]
     scored = [s for s in scored if s[0] is not None]
     scored.sort(key=lambda s: (-s[0], s[1]))
-    front: list[T] = []
+    front: list = []
     min_cost = float("inf")
     for _, c, item in scored:
         if c < min_cost:

@@ -2,9 +2,12 @@
 
 Mirrors what llama.cpp does when it loads a model: whole repeating layers go to GPUs
 (``-ngl``), split over several GPUs in proportion to their free memory (``-ts``), the rest
-stays in host memory; for MoE models it can instead keep the routed experts of some layers
-in RAM (``--n-cpu-moe``) and everything else on the GPU. The input embedding table always
-stays in host memory; the output head goes to the GPU only with every layer.
+stays in host memory; a layer's KV cache lives with the layer. For MoE models it can instead
+keep the routed experts of some layers in RAM (``--n-cpu-moe``) and everything else on the
+GPU. The input embedding table always stays in host memory (llama.cpp runs the row lookup on
+the CPU); the output head goes to a GPU only with every layer (``-ngl`` > n_layer). Every GPU
+used holds a runtime reserve and a compute buffer (the one holding the head also the logits);
+when layers stay on the CPU the host needs a compute buffer too.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 from .budget import Device
-from .memory import WeightsSplit
+from .memory import KvLinear, WeightsSplit
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class DeviceShare:
     weights_bytes: int
     kv_bytes: int
     overhead_bytes: int
+    holds_head: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -58,13 +62,34 @@ class Need:
     layers: int
     moe_layers: int
     weights: WeightsSplit
-    kv_bytes: int
-    overhead_per_gpu: int  # runtime reserve + compute buffer, on every GPU used
-    compute_bytes: int  # the compute buffer alone (a CPU run needs it in RAM)
+    kv: KvLinear
+    cells: int  # KV cells per layer: the context padded as llama.cpp pads it
+    reserve_bytes: int  # runtime reserve on every GPU used (CUDA context, cuBLAS workspace)
+    compute_gpu_bytes: int  # compute buffer of a GPU without the output head
+    compute_head_bytes: int  # compute buffer of the device that computes the logits
+    mask_bytes_per_cell: int  # the part of each compute buffer that grows with the context
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv.bytes(self.cells)
 
     @property
     def kv_per_layer(self) -> float:
         return self.kv_bytes / self.layers
+
+    @property
+    def overhead_per_gpu(self) -> int:
+        """Reserve + compute buffer of a GPU that holds the head (the most any GPU needs)."""
+        return self.reserve_bytes + self.compute_head_bytes
+
+    @property
+    def overhead_inner_gpu(self) -> int:
+        return self.reserve_bytes + self.compute_gpu_bytes
+
+    @property
+    def compute_bytes(self) -> int:
+        """The host's compute buffer when some layers (and the head) run on the CPU."""
+        return self.compute_head_bytes
 
     @property
     def expert_bytes_per_layer(self) -> float:
@@ -98,7 +123,11 @@ def _proportional(n: int, capacities: list[float]) -> list[int]:
 
 
 def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placement:
-    """n layers over the devices in proportion to free memory; the head with the last layers."""
+    """n layers over the devices in proportion to free memory; the head with the last layers.
+
+    llama.cpp offloads the last n layers; the device holding the last of them computes the
+    logits (and holds the output head when every layer is offloaded).
+    """
     caps = [max(0.0, d.free_bytes - need.overhead_per_gpu) for d in devices]
     counts = _proportional(n, caps)
     shares = []
@@ -107,9 +136,11 @@ def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placeme
         if not count:
             continue
         weights = int(count * need.weights.per_layer_bytes)
-        if i == last and n == need.layers:
+        head = i == last
+        if head and n == need.layers:
             weights += need.weights.head_bytes
-        shares.append(DeviceShare(device, count, weights, int(count * need.kv_per_layer), need.overhead_per_gpu))
+        overhead = need.overhead_per_gpu if head else need.overhead_inner_gpu
+        shares.append(DeviceShare(device, count, weights, int(count * need.kv_per_layer), overhead, holds_head=head and n == need.layers))
     host_w, host_kv = need.host_parts(n)
     return Placement(mode, n, tuple(shares), host_w, host_kv, need.compute_bytes if n < need.layers else 0)
 
@@ -122,11 +153,11 @@ def full_gpu(need: Need, devices: tuple[Device, ...], host_available: int, tenso
     host_w, _ = need.host_parts(need.layers)
     if tensor_parallel and len(devices) > 1:
         k = len(devices)
-        shares = tuple(DeviceShare(d, need.layers, gpu_w // k, gpu_kv // k, need.overhead_per_gpu) for d in devices)
+        shares = tuple(DeviceShare(d, need.layers, gpu_w // k, gpu_kv // k, need.overhead_per_gpu, holds_head=True) for d in devices)
         placed = Placement("gpu", need.layers, shares, host_w, 0, 0, tensor_parallel=True)
         return placed if placed.fits(host_available) else None
     ordered = sorted(devices, key=lambda d: -d.free_bytes)
-    single = Placement("gpu", need.layers, (DeviceShare(ordered[0], need.layers, gpu_w, gpu_kv, need.overhead_per_gpu),), host_w, 0, 0)
+    single = Placement("gpu", need.layers, (DeviceShare(ordered[0], need.layers, gpu_w, gpu_kv, need.overhead_per_gpu, holds_head=True),), host_w, 0, 0)
     if single.fits(host_available):
         return single
     if len(ordered) > 1:
@@ -136,9 +167,14 @@ def full_gpu(need: Need, devices: tuple[Device, ...], host_available: int, tenso
     return None
 
 
+def _discrete(devices: tuple[Device, ...]) -> list[Device]:
+    # A unified-memory GPU shares the host's RAM: offloading "to RAM" frees nothing there.
+    return [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
+
+
 def partial_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
     """The most layers that fit on the GPUs, the rest in host RAM (llama.cpp -ngl N)."""
-    gpus = [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
+    gpus = _discrete(devices)
     if not gpus:
         return None
     capacity = sum(max(0.0, d.free_bytes - need.overhead_per_gpu) for d in gpus)
@@ -152,9 +188,19 @@ def partial_offload(need: Need, devices: tuple[Device, ...], host_available: int
     return None
 
 
+def experts_in_ram(need: Need, device: Device, k: int) -> Placement:
+    """Every layer on one GPU, the routed experts of k layers in RAM (llama.cpp --n-cpu-moe k)."""
+    moved = int(k * need.expert_bytes_per_layer)
+    gpu_w, gpu_kv = need.gpu_parts(need.layers)
+    host_w, _ = need.host_parts(need.layers)
+    share = DeviceShare(device, need.layers, gpu_w - moved, gpu_kv, need.overhead_per_gpu, holds_head=True)
+    return Placement("partial_offload" if k else "gpu", need.layers, (share,), host_w + moved, 0,
+                     need.compute_gpu_bytes if k else 0, n_cpu_moe=k)
+
+
 def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
-    """MoE: every layer on the GPU, the routed experts of k layers in RAM (--n-cpu-moe k)."""
-    gpus = [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
+    """MoE: the fewest layers' experts in RAM that let everything else fit on the largest GPU."""
+    gpus = _discrete(devices)
     per_layer_experts = need.expert_bytes_per_layer
     if not gpus or not per_layer_experts:
         return None
@@ -164,10 +210,7 @@ def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int
     k = max(1, math.ceil(over / per_layer_experts))
     if k > need.moe_layers:
         return None
-    moved = int(k * per_layer_experts)
-    host_w, _ = need.host_parts(need.layers)
-    share = DeviceShare(best, need.layers, gpu_w - moved, gpu_kv, need.overhead_per_gpu)
-    placed = Placement("partial_offload", need.layers, (share,), host_w + moved, 0, need.compute_bytes, n_cpu_moe=k)
+    placed = experts_in_ram(need, best, k)
     return placed if placed.fits(host_available) else None
 
 
@@ -183,3 +226,11 @@ def forced_layers(need: Need, devices: tuple[Device, ...], n: int) -> Placement:
     if n == 0 or not gpus:
         return Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
     return layer_split(need, gpus, n, "gpu" if n == need.layers else "partial_offload")
+
+
+def forced_experts(need: Need, devices: tuple[Device, ...], k: int) -> Placement:
+    """Every layer on the largest GPU with the experts of k layers in RAM, whether or not it fits."""
+    gpus = sorted(devices, key=lambda d: -d.free_bytes)
+    if not gpus:
+        return Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
+    return experts_in_ram(need, gpus[0], max(0, min(k, need.moe_layers)))

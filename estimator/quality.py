@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 # §4.1: benchmark weights per use case (MMLU, HumanEval, GSM8K, BFCL).
 DOMAIN_WEIGHTS: Mapping[str, Mapping[str, float]] = {

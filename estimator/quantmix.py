@@ -1,29 +1,53 @@
 """Which ggml type each tensor gets in a llama.cpp file type, and what that weighs.
 
-llama.cpp's ``llama_tensor_get_type`` (src/llama-quant.cpp) does not quantize every tensor
-alike: Q4_K_M keeps the output head at Q6_K and gives attn_v / ffn_down Q6_K in the first
-and last eighth of the layers and every third layer between; 1-D tensors and MoE routers
-stay F32. Sizing a file with one average bits-per-weight misses those; these rules follow
-the source so the estimate lands within a few percent of real GGUF files.
+llama.cpp's ``llama_tensor_get_type_impl`` (src/llama-quant.cpp) does not quantize every
+tensor alike: Q4_K_M keeps the output head at Q6_K and gives attn_v / ffn_down Q6_K in the
+first and last eighth of the layers and every third layer between; 8-expert models keep
+attn_k / attn_v at Q8_0; 1-D tensors and MoE routers stay F32. Sizing a file with one average
+bits-per-weight misses those; the rules below follow that function branch by branch, so the
+estimate lands within a fraction of a percent of real GGUF files (docs/accuracy.md).
+
+Each per-layer rule is a tuple of (layer predicate, type) tried in order — the first that
+holds for layer i of n decides — so a tensor group's type counts come from a cached count
+over its layer range rather than a per-candidate loop.
+
+Files are assumed to be quantized with an importance matrix, as the main uploaders'
+(bartowski, unsloth, mradermacher i1) are: it decides three small branches (Q4_0/Q5_0
+ffn_down in the first eighth, IQ3_XXS attn_v, IQ4 ffn_down).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Mapping
+from collections.abc import Mapping
 
 from .catalog import Architecture, GgmlType, Quantization
 from .tensors import TensorGroup, tensor_groups
 
-_IQ_LOW = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M", "IQ3_XXS"}
+HAS_IMATRIX = True
 
-# When a row is not a whole number of 256-weight super-blocks, llama.cpp falls back to a
-# 32-weight block type of similar size (the `convert_incompatible_tensor` switch).
+# llama.cpp's first "IQ2 and below" branch: these file types have their own attn_v / ffn_down
+# / attn_output rules and skip the general ones (the 70B attn_v bump included).
+_IQ2_FAMILY = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M"}
+_IQ2_S_OR_M = {"IQ2_S", "IQ2_M"}
+
+# `tensor_type_fallback`: a row that is not a whole number of blocks of the chosen type
+# falls back to a 32-weight block type (a 256-block type whose row fails).
 _FALLBACK = {
-    "Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL",
-    "IQ2_S": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL",
-    "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL",
+    "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ4_XS": "IQ4_NL",
+    "Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
 }
+_BLOCK_256 = set(_FALLBACK)
+
+# Roles as llama.cpp's name matching groups them. Until its late-2025 refactor into
+# `tensor_category`, attn_qkv (Phi-3) had a rule of its own and attn_kv_b (DeepSeek) none; the
+# refactor folded both into the attn_v rules. The files on the Hub were made with the older
+# code (phi-4's sizes fit it, docs/accuracy.md), so that is what is modelled here.
+_ATTN_V_LIKE = {"attn_v"}
+_QKV_TYPES = {"Q3_K_M": "Q4_K", "Q3_K_L": "Q4_K", "IQ3_M": "Q4_K", "Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}
+_FFN_DOWN = {"ffn_down", "ffn_down_exps", "ffn_down_shexp"}
+_FFN_GATE_UP = {"ffn_gate", "ffn_gate_exps", "ffn_gate_shexp", "ffn_up", "ffn_up_exps", "ffn_up_shexp"}
 
 
 def use_more_bits(i: int, n: int) -> bool:
@@ -31,82 +55,171 @@ def use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-@lru_cache(maxsize=256)
-def _more_bits_layers(n: int) -> int:
-    return sum(use_more_bits(i, n) for i in range(n))
+_PREDICATES = {
+    "all": lambda i, n: True,
+    "more": use_more_bits,
+    "first8": lambda i, n: i < n // 8,
+    "first16": lambda i, n: i < n // 16,
+    "first2": lambda i, n: i < 2,
+    "first4": lambda i, n: i < 4,
+    "first8_or_more": lambda i, n: i < n // 8 or use_more_bits(i, n),
+    "middle": lambda i, n: n // 8 <= i < 7 * n // 8,
+}
+
+Rule = tuple[tuple[str, str], ...]  # ((predicate, type), ...), the last one is ("all", base)
 
 
-def _split(n: int, upgraded: int, high: str, low: str) -> tuple[tuple[str, int], ...]:
-    upgraded = max(0, min(n, upgraded))
-    return tuple((t, c) for t, c in ((high, upgraded), (low, n - upgraded)) if c)
+@lru_cache(maxsize=1024)
+def _layer_mask(predicate: str, n: int) -> int:
+    """The layers (of n) a predicate holds for, as bits of an int."""
+    test = _PREDICATES[predicate]
+    return sum(1 << i for i in range(n) if test(i, n))
 
 
-def _per_layer_types(group: TensorGroup, arch: Architecture, ftype: str, base: str) -> tuple[tuple[str, int], ...]:
-    """(type, how many layers) for one per-layer tensor group under a GGUF file type."""
-    n = group.count
-    n_gqa = arch.attention_heads // max(1, arch.kv_heads)
+@lru_cache(maxsize=4096)
+def _count(rule: Rule, n: int, start: int, count: int) -> tuple[tuple[str, int], ...]:
+    """How many of layers start..start+count-1 (of n) get each type under a rule."""
+    remaining = ((1 << count) - 1) << start
+    tally: dict[str, int] = {}
+    for predicate, type_name in rule:
+        hit = remaining & _layer_mask(predicate, n)
+        if hit:
+            tally[type_name] = tally.get(type_name, 0) + hit.bit_count()
+            remaining &= ~hit
+    return tuple(tally.items())
+
+
+def _attn_v_rule(f: str, base: str, arch: Architecture, n_gqa: int) -> Rule:
+    if f in _IQ2_FAMILY:
+        if n_gqa >= 4 or arch.experts >= 4:
+            return (("all", "Q4_K"),)
+        return (("all", "IQ3_S" if f in _IQ2_S_OR_M else "Q2_K"),)
+    rule: list[tuple[str, str]] = []
+    if f == "Q2_K":
+        rule = [("all", "Q4_K" if n_gqa >= 4 else "Q3_K")]
+    elif f == "IQ3_XXS":
+        rule = [("all", "Q4_K" if n_gqa >= 4 else ("IQ3_XXS" if HAS_IMATRIX else "IQ3_S"))]
+    elif f in ("IQ3_XS", "IQ3_S") and n_gqa >= 4:
+        rule = [("all", "Q4_K")]
+    elif f == "IQ3_M":
+        rule = [("all", "Q4_K")]
+    elif f == "Q3_K_M":
+        rule = [("first2", "Q5_K"), ("all", "Q4_K")]
+    elif f == "Q3_K_L":
+        rule = [("all", "Q5_K")]
+    elif f in ("IQ4_NL", "IQ4_XS") and n_gqa >= 4:
+        rule = [("all", "Q5_K")]
+    elif f in ("Q4_K_M", "Q5_K_M"):
+        rule = [("more", "Q6_K")]
+    elif f == "Q4_K_S":
+        rule = [("first4", "Q5_K")]
+    rule.append(("all", base))
+    if arch.experts == 8:
+        return (("all", "Q8_0"),)  # "for the 8-expert model, bumping this to Q8_0 trades just ~128MB"
+    if arch.layers == 80:
+        # llama.cpp's 70B rule (8 heads share attn_v, so it is 8x smaller than attn_q): Q3_K/Q4_K -> Q5_K.
+        rule = [(p, "Q5_K" if t in ("Q3_K", "Q4_K") else t) for p, t in rule]
+    return tuple(rule)
+
+
+def _ffn_down_rule(f: str, base: str, arch: Architecture) -> Rule:
+    if f in _IQ2_FAMILY:
+        return (("first8", "IQ3_S" if f in _IQ2_S_OR_M else "Q2_K"), ("all", base))
+    rules = {
+        "Q2_K": (("all", "Q3_K"),),
+        "Q2_K_S": (("first8", "Q4_K"),),
+        "Q3_K_M": (("first16", "Q5_K"), ("all", "Q4_K")),
+        "IQ3_M": (("first8_or_more" if arch.experts == 8 else "first8", "Q4_K"),),
+        "Q3_K_L": (("all", "Q5_K"),),
+        "Q4_K_M": (("more", "Q6_K"),),
+        "Q5_K_M": (("more", "Q6_K"),),
+        "Q4_K_S": (("first8", "Q5_K"),),
+    }
+    rule = rules.get(f, ())
+    if f == "IQ3_XXS" and not HAS_IMATRIX:
+        rule = (("first8", "Q4_K"), ("all", "Q3_K"))
+    elif f in ("IQ4_NL", "IQ4_XS") and not HAS_IMATRIX:
+        rule = (("first8", "Q5_K"),)
+    elif f in ("Q4_0", "Q5_0") and HAS_IMATRIX:
+        # "Guard against craziness in the first few ffn_down layers" (imatrix files only).
+        rule = (("first8", "Q4_1" if f == "Q4_0" else "Q5_1"),)
+    return rule + (("all", base),)
+
+
+def _attn_output_type(f: str, base: str, arch: Architecture) -> str:
+    if arch.experts == 8:
+        eight = {"Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"}
+        return "Q5_K" if f in eight or f in _IQ2_FAMILY else base
+    if f in _IQ2_FAMILY:
+        if f in ("IQ1_S", "IQ1_M"):
+            return "IQ2_XXS"
+        return "IQ3_S" if f in _IQ2_S_OR_M else base
+    return {"Q2_K": "Q3_K", "IQ3_XXS": "IQ3_S", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K", "IQ3_M": "Q4_K"}.get(f, base)
+
+
+def layer_rule(group: TensorGroup, arch: Architecture, quant: Quantization) -> Rule:
+    """The per-layer rule for one per-layer tensor group under a GGUF file type."""
+    f, base = quant.rules, quant.base_type
     role = group.role
+    n_gqa = arch.attention_heads // max(1, arch.kv_heads)
     if role == "ffn_gate_inp":
-        return (("F32", n),)
-    if role in ("attn_v",):
+        return (("all", "F32"),)  # routers are never quantized
+    if f == "MXFP4":
+        return (("all", "MXFP4" if group.expert else "Q8_0"),)
+    if role in _ATTN_V_LIKE:
+        return _attn_v_rule(f, base, arch, n_gqa)
+    if role == "attn_qkv":
+        return (("all", base if f in _IQ2_FAMILY else _QKV_TYPES.get(f, base)),)
+    if role == "attn_k":
+        if f in _IQ2_FAMILY:
+            return (("all", "Q4_K" if arch.experts == 8 else base),)
         if arch.experts == 8:
-            return (("Q8_0", n),)
-        if ftype == "Q2_K":
-            t = "Q4_K" if (n_gqa >= 4 or arch.experts >= 4) else "Q3_K"
-        elif ftype == "Q3_K_M":
-            return _split(n, 2, "Q5_K", "Q4_K")
-        elif ftype in ("IQ4_XS",) and n_gqa >= 4:
-            t = "Q5_K"
-        elif ftype in ("Q4_K_M", "Q5_K_M"):
-            return _split(n, _more_bits_layers(n), "Q6_K", base)
-        elif ftype == "Q4_K_S":
-            return _split(n, 4, "Q5_K", base)
-        elif ftype == "IQ3_M" or (ftype in ("IQ3_XS", "IQ3_S") and n_gqa >= 4):
-            t = "Q4_K"
-        elif ftype in _IQ_LOW:
-            t = "Q4_K" if n_gqa >= 4 else "Q2_K"
-        else:
-            t = base
-        if arch.layers == 80 and t in ("Q3_K", "Q4_K"):
-            t = "Q5_K"  # llama.cpp's 70B rule: attn_v is 8x smaller than attn_q, so spend more bits
-        return ((t, n),)
-    if role == "attn_k" and arch.experts == 8:
-        return (("Q8_0", n),)
-    if role in ("ffn_down", "ffn_down_exps", "ffn_down_shexp"):
-        if ftype == "Q2_K":
-            return (("Q3_K", n),)
-        if ftype == "Q3_K_M":
-            return _split(n, n // 16, "Q5_K", "Q4_K")
-        if ftype in ("Q4_K_M", "Q5_K_M"):
-            return _split(n, _more_bits_layers(n), "Q6_K", base)
-        if ftype == "Q4_K_S":
-            return _split(n, n // 8, "Q5_K", base)
-        if ftype == "IQ3_M":
-            return _split(n, n // 8, "Q4_K", base)
-        return ((base, n),)
+            return (("all", "Q8_0"),)
+    if role in ("attn_k", "attn_q") and f in ("IQ3_XS", "IQ3_XXS"):
+        return (("all", "IQ3_XXS" if f == "IQ3_XS" else "IQ2_S"),)
+    if role in _FFN_DOWN:
+        return _ffn_down_rule(f, base, arch)
     if role == "attn_output":
-        if arch.experts == 8 and ftype in ("Q2_K", "IQ3_XXS", "IQ3_S", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_S"):
-            return (("Q5_K", n),)
-        if ftype == "Q2_K":
-            return (("Q3_K", n),)
-        if ftype in ("IQ3_M", "Q3_K_M"):
-            return (("Q4_K", n),)
-        return ((base, n),)
-    return ((base, n),)
+        return (("all", _attn_output_type(f, base, arch)),)
+    if role in _FFN_GATE_UP and f == "IQ3_XS":
+        return (("middle", "IQ3_XXS"), ("all", base))
+    return (("all", base),)
 
 
-def _global_type(group: TensorGroup, arch: Architecture, ftype: str, base: str) -> str:
+_RULES: dict[tuple, Rule] = {}
+
+
+def _rule(role: str, expert: bool, quant: Quantization, arch: Architecture) -> Rule:
+    """layer_rule, memoised on what it reads (quantizations stay alive in _QUANTS, so ids are theirs)."""
+    key = (role, expert, id(quant), arch.layers == 80, arch.experts if arch.experts in (0, 8) else min(arch.experts, 4),
+           arch.attention_heads // max(1, arch.kv_heads) >= 4)
+    hit = _RULES.get(key)
+    if hit is None:
+        _QUANTS[id(quant)] = quant
+        probe = TensorGroup(role, 0, 0, 0, expert=expert)
+        hit = _RULES[key] = layer_rule(probe, arch, quant)
+    return hit
+
+
+def _global_type(group: TensorGroup, arch: Architecture, quant: Quantization) -> str:
+    f, base = quant.rules, quant.base_type
     is_output = group.role == "output" or (group.role == "token_embd" and arch.tied_embeddings)
     if is_output:
-        if group.row_size % 256:
+        if quant.output_type:
+            return quant.output_type
+        if f == "MXFP4" or group.row_size % 256:
             return "Q8_0"
-        if ftype in _IQ_LOW:
+        if f in _IQ2_FAMILY or f == "IQ3_XXS":
             return "Q5_K"
         return base if base == "Q8_0" else "Q6_K"
     if group.role == "token_embd":
-        if ftype in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+        if quant.embedding_type:
+            return quant.embedding_type
+        if f == "MXFP4":
+            return "Q8_0"
+        if f in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
             return "Q2_K"
-        if ftype in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
+        if f in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
             return "IQ3_S"
     return base
 
@@ -115,40 +228,82 @@ def group_types(group: TensorGroup, arch: Architecture, quant: Quantization) -> 
     """The ggml types a tensor group is stored in, with how many tensors get each."""
     if not group.matrix:
         return (("F32", group.count),)
-    base = quant.base_type
     if quant.format != "gguf":
         # Plain float / FP8 checkpoints: every matrix in the one type (routers included).
-        return ((base, group.count),)
-    if quant.name == "MXFP4":
-        # gpt-oss style files: routed experts in MXFP4, everything else at Q8_0.
-        return (("MXFP4" if group.expert else "Q8_0", group.count),)
+        return ((quant.base_type, group.count),)
     if group.per_layer:
-        types = _per_layer_types(group, arch, quant.name, base)
+        types = _count(_rule(group.role, group.expert, quant, arch), arch.layers, group.start, group.count)
     else:
-        types = ((_global_type(group, arch, quant.name, base), group.count),)
+        types = ((_global_type(group, arch, quant), group.count),)
     return tuple((_fallback(t, group.row_size), c) for t, c in types)
 
 
 def _fallback(type_name: str, row_size: int) -> str:
-    if row_size % 256 and type_name in _FALLBACK:
-        return _FALLBACK[type_name]
+    if type_name in _BLOCK_256 and row_size % 256:
+        type_name = _FALLBACK[type_name]
+    if row_size % 32 and type_name not in ("F32", "F16", "BF16"):
+        return "F16"  # "must use F16 due to unusual shape"
     return type_name
 
 
-def _bytes(elements: int, t: GgmlType) -> int:
+def tensor_bytes(elements: int, t: GgmlType) -> int:
     return elements // t.block_size * t.type_size + (elements % t.block_size and t.type_size)
 
 
-@lru_cache(maxsize=8192)
-def _weights_breakdown_cached(arch: Architecture, quant: Quantization, types_key: tuple) -> tuple[tuple[str, int, bool, bool], ...]:
-    types = dict(types_key)
+_TALLIES: dict[tuple, tuple[tuple[str, int], ...]] = {}
+_QUANTS: dict[int, Quantization] = {}  # keeps every quantization seen alive, so its id stays its own
+
+
+_PLANS: dict[int, tuple] = {}
+
+
+def _plan(arch: Architecture) -> tuple:
+    """Per tensor group, what the rules read of the architecture (so a (group, quantization)
+    tally can be memoised and shared by models of the same shapes)."""
+    hit = _PLANS.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    n_gqa4 = arch.attention_heads // max(1, arch.kv_heads) >= 4
+    experts = arch.experts if arch.experts in (0, 8) else (4 if arch.experts >= 4 else 1)
+    plan = tuple(
+        ((g.role, g.expert, g.matrix, g.per_layer, arch.layers, g.start, g.count, experts, n_gqa4,
+          arch.tied_embeddings and g.role == "token_embd", g.row_size % 256 == 0, g.row_size % 32 == 0), g)
+        for g in tensor_groups(arch)
+    )
+    _PLANS[id(arch)] = (arch, plan)
+    return plan
+
+
+def _breakdown(arch: Architecture, quant: Quantization, types: Mapping[str, GgmlType]) -> tuple[tuple[str, int, bool, bool], ...]:
+    _QUANTS[id(quant)] = quant
+    q = id(quant)
     out = []
-    for g in tensor_groups(arch):
-        size = sum(_bytes(g.elements, types[t]) * c for t, c in group_types(g, arch, quant))
+    for arch_key, g in _plan(arch):
+        tally = _TALLIES.get((arch_key, q))
+        if tally is None:
+            tally = _TALLIES[(arch_key, q)] = group_types(g, arch, quant)
+        size = 0
+        for t, c in tally:
+            gt = types[t]
+            size += (g.elements // gt.block_size * gt.type_size + (g.elements % gt.block_size and gt.type_size)) * c
         out.append((g.role, size, g.per_layer, g.expert))
     return tuple(out)
 
 
+# Keyed by the objects' identities (the catalog's models and quantizations live as long as the
+# process; the cache holds them, so an id cannot be reused): hashing a frozen dataclass of twenty
+# fields for every lookup costs more than `recommend` can spare across ~1,500 candidates.
+_BREAKDOWNS: dict[tuple[int, int, int], tuple] = {}
+
+
 def weights_breakdown(arch: Architecture, quant: Quantization, ggml_types: Mapping[str, GgmlType]):
     """((role, bytes, per_layer, expert), ...) for every tensor group of the model."""
-    return _weights_breakdown_cached(arch, quant, tuple(sorted(ggml_types.items())))
+    key = (id(arch), id(quant), id(ggml_types))
+    hit = _BREAKDOWNS.get(key)
+    if hit is not None and hit[0] is arch and hit[1] is quant and hit[2] is ggml_types:
+        return hit[3]
+    result = _breakdown(arch, quant, ggml_types)
+    if len(_BREAKDOWNS) > 20000:
+        _BREAKDOWNS.clear()
+    _BREAKDOWNS[key] = (arch, quant, ggml_types, result)
+    return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .budget import Budget
 from .catalog import Catalog, Model, Quantization
@@ -36,8 +36,9 @@ class Recommendations:
 
 
 def candidate_quants(catalog: Catalog) -> tuple[Quantization, ...]:
-    """Formats llama.cpp runs; FP8 (a vLLM format) and MXFP4 (gpt-oss only) are left to estimate."""
-    return tuple(q for q in catalog.quantizations if q.name not in ("FP8", "MXFP4", "F32"))
+    """Formats llama.cpp runs; FP8 (a vLLM format), MXFP4 (gpt-oss only), legacy types and
+    uploaders' variants (``recommend: false`` in quantizations.yaml) are left to estimate."""
+    return tuple(q for q in catalog.quantizations if q.recommend and q.name not in ("FP8", "MXFP4", "F32"))
 
 
 def _eligible(model: Model, options: Options) -> bool:
@@ -54,14 +55,22 @@ def recommend(
     min_tokens_per_s: float = MIN_USABLE_TOKENS_PER_S,
 ) -> Recommendations:
     options = options.check()
+    sweep = replace(options, detail=False)  # prefill and limits only for what is returned (below)
     runnable = []
+    chosen: dict[tuple[str, str], tuple[Model, Quantization]] = {}
+    # Weights alone beyond every byte of GPU and RAM can be placed nowhere: skip them unestimated.
+    capacity = budget.gpu_free_bytes + budget.host_available_bytes
     for model in models or catalog.models:
         if not _eligible(model, options):
             continue
         for quant in candidate_quants(catalog):
-            est = estimate(model, quant, budget, catalog, options)
+            sized = catalog.weights_table.get((model.id, quant.name))
+            if sized is not None and sized[1].total_bytes > capacity:
+                continue
+            est = estimate(model, quant, budget, catalog, sweep)
             if est.placement != "none":
                 runnable.append(est)
+                chosen[(est.model, est.quant)] = (model, quant)
     # The frontiers are over what fits in the budget: the whole model in fast memory.
     fitting = [e for e in runnable if e.fits]
     frontiers = {
@@ -70,6 +79,18 @@ def recommend(
         "efficiency": frontier(fitting, lambda e: e.efficiency, lambda e: e.total_bytes),
     }
     ranked = rank(runnable, min_tokens_per_s)
+    if options.detail:
+        detailed: dict[tuple[str, str], Estimate] = {}
+
+        def full(e: Estimate) -> Estimate:
+            key = (e.model, e.quant)
+            if key not in detailed:
+                model, quant = chosen[key]
+                detailed[key] = estimate(model, quant, budget, catalog, options)
+            return detailed[key]
+
+        frontiers = {name: [full(e) for e in front] for name, front in frontiers.items()}
+        ranked = tuple(full(e) for e in ranked)
     return Recommendations(
         budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case, method=options.method,
         candidates=tuple(runnable), frontiers=frontiers, ranked=ranked,
@@ -90,6 +111,9 @@ def rank(candidates: list[Estimate], min_tokens_per_s: float) -> tuple[Estimate,
 
 
 def _better(a: Estimate, b: Estimate) -> bool:
-    """Prefer what fits whole, then quality, then speed."""
-    return (a.fits, round(a.quality, 6), a.decode_tokens_per_s or 0) > (b.fits, round(b.quality, 6), b.decode_tokens_per_s or 0)
+    """Prefer what fits whole, then what leaves the seed's 1 GB of headroom, then quality, then speed."""
+    def key(e: Estimate):
+        return (e.fits, e.safe, round(e.quality, 6), e.decode_tokens_per_s or 0)
+
+    return key(a) > key(b)
 

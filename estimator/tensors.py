@@ -23,6 +23,7 @@ class TensorGroup:
     per_layer: bool = True
     expert: bool = False  # routed-expert weights: only experts_per_token/experts are read per token
     matrix: bool = True  # 1-D tensors (norms, biases) stay F32 in every GGUF type
+    start: int = 0  # index of the first layer carrying it (MoE tensors start after the dense layers)
 
     @property
     def total_elements(self) -> int:
@@ -45,6 +46,7 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
 
     dense_layers = arch.dense_layers if arch.is_moe else L
     if dense_layers:
+        # llama.cpp's Phi-3 files fuse gate and up into one ffn_up of twice the width; same bytes.
         inter = arch.intermediate_size
         groups += [
             TensorGroup("ffn_gate", h * inter, dense_layers, h),
@@ -55,22 +57,32 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
         moe_layers = arch.moe_layers
         expert_inter = arch.moe_intermediate_size or arch.intermediate_size
         per_expert = h * expert_inter
+        first = arch.dense_layers
         groups += [
-            TensorGroup("ffn_gate_inp", h * arch.experts, moe_layers, h),
-            TensorGroup("ffn_gate_exps", per_expert * arch.experts, moe_layers, h, expert=True),
-            TensorGroup("ffn_up_exps", per_expert * arch.experts, moe_layers, h, expert=True),
-            TensorGroup("ffn_down_exps", per_expert * arch.experts, moe_layers, expert_inter, expert=True),
+            TensorGroup("ffn_gate_inp", h * arch.experts, moe_layers, h, start=first),
+            TensorGroup("ffn_gate_exps", per_expert * arch.experts, moe_layers, h, expert=True, start=first),
+            TensorGroup("ffn_up_exps", per_expert * arch.experts, moe_layers, h, expert=True, start=first),
+            TensorGroup("ffn_down_exps", per_expert * arch.experts, moe_layers, expert_inter, expert=True, start=first),
         ]
         shared_inter = arch.shared_expert_intermediate_size or (
             expert_inter * arch.shared_experts if arch.shared_experts else 0
         )
         if shared_inter:
             groups += [
-                TensorGroup("ffn_gate_shexp", h * shared_inter, moe_layers, h),
-                TensorGroup("ffn_up_shexp", h * shared_inter, moe_layers, h),
-                TensorGroup("ffn_down_shexp", shared_inter * h, moe_layers, shared_inter),
+                TensorGroup("ffn_gate_shexp", h * shared_inter, moe_layers, h, start=first),
+                TensorGroup("ffn_up_shexp", h * shared_inter, moe_layers, h, start=first),
+                TensorGroup("ffn_down_shexp", shared_inter * h, moe_layers, shared_inter, start=first),
             ]
     return tuple(groups)
+
+
+# Architectures whose llama.cpp GGUF keeps Q, K and V in one attn_qkv tensor (convert_hf_to_gguf
+# writes Phi-3's qkv_proj as is). It matters for size: the quantizer treats attn_qkv like attn_v.
+_FUSED_QKV = ("Phi3ForCausalLM",)
+
+
+def fused_qkv(arch: Architecture) -> bool:
+    return arch.hf_architecture in _FUSED_QKV
 
 
 def _attention_groups(arch: Architecture) -> list[TensorGroup]:
@@ -98,12 +110,15 @@ def _attention_groups(arch: Architecture) -> list[TensorGroup]:
         return groups
     q_dim = arch.attention_heads * arch.head_dim
     kv_dim = arch.kv_heads * arch.head_dim
-    groups = [
-        TensorGroup("attn_q", h * q_dim, L, h),
-        TensorGroup("attn_k", h * kv_dim, L, h),
-        TensorGroup("attn_v", h * kv_dim, L, h),
-        TensorGroup("attn_output", q_dim * h, L, q_dim),
-    ]
+    if fused_qkv(arch):
+        groups = [TensorGroup("attn_qkv", h * (q_dim + 2 * kv_dim), L, h)]
+    else:
+        groups = [
+            TensorGroup("attn_q", h * q_dim, L, h),
+            TensorGroup("attn_k", h * kv_dim, L, h),
+            TensorGroup("attn_v", h * kv_dim, L, h),
+        ]
+    groups.append(TensorGroup("attn_output", q_dim * h, L, q_dim))
     if arch.attention_bias:
         groups.append(TensorGroup("attn_bias", q_dim + 2 * kv_dim, L, q_dim, matrix=False))
     return groups
@@ -124,3 +139,11 @@ def active_parameter_count(arch: Architecture) -> int:
         else:
             total += g.total_elements
     return total
+
+
+def routed_active_parameter_count(arch: Architecture) -> int:
+    """Routed-expert parameters one token passes through (experts_per_token of experts)."""
+    if not arch.experts:
+        return 0
+    routed = sum(g.total_elements for g in tensor_groups(arch) if g.expert)
+    return routed * arch.experts_per_token // arch.experts

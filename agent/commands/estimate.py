@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from ...estimator.errors import UsageError
 from .common import add_hardware, add_json, context_tokens, non_negative_int, print_json
 
 DEFAULT_CONTEXT = 8192
+DEFAULT_QUANT = "Q4_K_M"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +17,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--model", metavar="NAME", help="a catalog model: Hugging Face id or alias (see `fitagent catalog models`)")
     which.add_argument("--config", metavar="PATH", help="a Hugging Face config.json of the model")
     which.add_argument("--gguf", metavar="FILE", help="a GGUF file: exact tensor sizes from its header (weights are not loaded)")
-    parser.add_argument("--quant", default="Q4_K_M", help="quantization (default Q4_K_M; see `fitagent catalog quants`)")
+    parser.add_argument("--quant", help="quantization (default: the file's with --gguf, else Q4_K_M; see `fitagent catalog quants`)")
     parser.add_argument("--context", type=context_tokens, metavar="N",
                         help=f"context length in tokens, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)")
     add_hardware(parser)
     parser.add_argument("--method", choices=("default", "seed"), default="default",
                         help="default: tensor-by-tensor model fitted to measurements; seed: the seed document's formulas")
     parser.add_argument("--gpu-layers", type=non_negative_int, metavar="N", help="force N layers on the GPU (llama.cpp -ngl N)")
+    parser.add_argument("--n-cpu-moe", type=non_negative_int, metavar="N",
+                        help="MoE: every layer on the GPU but the routed experts of N layers in RAM (llama.cpp --n-cpu-moe N)")
     parser.add_argument("--prompt-tokens", type=non_negative_int, default=512, metavar="N",
                         help="prompt length for prefill speed and time to first token (default 512)")
     parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)")
@@ -43,6 +47,16 @@ def resolve_model(args, catalog):
     return model_from_gguf_file(args.gguf, catalog)
 
 
+def resolve_quant_name(args, model) -> str:
+    if args.quant:
+        return args.quant
+    if model.file_weights is not None:
+        if model.file_weights.file_type:
+            return model.file_weights.file_type
+        raise UsageError(f"--gguf {args.gguf}: the header names no file type fitagent knows; give --quant for the quality score")
+    return DEFAULT_QUANT
+
+
 def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.estimate import Options, estimate
@@ -51,14 +65,18 @@ def run(args) -> int:
 
     catalog = load_catalog()
     model = resolve_model(args, catalog)
-    quant = catalog.quant(args.quant)
+    quant = catalog.quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     options = Options(
         context=context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant,
-        gpu_layers=args.gpu_layers, prompt_tokens=args.prompt_tokens, multi_gpu=args.multi_gpu,
+        gpu_layers=args.gpu_layers, n_cpu_moe=args.n_cpu_moe, prompt_tokens=args.prompt_tokens, multi_gpu=args.multi_gpu,
     ).check()
     snapshot = resolve_snapshot(args.hardware, args.gpu, catalog)
     result = estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)
+    file_type = model.file_weights.file_type if model.file_weights else None
+    if file_type and quant.name != file_type:
+        note = f"weights are the file's exact sizes ({file_type}); --quant {quant.name} only sets the quality score"
+        result = replace(result, notes=result.notes + (note,))
     if context > model.max_context:
         note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
         result = replace(result, notes=result.notes + (note,))

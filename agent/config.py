@@ -1,0 +1,279 @@
+"""The agent's configuration: one schema with defaults, read from YAML, overridden by the environment.
+
+Precedence, lowest first: the defaults below, the YAML file, ``FITAGENT_<KEY>`` environment
+variables, command-line flags. Every problem is one ``ConfigError`` line naming the key and
+where it came from (file or variable), so ``fitagent serve`` can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..estimator.errors import DataError
+from ..estimator.quality import USE_CASES
+
+ENV_PREFIX = "FITAGENT_"
+CONFIG_ENV = "FITAGENT_CONFIG"  # the file itself, not a key
+DEFAULT_PORT = 8765
+SYSTEM_CONFIG = Path("/etc/fitagent/fitagent.yaml")
+
+
+class ConfigError(DataError):
+    """A bad configuration value; exit code 2, one line."""
+
+
+@dataclass(frozen=True)
+class WatchedModel:
+    model: str
+    quant: str = "Q4_K_M"
+    context: int = 8192
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    threads: int = 4
+    rescan_interval_s: float = 30.0
+    token: str | None = None
+    token_file: str | None = None
+    contexts: tuple[int, ...] = (4096, 8192, 16384, 32768)
+    use_cases: tuple[str, ...] = USE_CASES
+    default_context: int = 8192
+    default_use_case: str = "general"
+    top: int = 10
+    events_max: int = 500
+    recompute_min_change_bytes: int = 64 * 1024 * 1024
+    hardware: str | None = None
+    watch_models: tuple[WatchedModel, ...] = ()
+    log_level: str = "info"
+    source: str = field(default="defaults", compare=False)  # where it was read from, for messages
+
+    def read_token(self) -> str | None:
+        """The rescan token: inline, or the first line of token_file (read at each reload)."""
+        if self.token:
+            return self.token
+        if not self.token_file:
+            return None
+        try:
+            text = Path(self.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.source}: token_file {self.token_file}: cannot read it ({exc.strerror})") from None
+        if not text:
+            raise ConfigError(f"{self.source}: token_file {self.token_file} is empty")
+        return text.splitlines()[0].strip()
+
+    @property
+    def precomputed_contexts(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.contexts) | {self.default_context}))
+
+    @property
+    def precomputed_use_cases(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.default_use_case, *self.use_cases)))
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+KNOWN_KEYS = tuple(f.name for f in fields(Config) if f.name != "source")
+
+
+# ---------------------------------------------------------------- value checks
+
+def _int(where: str, key: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{where}: {key} must be {bounds}, got {value}")
+    return value
+
+
+def _number(where: str, key: str, value: Any, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{where}: {key} must be at least {low}, got {value}")
+    return float(value)
+
+
+def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _list(where: str, key: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
+    return value
+
+
+def _watch(where: str, value: Any) -> tuple[WatchedModel, ...]:
+    out = []
+    for i, item in enumerate(_list(where, "watch_models", value)):
+        key = f"watch_models[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: {key} must be a mapping with model, quant and context, got {item!r}")
+        unknown = sorted(set(item) - {"model", "quant", "context"})
+        if unknown:
+            raise ConfigError(f"{where}: {key}.{unknown[0]} is not a known key (allowed: model, quant, context)")
+        out.append(WatchedModel(
+            model=_str(where, f"{key}.model", item.get("model")),
+            quant=_str(where, f"{key}.quant", item.get("quant", "Q4_K_M")),
+            context=_int(where, f"{key}.context", item.get("context", 8192), 1, 10_000_000),
+        ))
+    return tuple(out)
+
+
+def _check_value(where: str, key: str, value: Any) -> Any:
+    if key == "host":
+        return _str(where, key, value)
+    if key == "port":
+        return _int(where, key, value, 0, 65535)
+    if key == "threads":
+        return _int(where, key, value, 1, 64)
+    if key == "rescan_interval_s":
+        return _number(where, key, value, 1.0)
+    if key in ("token", "token_file", "hardware"):
+        return _str(where, key, value, optional=True)
+    if key == "contexts":
+        items = _list(where, key, value)
+        if not items:
+            raise ConfigError(f"{where}: contexts must list at least one context length")
+        return tuple(_int(where, f"contexts[{i}]", v, 1, 10_000_000) for i, v in enumerate(items))
+    if key == "use_cases":
+        items = _list(where, key, value)
+        if not items:
+            raise ConfigError(f"{where}: use_cases must list at least one of {', '.join(USE_CASES)}")
+        return tuple(_choice(where, f"use_cases[{i}]", v, USE_CASES) for i, v in enumerate(items))
+    if key == "default_context":
+        return _int(where, key, value, 1, 10_000_000)
+    if key == "default_use_case":
+        return _choice(where, key, value, USE_CASES)
+    if key == "top":
+        return _int(where, key, value, 1, 1000)
+    if key == "events_max":
+        return _int(where, key, value, 1, 1_000_000)
+    if key == "recompute_min_change_bytes":
+        return _int(where, key, value, 0)
+    if key == "watch_models":
+        return _watch(where, value)
+    if key == "log_level":
+        return _choice(where, key, value, LOG_LEVELS)
+    raise ConfigError(f"{where}: '{key}' is not a known key (known: {', '.join(KNOWN_KEYS)})")
+
+
+def config_from_mapping(data: Any, where: str, base: Config = Config()) -> Config:
+    if data is None:
+        return replace(base, source=where)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys to values at the top level")
+    values = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in KNOWN_KEYS:
+            raise ConfigError(f"{where}: '{key}' is not a known key (known: {', '.join(KNOWN_KEYS)})")
+        values[key] = _check_value(where, key, value)
+    return _consistent(replace(base, **values, source=where))
+
+
+def _consistent(config: Config) -> Config:
+    if config.token and config.token_file:
+        raise ConfigError(f"{config.source}: give token or token_file, not both")
+    return config
+
+
+# ---------------------------------------------------------------- environment
+
+def _env_value(name: str, key: str, text: str) -> Any:
+    """Turns a variable's text into the type the key wants; the check is _check_value's."""
+    default = getattr(Config(), key)
+    if key == "watch_models":
+        raise ConfigError(f"{name}: watch_models can only be set in the config file")
+    if key in ("contexts", "use_cases"):
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return [_env_scalar(name, key, p, int if key == "contexts" else str) for p in parts]
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return _env_scalar(name, key, text, int)
+    if isinstance(default, float):
+        return _env_scalar(name, key, text, float)
+    return text or None
+
+
+def _env_scalar(name: str, key: str, text: str, kind):
+    try:
+        return kind(text.replace("_", "")) if kind is not str else text
+    except ValueError:
+        raise ConfigError(f"{name}: {key} must be {'a whole number' if kind is int else 'a number'}, got '{text}'") from None
+
+
+def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
+    """FITAGENT_<KEY> for each config key. Other FITAGENT_* variables belong to other parts
+    (FITAGENT_URL, FITAGENT_DEBUG, FITAGENT_CACHE_DIR, …) and are left alone."""
+    values = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in KNOWN_KEYS:
+            continue
+        values[key] = _check_value(name, key, _env_value(name, key, text))
+    if not values:
+        return config
+    return _consistent(replace(config, **values))
+
+
+# ---------------------------------------------------------------- files
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """FITAGENT_CONFIG, else the user's, else the system's file — the first that exists."""
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    xdg = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    for candidate in (Path(xdg) / "fitagent" / "fitagent.yaml", SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config_file(path: str | Path) -> Config:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (config/fitagent.yaml in the source is a documented example)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return config_from_mapping(data, str(path))
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.environ,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """The effective configuration: file (given or default), then environment, then overrides (flags)."""
+    path = path or default_config_path(environ)
+    config = read_config_file(path) if path else Config()
+    config = apply_environment(config, environ)
+    if overrides:
+        checked = {k: _check_value("command line", k, v) for k, v in overrides.items() if v is not None}
+        config = _consistent(replace(config, **checked))
+    config.read_token()  # a missing token file is a start-up error, not a 401 later
+    return config

@@ -1,0 +1,83 @@
+"""The OpenAPI 3.1 description of every route (a test checks it against the app's URL map)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+_PARAM_DOCS = {
+    "use_case": ({"type": "string", "enum": ["general", "code", "tool-calling", "math", "vision"]},
+                 "weights the quality score (default from the config)"),
+    "context": ({"type": "string", "examples": ["8192", "32k"]}, "context length in tokens (default from the config)"),
+    "top": ({"type": "integer", "minimum": 1}, "how many ranked models (default from the config)"),
+    "model": ({"type": "string"}, "catalog model id or alias"),
+    "quant": ({"type": "string", "default": "Q4_K_M"}, "quantization"),
+    "kv_quant": ({"type": "string", "enum": ["f16", "q8_0", "q4_0"], "default": "f16"}, "KV cache type"),
+    "gpu_layers": ({"type": "integer", "minimum": 0}, "force this many layers on the GPUs (llama.cpp -ngl)"),
+    "since": ({"type": "integer", "minimum": 0}, "only events with a larger id"),
+    "limit": ({"type": "integer", "minimum": 1}, "at most this many (the newest)"),
+    "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
+}
+
+# path -> method -> (summary, query parameters, required parameters, extra responses)
+ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]] = {
+    "/": {"get": ("Page for people: GPUs, Pareto frontiers plot, ranked table, last scan",
+                  ("use_case", "context"), (), {"200": {"description": "HTML page", "content": {"text/html": {}}}})},
+    "/healthz": {"get": ("Agent health: last scan time, age, staleness and error", (), (),
+                         {"503": {"description": "no scan has succeeded yet", "content": _JSON}})},
+    "/openapi.json": {"get": ("This document", (), (), {})},
+    "/v1/hardware": {"get": ("The current hardware snapshot (same JSON as `fitagent probe --json`)", (), (), {})},
+    "/v1/recommendations": {"get": ("Frontiers and ranking for a use case and context, with runtime flags",
+                                    ("use_case", "context", "top"), (), {})},
+    "/v1/pick": {"get": ("The one best model, quantization and GPU layers, with runtime flags",
+                         ("use_case", "context"), (), {"404": _ERROR})},
+    "/v1/estimate": {"get": ("One candidate against the current snapshot, with runtime flags",
+                             ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), ("model",),
+                             {"404": _ERROR})},
+    "/v1/models": {"get": ("Catalog models, each with its best quantization that runs here", ("use_case", "context"), (), {})},
+    "/v1/events": {"get": ("Recent changes between scans: free memory, processes, fits", ("since", "limit"), (), {})},
+    "/v1/rescan": {"post": ("Rescan now (needs the token: `Authorization: Bearer TOKEN`)", ("wait",), (),
+                            {"202": {"description": "scan scheduled", "content": _JSON},
+                             "401": _ERROR})},
+}
+
+
+def _operation(path: str, method: str, summary: str, params: tuple[str, ...], required: tuple[str, ...], extra: dict) -> dict:
+    responses: dict[str, Any] = {"400": _ERROR}
+    if "200" not in extra and not (method == "post"):
+        responses["200"] = {"description": "OK", "content": _JSON}
+    if method == "post":
+        responses["200"] = {"description": "scan finished (with wait)", "content": _JSON}
+    if path.startswith("/v1/") and path not in ("/v1/events", "/v1/rescan"):
+        responses["503"] = _ERROR
+    responses.update(extra)
+    op = {
+        "summary": summary,
+        "operationId": (method + path.replace("/", "_").replace(".", "_")).rstrip("_") or method,
+        "parameters": [
+            {"name": p, "in": "query", "required": p in required, "schema": _PARAM_DOCS[p][0], "description": _PARAM_DOCS[p][1]}
+            for p in params
+        ],
+        "responses": dict(sorted(responses.items())),
+    }
+    if method == "post":
+        op["security"] = [{"token": []}]
+    return op
+
+
+def openapi_document(version: str) -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fitagent", "version": version,
+                 "description": "Which LLM, quantization and context fit this machine now. Memory in bytes, speed in tokens/s."},
+        "paths": {
+            path: {method: _operation(path, method, *spec) for method, spec in methods.items()}
+            for path, methods in ROUTES.items()
+        },
+        "components": {
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+    }

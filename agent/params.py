@@ -1,0 +1,101 @@
+"""Query parameters of the HTTP API: parsed and checked, each error naming the parameter and what is allowed."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Mapping
+
+from ..estimator.errors import UsageError
+from ..estimator.estimate import MAX_CONTEXT
+from ..estimator.quality import USE_CASES
+from .commands.common import context_tokens
+
+KV_QUANTS = ("f16", "q8_0", "q4_0")
+
+
+class ParamError(UsageError):
+    """A bad query parameter: HTTP 400, with the parameter's name and the allowed values."""
+
+
+def _context(text: str) -> int:
+    try:
+        value = context_tokens(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+    if value > MAX_CONTEXT:
+        raise ValueError(f"{value} is beyond any model's window")
+    return value
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number of seconds") from None
+    if not 0 <= value <= 60:
+        raise ValueError(f"{value:g} is out of range")
+    return value
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"'{text}' is not one of them")
+        return text
+
+    return parse
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("it is empty")
+    return text.strip()
+
+
+# name -> (parser, what is allowed, in words)
+PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
+    "use_case": (_choice(USE_CASES), ", ".join(USE_CASES)),
+    "context": (_context, f"a positive number of tokens up to {MAX_CONTEXT:,}, e.g. 8192 or 32k"),
+    "top": (_whole(1, 1000), "a whole number from 1 to 1000"),
+    "model": (_text, "a catalog model id or alias (see /v1/models)"),
+    "quant": (_text, "a quantization name such as Q4_K_M (see `fitagent catalog quants`)"),
+    "kv_quant": (_choice(KV_QUANTS), ", ".join(KV_QUANTS)),
+    "gpu_layers": (_whole(0, 100_000), "a whole number of layers, 0 or more"),
+    "since": (_whole(0, 2**62), "an event id, 0 or more"),
+    "limit": (_whole(1, 1_000_000), "a whole number, 1 or more"),
+    "wait": (_seconds, "seconds to wait for the scan, 0 to 60"),
+}
+
+
+def parse_query(args: Mapping[str, str], allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The allowed parameters that were given, parsed; unknown or bad ones raise ParamError."""
+    for name in args:
+        if name not in allowed:
+            raise ParamError(f"unknown parameter '{name}' (allowed: {', '.join(allowed) or 'none'})")
+    for name in required:
+        if name not in args:
+            raise ParamError(f"{name}: missing (allowed: {PARAMS[name][1]})")
+    values = {}
+    for name in allowed:
+        if name not in args:
+            continue
+        parse, allowed_words = PARAMS[name]
+        text = args[name]
+        try:
+            values[name] = parse(text)
+        except ValueError as exc:
+            raise ParamError(f"{name}: {exc} (allowed: {allowed_words})") from None
+    return values

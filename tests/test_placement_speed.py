@@ -1,0 +1,131 @@
+"""Where llama.cpp puts the tensors, and what that does to decode and prefill speed.
+
+Speeds are checked against the formulas with a calibration chosen for round numbers, so the
+tests pin the model, not the fitted constants (tests/test_accuracy.py checks those).
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from fitagent.estimator.budget import Budget, device_from_spec
+from fitagent.estimator.calibration import Calibration
+from fitagent.estimator.estimate import Options, estimate
+
+GiB = 2**30
+ROUND = Calibration(gpu_decode_efficiency={"nvidia": 0.8}, gpu_layer_seconds=50e-6, cpu_decode_efficiency=0.5,
+                    cpu_core_bytes_per_s=5e9, cpu_layer_seconds=200e-6, gpu_prefill_efficiency={"nvidia": 0.5},
+                    prefill_float_factor=1.0, prefill_moe_factor=1.0)
+
+
+def budget(catalog, *gpus, ram=128 * GiB, ram_bw=100e9, cores=16):
+    return Budget(tuple(device_from_spec(catalog.gpu(g), i) for i, g in enumerate(gpus)), ram, ram_bw, cores)
+
+
+def run(catalog, model_id, quant, b, **options):
+    return estimate(catalog.model(model_id), catalog.quant(quant), b, catalog,
+                    Options(calibration=ROUND, **{"context": 4096, **options}))
+
+
+def test_full_gpu_decode_is_bytes_over_bandwidth_plus_a_time_per_layer(catalog):
+    est = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), decode_depth=0)
+    assert est.placement == "gpu" and est.gpu_layers == 32
+    # Read per token: every layer and the output head = 4,912,898,048 − the 295,501,824-byte
+    # embedding table (a row lookup, in RAM) = 4,617,396,224 bytes at 1008 GB/s × 0.8 = 5.7259 ms,
+    # + 32 layers × 50 µs = 1.6 ms → 7.3259 ms → 136.50 tokens/s.
+    assert est.decode_tokens_per_s == pytest.approx(1 / (4617396224 / (1008e9 * 0.8) + 32 * 50e-6), rel=1e-6)
+    assert est.host_bytes == 295501824  # the embedding table stays in host memory
+
+
+def test_decode_slows_as_the_kv_cache_grows(catalog):
+    b = budget(catalog, "RTX 4090")
+    shallow = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", b, context=32768, decode_depth=0)
+    deep = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", b, context=32768, decode_depth=32768)
+    # At 32768 tokens each step also reads 32 layers × 2048 values × 2 bytes × 32768 = 4 GiB of KV.
+    extra = 32 * 2048 * 2 * 32768 / (1008e9 * 0.8)
+    assert 1 / deep.decode_tokens_per_s - 1 / shallow.decode_tokens_per_s == pytest.approx(extra, rel=1e-6)
+
+
+def test_partial_offload_splits_layers_and_times_each_side(catalog):
+    est = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"))
+    assert est.placement == "partial_offload" and not est.fits
+    assert 0 < est.gpu_layers < 80
+    (device,) = est.devices
+    assert device.bytes <= device.free_bytes
+    # Without every layer on the GPU the output head stays in RAM with the embedding table.
+    forced = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=40)
+    assert forced.gpu_layers == 40 and forced.placement == "partial_offload"
+    assert run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"),
+               gpu_layers=60).decode_tokens_per_s > forced.decode_tokens_per_s
+
+
+def test_cpu_side_speed_is_bounded_by_channels_and_by_cores(catalog):
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    many_cores = run(catalog, model, "Q4_K_M", budget(catalog, ram_bw=100e9, cores=32), decode_depth=0)
+    few_cores = run(catalog, model, "Q4_K_M", budget(catalog, ram_bw=100e9, cores=4), decode_depth=0)
+    assert many_cores.placement == few_cores.placement == "cpu"
+    # Read: 4,617,396,224 bytes (the tied-free head included, the embedding row lookup not).
+    # 32 cores: min(100 GB/s × 0.5, 32 × 5 GB/s) = 50 GB/s; 4 cores: 4 × 5 = 20 GB/s.
+    assert many_cores.decode_tokens_per_s == pytest.approx(50e9 / 4617396224, rel=1e-6)
+    assert few_cores.decode_tokens_per_s == pytest.approx(20e9 / 4617396224, rel=1e-6)
+
+
+def test_layer_split_over_unequal_gpus_respects_each_ones_memory(catalog):
+    est = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q3_K_S", budget(catalog, "RTX 4090", "RTX 4070 Ti"))
+    assert est.placement == "gpu" and est.fits
+    big, small = sorted(est.devices, key=lambda d: -d.free_bytes)
+    assert big.layers + small.layers == 80
+    assert big.layers > small.layers  # in proportion to free memory, as -ts would
+    for d in est.devices:
+        assert d.bytes <= d.free_bytes
+
+
+def test_tensor_parallel_shares_every_layer_and_reads_in_parallel(catalog):
+    b = budget(catalog, "RTX 3090", "RTX 3090")
+    layer = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", b)
+    tensor = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", b, multi_gpu="tensor")
+    assert tensor.tensor_parallel and all(d.layers == 80 for d in tensor.devices)
+    # Half the bytes per GPU at the same time, at the stated 85 % scaling: (1/2) / 0.85 of the time,
+    # per-layer costs included.
+    assert tensor.decode_tokens_per_s / layer.decode_tokens_per_s == pytest.approx(2 * 0.85, rel=0.2)
+
+
+def test_moe_experts_go_to_ram_before_whole_layers(catalog):
+    # Qwen3-30B-A3B Q4_K_M (18.6 GB) on an 8 GB RTX 2080: --n-cpu-moe beats -ngl here.
+    est = run(catalog, "Qwen/Qwen3-30B-A3B", "Q4_K_M", budget(catalog, "RTX 2080"))
+    assert est.placement == "partial_offload"
+    assert est.gpu_layers == 48 and est.n_cpu_moe > 0
+    forced = run(catalog, "Qwen/Qwen3-30B-A3B", "Q4_K_M", budget(catalog, "RTX 2080"), n_cpu_moe=48)
+    assert forced.n_cpu_moe == 48 and forced.gpu_layers == 48
+
+
+def test_prefill_is_flops_over_the_tensor_rate_plus_a_weight_read(catalog):
+    est = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), prompt_tokens=512)
+    params = catalog.model("meta-llama/Llama-3.1-8B-Instruct").params_active  # 8,030,261,248
+    # FLOPs: 2 per parameter and token, + attention (QK and PV: 2 × 2 × 32 heads × 128 dims) over
+    # 256 positions on average, in 32 layers, for 512 tokens. A GeForce card multiplies at twice
+    # its FP32-accumulate figure: 2 × 165.2 TFLOPS, at 0.5 efficiency.
+    flops = (2 * params + 2 * (2 * 32 * 128) * 32 * 256) * 512
+    compute = flops / (2 * 165.2e12 * 0.5)
+    # The micro-batch also reads every layer's weights once: 4,912,898,048 − 295,501,824 (embedding)
+    # − 430,981,120 (output head + norm) = 4,186,415,104 bytes at 1008 GB/s × 0.8.
+    reads = 4186415104 / (1008e9 * 0.8)
+    assert est.prefill_tokens_per_s == pytest.approx(512 / (compute + reads), rel=1e-6)
+    assert est.time_to_first_token_s == pytest.approx(512 / est.prefill_tokens_per_s + 1 / est.decode_tokens_per_s)
+
+
+def test_longer_prompts_take_longer_and_no_prompt_has_no_prefill(catalog):
+    b = budget(catalog, "RTX 4090")
+    short = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", b, prompt_tokens=512)
+    long = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", b, prompt_tokens=8192, context=16384)
+    assert long.time_to_first_token_s > 10 * short.time_to_first_token_s
+    none = run(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", b, prompt_tokens=0)
+    assert none.prefill_tokens_per_s is None and none.time_to_first_token_s is None
+
+
+def test_default_calibration_is_what_estimate_uses(catalog):
+    b = budget(catalog, "RTX 4090")
+    model, quant = catalog.model("meta-llama/Llama-3.1-8B-Instruct"), catalog.quant("Q4_K_M")
+    default = estimate(model, quant, b, catalog, Options())
+    rounded = estimate(model, quant, b, catalog, replace(Options(), calibration=ROUND))
+    assert default.decode_tokens_per_s != rounded.decode_tokens_per_s

@@ -15,6 +15,7 @@ COMMANDS = {
     "catalog": ("catalog", "list the models, GPUs and quantizations fitagent knows"),
     "pick": ("pick", "the one best model, quantization and GPU layers, on one line for a launcher"),
     "serve": ("serve", "run the agent: rescan on a schedule, answer launchers over HTTP"),
+    "fleet": ("fleet", "where a model fits now across many hosts, via Prometheus or the agents directly"),
 }
 
 

@@ -49,6 +49,12 @@ class Config:
     recompute_min_change_bytes: int = 64 * 1024 * 1024
     hardware: str | None = None
     watch_models: tuple[WatchedModel, ...] = ()
+    # /metrics: at most this many (model, quant, context) entries get model series (watch list
+    # first, then the default key's frontiers); 4 series each, so 50 keeps a host under 300
+    metrics_models_max: int = 50
+    # the model whose longest fitting context /metrics reports (null: no such series)
+    metrics_reference_model: str | None = "meta-llama/Llama-3.1-8B-Instruct"
+    metrics_reference_quant: str = "Q4_K_M"
     log_level: str = "info"
     source: str = field(default="defaults", compare=False)  # where it was read from, for messages
 
@@ -144,8 +150,12 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         return _int(where, key, value, 1, 64)
     if key == "rescan_interval_s":
         return _number(where, key, value, 1.0)
-    if key in ("token", "token_file", "hardware"):
+    if key in ("token", "token_file", "hardware", "metrics_reference_model"):
         return _str(where, key, value, optional=True)
+    if key == "metrics_reference_quant":
+        return _str(where, key, value)
+    if key == "metrics_models_max":
+        return _int(where, key, value, 0, 10_000)
     if key == "contexts":
         items = _list(where, key, value)
         if not items:

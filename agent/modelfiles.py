@@ -25,7 +25,9 @@ def model_from_config_file(path: str | Path) -> Model:
     except json.JSONDecodeError as exc:
         raise UsageError(f"--config {path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     name = data.get("_name_or_path") if isinstance(data, dict) else None
-    return model_from_hf_config(data, origin=f"--config {path}", name=name or path.parent.name or path.name)
+    # A Hugging Face snapshot folder is named after the model; a lone file after itself.
+    fallback = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+    return model_from_hf_config(data, origin=f"--config {path}", name=name or fallback)
 
 
 _SHARD = re.compile(r"^(?P<stem>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")

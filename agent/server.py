@@ -11,6 +11,7 @@ import datetime as dt
 import hmac
 import json
 import logging
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -284,6 +285,19 @@ def _register_views(app: Flask, agent: Agent) -> None:
             if state.generation > generation:
                 return _json(health(agent), 200)
         return _json({"scheduled": True, "generation": generation}, 202)
+
+    metrics_registry = []  # made on the first scrape: prometheus_client is not imported before
+    metrics_lock = threading.Lock()
+
+    @app.get("/metrics")
+    def metrics():
+        from .metrics import exposition, make_registry
+
+        with metrics_lock:
+            if not metrics_registry:
+                metrics_registry.append(make_registry(agent))
+        body, content_type = exposition(metrics_registry[0], request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
 
     @app.get("/")
     def page():

@@ -42,6 +42,12 @@ def check_config(config, catalog) -> None:
             catalog.quant(w.quant)
         except FitagentError as exc:
             raise ConfigError(f"{config.source}: watch_models[{i}]: {exc}") from None
+    if config.metrics_reference_model:
+        try:
+            catalog.model(config.metrics_reference_model)
+            catalog.quant(config.metrics_reference_quant)
+        except FitagentError as exc:
+            raise ConfigError(f"{config.source}: metrics_reference_model: {exc}") from None
     if config.hardware:
         from ..hardware import load_snapshot_file
 

@@ -1,0 +1,170 @@
+"""One host as the fleet sees it, rebuilt from its ``fitagent_*`` series.
+
+The samples come from Prometheus' API or from an agent's ``/metrics``; either way they are
+(name, labels, value) triples, and the budget rebuilt here equals the one the agent computed
+(``agent.metrics`` exports every field of it; a test checks the round trip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget, Device
+from ...estimator.errors import FitagentError
+
+
+class FleetError(FitagentError):
+    """The fleet's source (Prometheus) cannot answer at all; exit 1. A host that cannot is
+    reported as down instead."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    gpu: str
+    uuid: str
+    name: str
+    usable: bool
+    memory_total_bytes: int
+    memory_free_bytes: int
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    target: str  # Prometheus' instance label, or the host:port asked directly
+    job: str | None = None
+    host: str | None = None  # the agent's hostname (fitagent_host_info)
+    up: bool = False
+    error: str | None = None  # why the host is down (or not ready)
+    version: str | None = None
+    ready: bool = False
+    stale: bool = False
+    last_scan_at: float | None = None  # Unix time of the agent's last good scan
+    observed_at: float | None = None  # when these facts were read
+    gpus: tuple[GpuFacts, ...] = ()
+    host_memory_available_bytes: int | None = None
+    budget: Budget | None = None
+
+    @property
+    def live(self) -> bool:
+        """Up, with a scan the estimator can work from."""
+        return self.up and self.ready and self.budget is not None
+
+    @property
+    def name(self) -> str:
+        return self.host or self.target
+
+    @property
+    def scan_age_s(self) -> float | None:
+        if self.last_scan_at is None or self.observed_at is None:
+            return None
+        return max(0.0, self.observed_at - self.last_scan_at)
+
+
+def down(target: str, error: str, job: str | None = None, host: str | None = None) -> HostFacts:
+    return HostFacts(target=target, job=job, host=host, up=False, error=error)
+
+
+def _one(samples: list[Sample], name: str) -> float | None:
+    for s in samples:
+        if s.name == name:
+            return s.value
+    return None
+
+
+def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: float, job: str | None = None) -> HostFacts:
+    """The host behind one scrape's ``fitagent_*`` samples (a live scrape: ``up`` is true)."""
+    samples = [s for s in samples if s.name.startswith("fitagent_")]
+    build = [s for s in samples if s.name == "fitagent_build_info"]
+    if not build:
+        return down(target, "no fitagent metrics there (no fitagent_build_info): not a fitagent agent?", job)
+    host_info = [s for s in samples if s.name == "fitagent_host_info"]
+    hostname = host_info[0].labels.get("hostname") or None if host_info else None
+    ready = _one(samples, "fitagent_ready") == 1
+    budget = budget_from_samples(samples) if ready else None
+    error = None
+    if not ready:
+        error = "the agent is up but has no successful hardware scan yet"
+    elif budget is None:
+        error = "the agent's metrics lack the host memory series (fitagent too old?)"
+    available = _one(samples, "fitagent_host_memory_available_bytes")
+    return HostFacts(
+        target=target, job=job, host=hostname, up=True, error=error,
+        version=build[0].labels.get("version"), ready=ready, stale=_one(samples, "fitagent_stale") == 1,
+        last_scan_at=_one(samples, "fitagent_last_scan_timestamp_seconds"), observed_at=observed_at,
+        gpus=gpus_from_samples(samples), host_memory_available_bytes=None if available is None else int(available),
+        budget=budget,
+    )
+
+
+def _by_gpu(samples: list[Sample], name: str) -> dict[tuple[str, str], float]:
+    return {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.value for s in samples if s.name == name}
+
+
+def _gpu_order(key: tuple[str, str]):
+    gpu, uuid = key
+    return (int(gpu) if gpu.isdigit() else 1 << 30, gpu, uuid)
+
+
+def gpus_from_samples(samples: list[Sample]) -> tuple[GpuFacts, ...]:
+    info = {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.labels for s in samples if s.name == "fitagent_gpu_info"}
+    total = _by_gpu(samples, "fitagent_gpu_memory_total_bytes")
+    free = _by_gpu(samples, "fitagent_gpu_memory_free_bytes")
+    usable = _by_gpu(samples, "fitagent_gpu_usable")
+    return tuple(
+        GpuFacts(gpu=key[0], uuid=key[1], name=info[key].get("name", ""), usable=usable.get(key) == 1,
+                 memory_total_bytes=int(total.get(key, 0)), memory_free_bytes=int(free.get(key, 0)))
+        for key in sorted(info, key=_gpu_order)
+    )
+
+
+def budget_from_samples(samples: list[Sample]) -> Budget | None:
+    """The estimator's budget as the agent computed it (``estimator.budget.budget_from_snapshot``):
+    usable GPUs in index order, free memory floored at 0, RAM capped by the cgroup limit,
+    the assumed RAM bandwidth when the agent exports none."""
+    available = _one(samples, "fitagent_host_memory_available_bytes")
+    cores = _one(samples, "fitagent_host_cpu_cores")
+    if available is None or cores is None:
+        return None
+    limit = _one(samples, "fitagent_host_memory_limit_bytes")
+    if limit:
+        available = min(available, limit)
+    bandwidth = _one(samples, "fitagent_host_memory_bandwidth_bytes_per_second")
+    info = {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.labels for s in samples if s.name == "fitagent_gpu_info"}
+    usable = _by_gpu(samples, "fitagent_gpu_usable")
+    total = _by_gpu(samples, "fitagent_gpu_memory_total_bytes")
+    free = _by_gpu(samples, "fitagent_gpu_memory_free_bytes")
+    gpu_bandwidth = _by_gpu(samples, "fitagent_gpu_memory_bandwidth_bytes_per_second")
+    flops = _by_gpu(samples, "fitagent_gpu_fp16_flops")
+    devices = []
+    for key in sorted(info, key=_gpu_order):
+        if usable.get(key) != 1 or key not in free or key not in total:
+            continue
+        labels = info[key]
+        vendor = labels.get("vendor", "")
+        devices.append(Device(
+            id=key[1] or f"{vendor}:{key[0]}",
+            name=labels.get("name", ""),
+            vendor=vendor,
+            free_bytes=max(0, int(free[key])),
+            total_bytes=int(total[key]),
+            bandwidth_bytes_per_s=gpu_bandwidth.get(key),
+            fp16_flops=flops.get(key),
+            unified=labels.get("unified_memory") == "true",
+            memory_type=labels.get("memory_type") or None,
+            kind=labels.get("kind") or None,
+        ))
+    return Budget(
+        devices=tuple(devices),
+        host_available_bytes=int(available),
+        host_bandwidth_bytes_per_s=float(bandwidth) if bandwidth else ASSUMED_HOST_BANDWIDTH,
+        cpu_cores=int(cores),
+        host_bandwidth_assumed=not bandwidth,
+    )

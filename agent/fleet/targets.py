@@ -1,0 +1,117 @@
+"""Asking agents directly: each target's ``/metrics``, all at once, each with a timeout.
+
+For small fleets without Prometheus. Targets are ``host:port`` (or a base URL), from the
+command line or a Prometheus file_sd file (JSON or YAML: ``[{"targets": [...], "labels":
+{...}}]``; the ``__scheme__`` and ``__metrics_path__`` labels are honoured as Prometheus
+does). A target that does not answer in time is down; the others are still answered for.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...estimator.errors import UsageError
+from .facts import HostFacts, Sample, down, facts_from_samples
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_WORKERS = 32
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # as given: host:port (what answers call `target`)
+    url: str  # the full /metrics URL
+
+
+def _target(text: str, scheme: str = "http", path: str = "/metrics", where: str = "--targets") -> Target:
+    raw = text.strip()
+    if "://" in raw:  # a base URL (a proxy prefix is kept), or the metrics URL itself
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"{where}: {raw!r} is not host:port or an http(s) URL")
+        base = raw.rstrip("/")
+        return Target(parts.netloc, base if base.endswith("/metrics") else base + "/metrics")
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in raw:
+        raise UsageError(f"{where}: {raw!r} is not host:port (e.g. gpu-01:8765)")
+    return Target(raw, f"{scheme}://{raw}{path}")
+
+
+def parse_targets(text: str) -> list[Target]:
+    items = [t for t in (p.strip() for p in text.split(",")) if t]
+    if not items:
+        raise UsageError("--targets: give at least one host:port (comma-separated)")
+    return _unique([_target(t) for t in items])
+
+
+def read_targets_file(path: str) -> list[Target]:
+    """A Prometheus file_sd file: a list of {targets: [...], labels: {...}} groups."""
+    import yaml
+
+    where = f"--targets-file {path}"
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where}: not valid JSON or YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(data, list):
+        raise UsageError(f"{where}: expected a file_sd list of {{\"targets\": [...], \"labels\": {{...}}}} groups")
+    targets = []
+    for i, group in enumerate(data):
+        if not isinstance(group, dict) or not isinstance(group.get("targets"), list):
+            raise UsageError(f"{where}: group {i} needs a \"targets\" list of host:port")
+        labels = group.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise UsageError(f"{where}: group {i}: \"labels\" must be a mapping")
+        scheme = str(labels.get("__scheme__", "http"))
+        metrics_path = str(labels.get("__metrics_path__", "/metrics"))
+        for t in group["targets"]:
+            if not isinstance(t, str):
+                raise UsageError(f"{where}: group {i}: target {t!r} is not a host:port string")
+            targets.append(_target(t, scheme, metrics_path, where))
+    if not targets:
+        raise UsageError(f"{where}: lists no targets")
+    return _unique(targets)
+
+
+def _unique(targets: list[Target]) -> list[Target]:
+    return list({t.url: t for t in targets}.values())
+
+
+def scrape(target: Target, timeout_s: float) -> HostFacts:
+    """One agent's facts, or a down entry saying why; never raises for a bad host."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    request = urllib.request.Request(target.url, headers={"Accept": "text/plain;version=0.0.4"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body = response.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return down(target.name, f"{target.url}: answer larger than {MAX_BODY_BYTES} bytes: not a fitagent agent?")
+        observed_at = time.time()
+        samples = [Sample(s.name, dict(s.labels), float(s.value))
+                   for family in text_string_to_metric_families(body.decode("utf-8"))
+                   for s in family.samples]
+    except urllib.error.HTTPError as exc:
+        return down(target.name, f"{target.url}: HTTP {exc.code} {exc.reason}")
+    except urllib.error.URLError as exc:
+        return down(target.name, f"{target.url}: {getattr(exc, 'reason', exc)}")
+    except (TimeoutError, OSError) as exc:
+        return down(target.name, f"{target.url}: {exc or 'timed out'} (after {timeout_s:g} s)")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return down(target.name, f"{target.url}: not Prometheus metrics ({exc})")
+    return facts_from_samples(target.name, samples, observed_at)
+
+
+def read_targets(targets: list[Target], timeout_s: float) -> list[HostFacts]:
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(targets)), thread_name_prefix="fleet") as pool:
+        return list(pool.map(lambda t: scrape(t, timeout_s), targets))

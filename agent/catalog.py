@@ -14,7 +14,8 @@ import zlib
 from functools import lru_cache
 
 from .. import data as data_package
-from ..estimator import catalog as catalog_module, memory, quantmix, tensors
+from ..estimator import catalog as catalog_module
+from ..estimator import memory, quantmix, tensors
 from ..estimator.catalog import Catalog, build_catalog
 from ..estimator.errors import DataError
 from ..estimator.estimate import with_precomputed_weights

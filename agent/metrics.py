@@ -20,12 +20,17 @@ import platform
 import time
 from typing import Iterable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..estimator.calibration import DEFAULT_CALIBRATION
-from ..estimator.estimate import Estimate, Options, estimate
 from ..estimator.errors import FitagentError
+from ..estimator.estimate import Estimate, Options, estimate
 from .state import AgentState
 
 GPU_LABELS = ("gpu", "uuid")

@@ -19,8 +19,16 @@ from ..estimator.hardware import HardwareSnapshot
 from . import sdnotify
 from .config import Config
 from .events import Change, EventLog, fit_changes, hardware_changes, watched_changes
-from .state import (AgentState, Precomputed, ResponseCache, ScanAborted, budget_moved, precompute,
-                    release_freed_memory, settings_key)
+from .state import (
+    AgentState,
+    Precomputed,
+    ResponseCache,
+    ScanAborted,
+    budget_moved,
+    precompute,
+    release_freed_memory,
+    settings_key,
+)
 
 log = logging.getLogger("fitagent.agent")
 JOB_ID = "rescan"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import re
 import statistics
 import sys
@@ -25,7 +24,6 @@ from pathlib import Path
 
 from fitagent.agent.catalog import load_catalog
 from fitagent.agent.modelfiles import model_from_config_file
-from fitagent.estimator import calibration as calibration_module
 from fitagent.estimator import memory, speed
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION, Calibration

@@ -9,8 +9,8 @@ re-derives them from tests/data/measurements.csv.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 MiB = 1024 * 1024
 

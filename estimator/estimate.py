@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass, field
 
-from . import limits, memory, placement as place, quality, seed, speed
+from . import limits, memory, quality, seed, speed
+from . import placement as place
 from .budget import Budget
 from .calibration import DEFAULT_CALIBRATION, Calibration
 from .catalog import Catalog, Model, Quantization

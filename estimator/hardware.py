@@ -8,8 +8,8 @@ something, so a snapshot written by an older or simpler probe replays unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 from .errors import UsageError
 

@@ -8,8 +8,8 @@ overhead = runtime reserve + a compute buffer that grows with the micro-batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .calibration import Calibration
 from .catalog import Architecture, GgmlType, Quantization

@@ -18,8 +18,8 @@ ffn_down in the first eighth, IQ3_XXS attn_v, IQ4 ffn_down).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 
 from .catalog import Architecture, GgmlType, Quantization
 from .tensors import TensorGroup, tensor_groups

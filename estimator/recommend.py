@@ -35,10 +35,15 @@ class Recommendations:
         }
 
 
+# Left to `estimate`: FP8 (a vLLM format), MXFP4 (gpt-oss only), F32, and BF16, which weighs
+# and scores exactly as F16 does, so it could only tie with it on every frontier and ranking.
+_NOT_SWEPT = ("FP8", "MXFP4", "F32", "BF16")
+
+
 def candidate_quants(catalog: Catalog) -> tuple[Quantization, ...]:
-    """Formats llama.cpp runs; FP8 (a vLLM format), MXFP4 (gpt-oss only), legacy types and
-    uploaders' variants (``recommend: false`` in quantizations.yaml) are left to estimate."""
-    return tuple(q for q in catalog.quantizations if q.recommend and q.name not in ("FP8", "MXFP4", "F32"))
+    """Formats a recommendation sweeps: llama.cpp's, less legacy types and uploaders' variants
+    (``recommend: false`` in quantizations.yaml) and the formats in _NOT_SWEPT."""
+    return tuple(q for q in catalog.quantizations if q.recommend and q.name not in _NOT_SWEPT)
 
 
 def _eligible(model: Model, options: Options) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fitagent.agent.config import Config, ConfigError, load_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,12 +7,11 @@ import threading
 from dataclasses import replace
 
 import pytest
-
+from conftest import SNAPSHOTS
 from fitagent.agent.config import Config
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.agent.server import EXTENSION, create_app
 from fitagent.agent.state import ResponseCache, ScanAborted, precompute
-from conftest import SNAPSHOTS
 
 SMALL = Config(contexts=(8192,), use_cases=("general",), token="t")
 

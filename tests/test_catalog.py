@@ -1,8 +1,12 @@
 """The shipped catalog: complete, validated, with sources; bad entries named precisely."""
 
 import pytest
-
-from fitagent.estimator.catalog import find_gpu, parse_gpus, parse_models, parse_quantizations
+from fitagent.estimator.catalog import (
+    find_gpu,
+    parse_gpus,
+    parse_models,
+    parse_quantizations,
+)
 from fitagent.estimator.errors import DataError, NotFoundError, UsageError
 from fitagent.estimator.tensors import parameter_count
 

@@ -9,8 +9,7 @@ import threading
 from dataclasses import replace
 
 import pytest
-
-from agent_server import AgentProcess, FAST_CONFIG, copy_fixture
+from agent_server import FAST_CONFIG, AgentProcess, copy_fixture
 from conftest import SNAPSHOTS
 from fitagent.agent.config import Config
 from fitagent.agent.fleet import answers

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from agent_server import AgentProcess, FAST_CONFIG, copy_fixture
+from agent_server import FAST_CONFIG, AgentProcess, copy_fixture
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = shutil.which("prometheus")
@@ -156,11 +155,11 @@ def test_hosts_once_prometheus_has_scraped_them(cli, fleet, capsys):
 
 
 def test_best_model_per_host(cli, fleet, catalog):
+    from conftest import SNAPSHOTS
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.estimate import Options
     from fitagent.estimator.recommend import recommend
-    from conftest import SNAPSHOTS
 
     answer = ask(cli, fleet, "best", "--use-case", "code")
     got = {r["target"]: (r["model"], r["quant"]) for r in answer["hosts"]}

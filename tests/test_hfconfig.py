@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import HF_CONFIGS
 from fitagent.estimator.errors import UsageError
 from fitagent.estimator.hfconfig import model_from_hf_config

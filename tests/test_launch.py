@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fitagent.estimator.budget import Device
 from fitagent.estimator.estimate import DeviceUse, Estimate
-from fitagent.estimator.launch import gpu_layers_flag, launch_settings, llama_cpp_args, ollama_settings, vllm_settings
+from fitagent.estimator.launch import (
+    gpu_layers_flag,
+    launch_settings,
+    llama_cpp_args,
+    ollama_settings,
+    vllm_settings,
+)
 
 GB = 1_000_000_000
 GIB = 1024**3

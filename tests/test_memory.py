@@ -1,7 +1,6 @@
 """KV cache, compute buffers and the limits, with every expected value worked out by hand."""
 
 import pytest
-
 from fitagent.estimator import memory
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION

@@ -8,15 +8,14 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from agent_server import AgentProcess, copy_fixture
 from conftest import SNAPSHOTS
 from fitagent.agent.config import Config, WatchedModel
 from fitagent.agent.fleet.facts import Sample, budget_from_samples, facts_from_samples
 from fitagent.agent.hardware import load_snapshot_file
-from fitagent.estimator.hardware import snapshot_from_dict
 from fitagent.agent.server import EXTENSION, create_app
+from fitagent.estimator.hardware import snapshot_from_dict
+from prometheus_client.parser import text_string_to_metric_families
 
 SERIES_BUDGET = 300  # the bound per host with the default config
 PROMTOOL = shutil.which("promtool")

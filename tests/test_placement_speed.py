@@ -7,7 +7,6 @@ tests pin the model, not the fitted constants (tests/test_accuracy.py checks tho
 from dataclasses import replace
 
 import pytest
-
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import Calibration
 from fitagent.estimator.estimate import Options, estimate

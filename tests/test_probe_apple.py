@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fake_pynvml.catalog import mini_gpu_table
-
 from fitagent.agent.probe import probe_document
 
 GiB = 1 << 30

@@ -7,7 +7,6 @@ import os
 from dataclasses import fields
 
 import pytest
-
 from fitagent.agent.probe import document, nvml, probe_document, take_snapshot
 from fitagent.estimator.hardware import GpuSnapshot, HostSnapshot, snapshot_to_dict
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from fake_pynvml.catalog import mini_gpu_table
-
 from fitagent.agent.probe import probe_document
 from fitagent.agent.probe.context import ProbeContext
 from fitagent.agent.probe.dmi import parse_memory_device, peak_bandwidth

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pynvml
 import pytest
-from fake_pynvml import FakeNvml, a100_80gb_mig, gb10, h100_sxm, lost_gpu, rtx_3090, rtx_4090
+from fake_pynvml import (
+    FakeNvml,
+    a100_80gb_mig,
+    gb10,
+    h100_sxm,
+    lost_gpu,
+    rtx_3090,
+    rtx_4090,
+)
 from fake_pynvml.catalog import mini_gpu_table
-
 from fitagent.agent.probe import probe_document, take_snapshot
 from fitagent.estimator.hardware import snapshot_from_dict, snapshot_to_dict
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fake_pynvml.catalog import mini_gpu_table
-
 from fitagent.agent.probe import probe_document
 
 SYSFS = Path(__file__).resolve().parent / "fixtures" / "sysfs"

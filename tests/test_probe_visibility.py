@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from fake_pynvml import FakeNvml, a100_80gb_mig, rtx_3090, rtx_4090
 from fake_pynvml.catalog import mini_gpu_table
-
 from fitagent.agent.probe import probe_document
 
 GiB = 1 << 30

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from fitagent.estimator import quality, seed
 
 

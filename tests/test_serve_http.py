@@ -7,8 +7,7 @@ import signal
 import time
 
 import pytest
-
-from agent_server import AgentProcess, FAST_CONFIG, copy_fixture, write_snapshot
+from agent_server import FAST_CONFIG, AgentProcess, copy_fixture, write_snapshot
 from conftest import SNAPSHOTS
 
 GB = 1_000_000_000

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from agent_server import AgentProcess, copy_fixture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

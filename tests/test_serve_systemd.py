@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from agent_server import AgentProcess, copy_fixture
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "fitagent.service"

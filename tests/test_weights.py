@@ -1,7 +1,6 @@
 """Weights tensor by tensor, in the types llama.cpp's quantizer really gives each tensor."""
 
 import pytest
-
 from fitagent.estimator import memory
 from fitagent.estimator.quantmix import group_types, use_more_bits
 from fitagent.estimator.tensors import tensor_groups

@@ -15,7 +15,6 @@ from functools import lru_cache
 
 from .. import data as data_package
 from ..estimator import catalog as catalog_module
-from ..estimator import memory, quantmix, tensors
 from ..estimator.catalog import Catalog, build_catalog
 from ..estimator.errors import DataError
 from ..estimator.estimate import with_precomputed_weights
@@ -64,15 +63,18 @@ def cache_dir() -> str:
     return os.path.join(base, "fitagent")
 
 
-_CODE_MODULES = (catalog_module, memory, quantmix, tensors)  # what the cached values depend on
+# What the cached values depend on: the estimator modules that parse the data and size the
+# weights. Read as files, so that a start with a cached catalog need not import them all.
+_CODE_FILES = ("catalog.py", "memory.py", "quantmix.py", "tensors.py")
 
 
 def _cache_key(texts: dict[str, str]) -> str:
     """A checksum (not a security hash: the cache is the user's own) of data and code."""
     crc = 0
     size = 0
-    for module in _CODE_MODULES:
-        with open(module.__file__, "rb") as fh:
+    folder = os.path.dirname(catalog_module.__file__)
+    for name in _CODE_FILES:
+        with open(os.path.join(folder, name), "rb") as fh:
             code = fh.read()
         crc, size = zlib.crc32(code, crc), size + len(code)
     for name in DATA_FILES:

@@ -57,8 +57,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_text) in COMMANDS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
-            continue
+            continue  # parsing one command's arguments needs only its parser (each one costs ~0.3 ms)
         cmd = importlib.import_module(f"fitagent.agent.commands.{module}")
         p = sub.add_parser(name, help=help_text, description=(cmd.__doc__ or help_text).strip().splitlines()[0])
         cmd.add_arguments(p)

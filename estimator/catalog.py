@@ -6,7 +6,6 @@ A bad entry stops with one line naming the file, the entry and the field.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -183,6 +182,8 @@ class Catalog:
 # ---------------------------------------------------------------- lookups
 
 def _suggest(name: str, candidates) -> str:
+    import difflib  # only a mistyped name needs it: kept off every command's start-up
+
     close = difflib.get_close_matches(name.lower(), [c.lower() for c in candidates], n=3, cutoff=0.5)
     originals = {c.lower(): c for c in candidates}
     return ", ".join(originals[c] for c in close)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 from . import limits, memory, quality, seed, speed
@@ -194,25 +195,64 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 def estimate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options = Options()) -> Estimate:
     if options.method == "seed":
         return _estimate_seed(model, quant, budget, options)
-    return _estimate_default(model, quant, budget, catalog, options)
+    return complete(sweep_candidate(model, quant, budget, catalog, options), model, quant, budget, options)
 
 
 # ---------------------------------------------------------------- default method
 
-def need_for(model: Model, quant: Quantization, catalog: Catalog, options: Options) -> place.Need:
+# The sweep's records are namedtuples: `recommend` builds ~1,400 Candidates per run, and a
+# namedtuple is several times cheaper than a frozen dataclass both to build and to define at
+# import (start-up time counts for every command).
+
+class ModelTerms(namedtuple("ModelTerms", (
+    "kv",  # memory.KvLinear: the KV cache's coefficients
+    "cells",  # KV cells per layer: the context padded as llama.cpp pads it
+    "kv_bytes",  # the KV cache at `cells`
+    "compute_gpu_bytes",  # compute buffer of a GPU without the output head
+    "compute_head_bytes",  # compute buffer of the device that computes the logits
+    "kv_read_bytes",  # KV cache one decode step reads, at the depth decode is quoted at
+    "base_quality",  # the use case's benchmark score, before quantization
+))):
+    """What an estimate needs of the model and the options but not of the quantization:
+    `recommend` works it out once per model rather than once per candidate."""
+
+    __slots__ = ()
+
+
+def model_terms(model: Model, catalog: Catalog, options: Options) -> ModelTerms:
     arch = model.architecture
     cal = options.calibration
     kv_element = memory.kv_bytes_per_element(options.kv_quant, catalog.ggml_types)
-    compute_head = memory.compute_buffer_bytes(arch, options.context, cal)
+    depth = options.decode_depth if options.decode_depth is not None else min(options.context, options.prompt_tokens)
+    kv = memory.kv_linear(arch, kv_element, cal.n_ubatch)
+    cells = memory.pad(options.context)
+    return ModelTerms(
+        kv=kv,
+        cells=cells,
+        kv_bytes=kv.bytes(cells),
+        compute_gpu_bytes=memory.compute_buffer_bytes(arch, options.context, cal, with_output=False),
+        compute_head_bytes=memory.compute_buffer_bytes(arch, options.context, cal),
+        kv_read_bytes=memory.kv_bytes_read_per_token(arch, depth, kv_element),
+        base_quality=quality.base_quality(model.benchmarks, options.use_case),
+    )
+
+
+def need_for(model: Model, quant: Quantization, catalog: Catalog, options: Options,
+             terms: ModelTerms | None = None) -> place.Need:
+    if terms is None:
+        terms = model_terms(model, catalog, options)
+    arch = model.architecture
+    cal = options.calibration
     return place.Need(
         layers=arch.layers,
         moe_layers=arch.moe_layers,
         weights=model_weights(model, quant, catalog),
-        kv=memory.kv_linear(arch, kv_element, cal.n_ubatch),
-        cells=memory.pad(options.context),
+        kv=terms.kv,
+        cells=terms.cells,
+        kv_bytes=terms.kv_bytes,
         reserve_bytes=cal.runtime_reserve_bytes,
-        compute_gpu_bytes=memory.compute_buffer_bytes(arch, options.context, cal, with_output=False),
-        compute_head_bytes=compute_head,
+        compute_gpu_bytes=terms.compute_gpu_bytes,
+        compute_head_bytes=terms.compute_head_bytes,
         mask_bytes_per_cell=2 * cal.n_ubatch,
     )
 
@@ -263,53 +303,88 @@ def placements(need: place.Need, budget: Budget, options: Options, moe: bool) ->
     return [place.cpu_only(need, host) or place.NONE]
 
 
-def _estimate_default(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options) -> Estimate:
-    arch = model.architecture
-    cal = options.calibration
-    need = need_for(model, quant, catalog, options)
-    kv_element = memory.kv_bytes_per_element(options.kv_quant, catalog.ggml_types)
-    depth = options.decode_depth if options.decode_depth is not None else min(options.context, options.prompt_tokens)
-    kv_read = memory.kv_bytes_read_per_token(arch, depth, kv_element)
-    # Of the placements that fit, keep the one that decodes fastest (for MoE, experts in RAM
-    # with attention on the GPU usually beats whole layers in RAM).
-    options_speed = [(speed.decode_tokens_per_s(need, p, arch, kv_read, budget, cal), p)
+class Candidate(namedtuple("Candidate", "model quant placement total_bytes fits safe quality decode_tokens_per_s "
+                                        "efficiency overhead_bytes headroom_bytes need placed")):
+    """One (model, quantization) placed and timed: the figures a recommendation ranks and plots
+    for every candidate it sweeps (named as in Estimate), and the default method's need and
+    placement, from which `complete` makes the Estimate of one it returns."""
+
+    __slots__ = ()
+
+
+def sweep_candidate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options,
+                    terms: ModelTerms | None = None) -> Candidate:
+    """A candidate without what only its Estimate holds (per-device use, prefill, limits, notes);
+    `terms`, the model's for these options, saves working them out again."""
+    if options.method == "seed":
+        e = _estimate_seed(model, quant, budget, options)
+        return Candidate(e.model, e.quant, e.placement, e.total_bytes, e.fits, e.safe, e.quality,
+                         e.decode_tokens_per_s, e.efficiency, e.overhead_bytes, e.headroom_bytes, None, None)
+    if terms is None:
+        terms = model_terms(model, catalog, options)
+    need = need_for(model, quant, catalog, options, terms)
+    decode, placed = _fastest_placement(need, model, terms, budget, options)
+    overhead, total, fits, headroom = _footprint(need, placed, budget)
+    q = quality.quantized(terms.base_quality, quant.quality_factor, model.params_total)
+    return Candidate(model.id, quant.name, placed.mode, total, fits, fits and headroom > SAFE_HEADROOM_BYTES, q,
+                     decode, quality.efficiency(q, decode, total), overhead, int(headroom), need, placed)
+
+
+def _fastest_placement(need: place.Need, model: Model, terms: ModelTerms, budget: Budget,
+                       options: Options) -> tuple[float | None, place.Placement]:
+    """Of the placements that fit, the one that decodes fastest, and its speed (for MoE, experts
+    in RAM with attention on the GPU usually beats whole layers in RAM)."""
+    options_speed = [(speed.decode_tokens_per_s(need, p, model.architecture, terms.kv_read_bytes, budget,
+                                                options.calibration), p)
                      for p in placements(need, budget, options, model.is_moe)]
-    decode, placed = max(options_speed, key=lambda sp: sp[0] or 0.0)
+    return max(options_speed, key=lambda sp: sp[0] or 0.0)
+
+
+def _footprint(need: place.Need, placed: place.Placement, budget: Budget) -> tuple[int, int, bool, int]:
+    """(overhead, total bytes, whether it fits, headroom) of a placed candidate."""
     if placed.shares:
         overhead = sum(s.overhead_bytes for s in placed.shares) + placed.host_overhead_bytes
     else:
         overhead = need.compute_bytes
-    weights_total = need.weights.total_bytes
-    total = weights_total + need.kv_bytes + overhead
-    budget_bytes = budget.budget_bytes
+    total = need.weights.total_bytes + need.kv_bytes + overhead
     fits = placed.mode in ("gpu", "cpu") and (placed.mode == "gpu" or not budget.devices)
     fits = fits and placed.fits(budget.host_available_bytes)
     if placed.mode == "gpu":
         headroom = sum(s.device.free_bytes - s.total_bytes for s in placed.shares)
-        headroom += sum(d.free_bytes for d in budget.devices if d not in {s.device for s in placed.shares})
+        used = [s.device for s in placed.shares]  # a list: hashing a Device costs more than comparing a few
+        headroom += sum(d.free_bytes for d in budget.devices if d not in used)
     else:
-        headroom = budget_bytes - total
-    prefill = None
+        headroom = budget.budget_bytes - total
+    return overhead, total, fits, headroom
+
+
+def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Budget, options: Options) -> Estimate:
+    """The Estimate of a swept candidate: its figures, per-device use and notes, and with
+    options.detail prefill, time to first token and the limits."""
+    if options.method == "seed":
+        return _estimate_seed(model, quant, budget, options)
+    arch = model.architecture
+    need, placed, decode = candidate.need, candidate.placed, candidate.decode_tokens_per_s
+    prefill = max_context = sessions = None
     if options.detail:
-        prefill = speed.prefill_tokens_per_s(need, placed, arch, _active_params(model, arch), options.prompt_tokens,
-                                             budget, cal, depth=options.prefill_depth, float_weights=quant.format == "float")
-    q = quality.final_quality(model.benchmarks, options.use_case, quant.quality_factor, model.params_total)
+        prefill = speed.prefill_tokens_per_s(need, placed, arch, _active_params(model, arch), options.prompt_tokens, budget,
+                                             options.calibration, depth=options.prefill_depth,
+                                             float_weights=quant.format == "float")
+        max_context = limits.max_context(need, placed, budget.host_available_bytes, model.max_context)
+        sessions = limits.concurrent_sessions(need, placed, budget.host_available_bytes)
     ttft = options.prompt_tokens / prefill + (1 / decode if decode else 0) if prefill else None
-    host = budget.host_available_bytes
     return Estimate(
         model=model.id, quant=quant.name, context=options.context, method="default", use_case=options.use_case,
-        weights_bytes=weights_total, kv_cache_bytes=need.kv_bytes, overhead_bytes=overhead, total_bytes=total,
-        budget_bytes=budget_bytes, fits=fits, safe=fits and headroom > SAFE_HEADROOM_BYTES, headroom_bytes=int(headroom),
-        placement=placed.mode, gpu_layers=placed.gpu_layers, total_layers=arch.layers,
-        decode_tokens_per_s=decode, prefill_tokens_per_s=prefill, time_to_first_token_s=ttft,
-        quality=q, efficiency=quality.efficiency(q, decode, total), params_total=model.params_total,
-        params_active=model.params_active, moe=model.is_moe, host_bytes=placed.host_bytes,
-        n_cpu_moe=placed.n_cpu_moe, tensor_parallel=placed.tensor_parallel, kv_quant=options.kv_quant.lower(),
-        prompt_tokens=options.prompt_tokens,
+        weights_bytes=need.weights.total_bytes, kv_cache_bytes=need.kv_bytes, overhead_bytes=candidate.overhead_bytes,
+        total_bytes=candidate.total_bytes, budget_bytes=budget.budget_bytes, fits=candidate.fits, safe=candidate.safe,
+        headroom_bytes=candidate.headroom_bytes, placement=placed.mode, gpu_layers=placed.gpu_layers,
+        total_layers=arch.layers, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill,
+        time_to_first_token_s=ttft, quality=candidate.quality, efficiency=candidate.efficiency,
+        params_total=model.params_total, params_active=model.params_active, moe=model.is_moe,
+        host_bytes=placed.host_bytes, n_cpu_moe=placed.n_cpu_moe, tensor_parallel=placed.tensor_parallel,
+        kv_quant=options.kv_quant.lower(), prompt_tokens=options.prompt_tokens,
         devices=tuple(DeviceUse(s.device.id, s.device.name, s.layers, s.total_bytes, s.device.free_bytes) for s in placed.shares),
-        max_context=limits.max_context(need, placed, host, model.max_context) if options.detail else None,
-        concurrent_sessions=limits.concurrent_sessions(need, placed, host) if options.detail else None,
-        notes=_notes(placed, budget),
+        max_context=max_context, concurrent_sessions=sessions, notes=_notes(placed, budget),
     )
 
 

@@ -10,18 +10,22 @@ that the estimate chose.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .memory import KV_PAD
 from .placement import Need, Placement
 
 
-@dataclass(frozen=True)
-class Pool:
-    free_bytes: float
-    fixed_bytes: float  # weights, reserve, the compute buffer's context-free part
-    kv_fraction: float  # share of the KV cache (of every layer) that lives here
-    mask_bytes_per_cell: float  # 0 where the pool holds no compute buffer
+class Pool(namedtuple("Pool", (
+    "free_bytes",
+    "fixed_bytes",  # weights, reserve, the compute buffer's context-free part
+    "kv_fraction",  # share of the KV cache (of every layer) that lives here
+    "mask_bytes_per_cell",  # 0 where the pool holds no compute buffer
+))):
+    """One memory of a placement (a GPU's share, or the host) as the limits see it. A namedtuple,
+    like placement's records: cheaper than a frozen dataclass to define at start-up and to build."""
+
+    __slots__ = ()
 
 
 def pools(need: Need, placed: Placement, host_available: int) -> list[Pool]:

@@ -8,26 +8,32 @@ overhead = runtime reserve + a compute buffer that grows with the micro-batch.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .calibration import Calibration
 from .catalog import Architecture, GgmlType, Quantization
 from .errors import UsageError
-from .quantmix import weights_breakdown
 
 KV_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
 KV_PAD = 256  # llama.cpp pads the KV cache to a multiple of 256 cells
 
 
-@dataclass(frozen=True)
-class WeightsSplit:
-    total_bytes: int  # all tensors once: what the file holds
-    per_layer_bytes: float  # one repeating block, averaged over the layers
-    expert_bytes: int  # routed-expert tensors, all layers together
-    embedding_bytes: int  # input embedding table: llama.cpp keeps it in host memory
-    head_bytes: int  # output head + final norm, on the GPU once every layer is
-    head_duplicate_bytes: int  # tied embeddings: llama.cpp loads the matrix again as the head
+# WeightsSplit and KvLinear are namedtuples, not frozen dataclasses: the cached catalog holds a
+# WeightsSplit for each of ~2,400 (model, quantization) pairs, and a namedtuple unpickles (and
+# is defined at import) at a fraction of the cost, which every command pays at start-up.
+
+class WeightsSplit(namedtuple("WeightsSplit", (
+    "total_bytes",  # all tensors once: what the file holds
+    "per_layer_bytes",  # one repeating block, averaged over the layers
+    "expert_bytes",  # routed-expert tensors, all layers together
+    "embedding_bytes",  # input embedding table: llama.cpp keeps it in host memory
+    "head_bytes",  # output head + final norm, on the GPU once every layer is
+    "head_duplicate_bytes",  # tied embeddings: llama.cpp loads the matrix again as the head
+))):
+    """A model's weight bytes, grouped by where llama.cpp puts them."""
+
+    __slots__ = ()
 
     @property
     def layers_bytes(self) -> int:
@@ -35,6 +41,10 @@ class WeightsSplit:
 
 
 def weights(arch: Architecture, quant: Quantization, ggml_types: Mapping[str, GgmlType]) -> WeightsSplit:
+    # Imported here: the cached catalog has every candidate's weights sized (catalog.weights_table),
+    # so most commands never size one, and need not load llama.cpp's type rules at start-up.
+    from .quantmix import weights_breakdown
+
     total = layers = expert = embedding = head = 0
     for role, size, is_layer, is_expert in weights_breakdown(arch, quant, ggml_types):
         total += size
@@ -78,17 +88,14 @@ def kv_elements_per_cell(arch: Architecture) -> int:
     return 2 * arch.kv_heads * arch.head_dim
 
 
-@dataclass(frozen=True)
-class KvLinear:
+class KvLinear(namedtuple("KvLinear", "full_per_cell swa_per_cell swa_cap_cells")):
     """The KV cache as a function of the padded context P: full_per_cell × P + swa_per_cell × min(P, swa_cap_cells).
 
     Bytes summed over all layers. Piecewise linear in P, which is what lets the longest
     context and the number of sessions that fit be solved in closed form (limits.py).
     """
 
-    full_per_cell: float
-    swa_per_cell: float
-    swa_cap_cells: int
+    __slots__ = ()
 
     def bytes(self, cells: int) -> int:
         return int(self.full_per_cell * cells + self.swa_per_cell * min(cells, self.swa_cap_cells))

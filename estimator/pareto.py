@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 
 
 def frontier(items: Iterable, metric: Callable[[object], float | None], cost: Callable[[object], float]) -> list:
@@ -11,12 +12,15 @@ def frontier(items: Iterable, metric: Callable[[object], float | None], cost: Ca
     The seed's sweep (§7.3), with ties broken by cost so that of two equal metrics only the
     cheaper survives. Returned in increasing cost (and metric).
     """
-    scored = [(metric(i), cost(i), i) for i in items]
-    scored = [s for s in scored if s[0] is not None]
-    scored.sort(key=lambda s: (-s[0], s[1]))
+    scored = []  # ((-metric, cost), item): sorted on the first alone, by a C key function
+    for item in items:
+        m = metric(item)
+        if m is not None:
+            scored.append(((-m, cost(item)), item))
+    scored.sort(key=itemgetter(0))
     front: list = []
     min_cost = float("inf")
-    for _, c, item in scored:
+    for (_, c), item in scored:
         if c < min_cost:
             front.append(item)
             min_cost = c

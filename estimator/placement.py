@@ -13,65 +13,77 @@ when layers stay on the CPU the host needs a compute buffer too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .budget import Device
 from .memory import KvLinear, WeightsSplit
 
 
-@dataclass(frozen=True)
-class DeviceShare:
-    device: Device
-    layers: int
-    weights_bytes: int
-    kv_bytes: int
-    overhead_bytes: int
-    holds_head: bool = False
+# Need, DeviceShare and Placement are namedtuples, not frozen dataclasses: `recommend` builds one
+# or more of each for every one of ~1,400 candidates, and a namedtuple costs a fraction of a
+# frozen dataclass to build (whose __init__ sets each field through object.__setattr__), and to
+# define when the module is imported.
+
+class DeviceShare(namedtuple("DeviceShare", (
+    "device",  # budget.Device
+    "layers",
+    "weights_bytes",
+    "kv_bytes",
+    "overhead_bytes",
+    "holds_head",
+), defaults=(False,))):
+    """What one GPU holds of a placed model."""
+
+    __slots__ = ()
 
     @property
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_bytes + self.overhead_bytes
 
 
-@dataclass(frozen=True)
-class Placement:
-    mode: str  # gpu | partial_offload | cpu | none
-    gpu_layers: int
-    shares: tuple[DeviceShare, ...]
-    host_weights_bytes: int  # weights in host RAM (embeddings, CPU layers, CPU experts)
-    host_kv_bytes: int
-    host_overhead_bytes: int
-    n_cpu_moe: int = 0  # layers whose routed experts stay in RAM
-    tensor_parallel: bool = False
+class Placement(namedtuple("Placement", (
+    "mode",  # gpu | partial_offload | cpu | none
+    "gpu_layers",
+    "shares",  # a DeviceShare per GPU used
+    "host_weights_bytes",  # weights in host RAM (embeddings, CPU layers, CPU experts)
+    "host_kv_bytes",
+    "host_overhead_bytes",
+    "n_cpu_moe",  # layers whose routed experts stay in RAM
+    "tensor_parallel",
+), defaults=(0, False))):
+    """Where a model's tensors go: the GPUs' shares and what stays in host RAM."""
+
+    __slots__ = ()
 
     @property
     def host_bytes(self) -> int:
         return self.host_weights_bytes + self.host_kv_bytes + self.host_overhead_bytes
 
     def fits(self, host_available_bytes: int) -> bool:
-        return all(s.total_bytes <= s.device.free_bytes for s in self.shares) and self.host_bytes <= host_available_bytes
+        for share in self.shares:
+            if share.total_bytes > share.device.free_bytes:
+                return False
+        return self.host_bytes <= host_available_bytes
 
 
 NONE = Placement("none", 0, (), 0, 0, 0)
 
 
-@dataclass(frozen=True)
-class Need:
-    """The memory parts of one candidate, as placement needs them."""
+class Need(namedtuple("Need", (
+    "layers",
+    "moe_layers",
+    "weights",  # memory.WeightsSplit
+    "kv",  # memory.KvLinear
+    "cells",  # KV cells per layer: the context padded as llama.cpp pads it
+    "kv_bytes",  # the KV cache at `cells`, kv.bytes(cells)
+    "reserve_bytes",  # runtime reserve on every GPU used (CUDA context, cuBLAS workspace)
+    "compute_gpu_bytes",  # compute buffer of a GPU without the output head
+    "compute_head_bytes",  # compute buffer of the device that computes the logits
+    "mask_bytes_per_cell",  # the part of each compute buffer that grows with the context
+))):
+    """The memory parts of one candidate, as placement needs them (a namedtuple too: one per candidate)."""
 
-    layers: int
-    moe_layers: int
-    weights: WeightsSplit
-    kv: KvLinear
-    cells: int  # KV cells per layer: the context padded as llama.cpp pads it
-    reserve_bytes: int  # runtime reserve on every GPU used (CUDA context, cuBLAS workspace)
-    compute_gpu_bytes: int  # compute buffer of a GPU without the output head
-    compute_head_bytes: int  # compute buffer of the device that computes the logits
-    mask_bytes_per_cell: int  # the part of each compute buffer that grows with the context
-
-    @property
-    def kv_bytes(self) -> int:
-        return self.kv.bytes(self.cells)
+    __slots__ = ()
 
     @property
     def kv_per_layer(self) -> float:

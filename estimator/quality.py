@@ -39,7 +39,12 @@ def size_penalty(params: float) -> float:
 
 def final_quality(benchmarks: Mapping[str, float], use_case: str, quality_factor: float, params: float) -> float:
     """§4.2: Q_final = Q_base × quality_factor × size_penalty."""
-    return base_quality(benchmarks, use_case) * quality_factor * size_penalty(params)
+    return quantized(base_quality(benchmarks, use_case), quality_factor, params)
+
+
+def quantized(base: float, quality_factor: float, params: float) -> float:
+    """Q_final from a Q_base already worked out (a sweep scores each model's base once)."""
+    return base * quality_factor * size_penalty(params)
 
 
 def efficiency(quality: float, tokens_per_s: float | None, total_bytes: float) -> float | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from operator import attrgetter
 
 from .budget import Budget
 from .catalog import Catalog, Model, Quantization
-from .estimate import Estimate, Options, estimate
+from .estimate import Candidate, Estimate, Options, complete, model_terms, sweep_candidate
 from .pareto import frontier
 
 MIN_USABLE_TOKENS_PER_S = 5.0  # below this a chat feels broken; such candidates are not ranked
@@ -18,7 +19,7 @@ class Recommendations:
     context: int
     use_case: str
     method: str
-    candidates: tuple[Estimate, ...]  # every runnable candidate
+    candidates: tuple[Candidate, ...]  # every runnable candidate, as ranked and plotted
     frontiers: dict[str, list[Estimate]]
     ranked: tuple[Estimate, ...]
 
@@ -58,67 +59,77 @@ def recommend(
     options: Options = Options(),
     models: tuple[Model, ...] | None = None,
     min_tokens_per_s: float = MIN_USABLE_TOKENS_PER_S,
+    top: int | None = None,
 ) -> Recommendations:
+    """`top` keeps the best `top` of the ranking only: a caller that shows no more (the CLI's
+    --top) spares estimating the rest in full."""
     options = options.check()
-    sweep = replace(options, detail=False)  # prefill and limits only for what is returned (below)
-    runnable = []
-    chosen: dict[tuple[str, str], tuple[Model, Quantization]] = {}
-    # Weights alone beyond every byte of GPU and RAM can be placed nowhere: skip them unestimated.
-    capacity = budget.gpu_free_bytes + budget.host_available_bytes
-    for model in models or catalog.models:
-        if not _eligible(model, options):
-            continue
-        for quant in candidate_quants(catalog):
-            sized = catalog.weights_table.get((model.id, quant.name))
-            if sized is not None and sized[1].total_bytes > capacity:
-                continue
-            est = estimate(model, quant, budget, catalog, sweep)
-            if est.placement != "none":
-                runnable.append(est)
-                chosen[(est.model, est.quant)] = (model, quant)
+    runnable, chosen = _sweep(catalog, budget, options, models or catalog.models)
     # The frontiers are over what fits in the budget: the whole model in fast memory.
-    fitting = [e for e in runnable if e.fits]
+    fitting = [c for c in runnable if c.fits]
+    size = attrgetter("total_bytes")
     frontiers = {
-        "quality": frontier(fitting, lambda e: e.quality, lambda e: e.total_bytes),
-        "speed": frontier(fitting, lambda e: e.decode_tokens_per_s, lambda e: e.total_bytes),
-        "efficiency": frontier(fitting, lambda e: e.efficiency, lambda e: e.total_bytes),
+        "quality": frontier(fitting, attrgetter("quality"), size),
+        "speed": frontier(fitting, attrgetter("decode_tokens_per_s"), size),
+        "efficiency": frontier(fitting, attrgetter("efficiency"), size),
     }
     ranked = rank(runnable, min_tokens_per_s)
-    if options.detail:
-        detailed: dict[tuple[str, str], Estimate] = {}
+    if top:
+        ranked = ranked[:top]
+    # Only what is returned becomes an Estimate (with prefill and limits if options.detail).
+    estimates: dict[tuple[str, str], Estimate] = {}
 
-        def full(e: Estimate) -> Estimate:
-            key = (e.model, e.quant)
-            if key not in detailed:
-                model, quant = chosen[key]
-                detailed[key] = estimate(model, quant, budget, catalog, options)
-            return detailed[key]
+    def full(c: Candidate) -> Estimate:
+        key = (c.model, c.quant)
+        if key not in estimates:
+            estimates[key] = complete(c, *chosen[key], budget, options)
+        return estimates[key]
 
-        frontiers = {name: [full(e) for e in front] for name, front in frontiers.items()}
-        ranked = tuple(full(e) for e in ranked)
     return Recommendations(
         budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case, method=options.method,
-        candidates=tuple(runnable), frontiers=frontiers, ranked=ranked,
+        candidates=tuple(runnable), frontiers={name: [full(c) for c in front] for name, front in frontiers.items()},
+        ranked=tuple(full(c) for c in ranked),
     )
 
 
-def rank(candidates: list[Estimate], min_tokens_per_s: float) -> tuple[Estimate, ...]:
-    """The best quantization of each model that runs at a usable speed, best quality first."""
-    best: dict[str, Estimate] = {}
-    for e in candidates:
-        if e.decode_tokens_per_s is not None and e.decode_tokens_per_s < min_tokens_per_s:
+def _sweep(catalog: Catalog, budget: Budget, options: Options,
+           models: tuple[Model, ...]) -> tuple[list[Candidate], dict[tuple[str, str], tuple[Model, Quantization]]]:
+    """Every runnable candidate, and each one's model and quantization by (model id, quant name)."""
+    quants = candidate_quants(catalog)
+    runnable: list[Candidate] = []
+    chosen: dict[tuple[str, str], tuple[Model, Quantization]] = {}
+    # Weights alone beyond every byte of GPU and RAM can be placed nowhere: skip them unestimated.
+    capacity = budget.gpu_free_bytes + budget.host_available_bytes
+    for model in models:
+        if not _eligible(model, options):
             continue
-        current = best.get(e.model)
-        if current is None or _better(e, current):
-            best[e.model] = e
+        terms = model_terms(model, catalog, options) if options.method == "default" else None
+        for quant in quants:
+            sized = catalog.weights_table.get((model.id, quant.name))
+            if sized is not None and sized[1].total_bytes > capacity:
+                continue
+            candidate = sweep_candidate(model, quant, budget, catalog, options, terms)
+            if candidate.placement != "none":
+                runnable.append(candidate)
+                chosen[(model.id, quant.name)] = (model, quant)
+    return runnable, chosen
+
+
+def rank(candidates: list[Candidate], min_tokens_per_s: float) -> tuple[Candidate, ...]:
+    """The best quantization of each model that runs at a usable speed, best quality first."""
+    best: dict[str, tuple[tuple, Candidate]] = {}  # model -> (its best's preference, its best)
+    for c in candidates:
+        if c.decode_tokens_per_s is not None and c.decode_tokens_per_s < min_tokens_per_s:
+            continue
+        preference = _preference(c)
+        current = best.get(c.model)
+        if current is None or preference > current[0]:
+            best[c.model] = (preference, c)
     # Whole-model fits first (a user wants what runs at full speed), then best quality.
-    return tuple(sorted(best.values(), key=lambda e: (not e.fits, -e.quality, -(e.decode_tokens_per_s or 0), e.total_bytes)))
+    return tuple(sorted((c for _, c in best.values()),
+                        key=lambda c: (not c.fits, -c.quality, -(c.decode_tokens_per_s or 0), c.total_bytes)))
 
 
-def _better(a: Estimate, b: Estimate) -> bool:
+def _preference(c: Candidate) -> tuple:
     """Prefer what fits whole, then what leaves the seed's 1 GB of headroom, then quality, then speed."""
-    def key(e: Estimate):
-        return (e.fits, e.safe, round(e.quality, 6), e.decode_tokens_per_s or 0)
-
-    return key(a) > key(b)
-
+    return (c.fits, c.safe, round(c.quality, 6), c.decode_tokens_per_s or 0)

@@ -53,5 +53,5 @@ def add_hardware(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    # One write of the whole text: json.dump would write each of its ~15,000 pieces on its own.
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -13,6 +13,10 @@ half to the "pick" path (fitagent: /v1/recommendations and /v1/pick; llmfit:
 with its 30 s rescans and its CPU time over that window is reported (a scan here re-reads
 the snapshot file; with a real probe each scan adds the probe's own cost).
 
+A third column, "waitress floor", serves the very bytes fitagent answered with from a bare WSGI
+app under the same waitress settings and the same load: the cost of the HTTP server alone, so a
+reader can tell what of fitagent's latency is its own.
+
 Targets: p50 <= 2 ms, >= 20 x the peer's requests/s, RSS <= 60 MB, idle CPU < 1 % of a core.
 """
 
@@ -127,6 +131,39 @@ def start_fitagent(fitagent: str, workdir: Path, hardware: str | None) -> tuple[
     return proc, port
 
 
+FLOOR_APP = """
+import sys
+from pathlib import Path
+from waitress import serve
+from fitagent.agent.server import _whole_response_writes
+
+bodies = {"/" + p.name.replace("_", "/"): p.read_bytes() for p in Path(sys.argv[1]).glob("v1_*")}
+
+def app(environ, start_response):
+    body = bodies[environ["PATH_INFO"]]
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=4, ident="floor", _quiet=True, **_whole_response_writes())
+"""
+
+
+def start_floor(python: str, bodies: Path) -> tuple[subprocess.Popen, int]:
+    """A bare WSGI app on waitress, with fitagent's waitress settings, answering the same bytes."""
+    port = free_port()
+    proc = subprocess.Popen([python, "-c", FLOOR_APP, str(bodies), str(port)], stdout=subprocess.DEVNULL,
+                            stderr=open(bodies / "floor.log", "w"))
+    wait_http(port, "/v1/pick")
+    return proc, port
+
+
+def fitagent_python(fitagent: str) -> str:
+    """The interpreter of the fitagent install under test (its console script's #! line)."""
+    with open(fitagent, "rb") as fh:
+        first = fh.readline().decode().strip()
+    return first[2:] if first.startswith("#!") and "python" in first else sys.executable
+
+
 def start_llmfit(llmfit: str, workdir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([llmfit, "serve", "--port", str(port)], stdout=open(workdir / "llmfit.log", "w"),
@@ -188,6 +225,15 @@ def main() -> None:
             rows["fitagent"]["idle_cpu_pct"] = 100 * used / window
             rows["fitagent"]["rss_after_idle_mb"] = server.memory_info().rss / MB
             health = json.loads(_get(port, "/healthz"))
+            for path in paths:  # the same bytes for the floor server
+                (workdir / path.strip("/").replace("/", "_")).write_bytes(_get(port, path))
+        finally:
+            stop(proc)
+        proc, port = start_floor(fitagent_python(args.fitagent), workdir)
+        try:
+            load(port, paths, 200, args.clients)
+            rows["floor"] = load(port, paths, args.requests, args.clients)
+            rows["floor"]["rss_mb"] = psutil.Process(proc.pid).memory_info().rss / MB
         finally:
             stop(proc)
         llmfit = find_llmfit(args.llmfit)
@@ -210,20 +256,21 @@ def main() -> None:
           f"fitagent: {'probe' if args.probe else SNAPSHOT.name}, {health['scans_total']} scans, "
           f"last took {health['scan_duration_s']:.3f} s" + (f"; peer: {version}" if version else ""))
     print(f"idle CPU: fitagent's CPU time over {args.idle_seconds:.0f} s idle with 30 s rescans\n")
-    f, p = rows["fitagent"], rows.get("llmfit")
+    f, p, w = rows["fitagent"], rows.get("llmfit"), rows["floor"]
     lines = [
-        ("p50 latency (ms)", f"{f['p50_ms']:.2f}", p and f"{p['p50_ms']:.2f}", "<= 2", f["p50_ms"] <= 2),
-        ("p99 latency (ms)", f"{f['p99_ms']:.2f}", p and f"{p['p99_ms']:.2f}", "", None),
-        ("requests/s", f"{f['rps']:.0f}", p and f"{p['rps']:.1f}",
+        ("p50 latency (ms)", f"{f['p50_ms']:.2f}", p and f"{p['p50_ms']:.2f}", f"{w['p50_ms']:.2f}", "<= 2", f["p50_ms"] <= 2),
+        ("p99 latency (ms)", f"{f['p99_ms']:.2f}", p and f"{p['p99_ms']:.2f}", f"{w['p99_ms']:.2f}", "", None),
+        ("requests/s", f"{f['rps']:.0f}", p and f"{p['rps']:.1f}", f"{w['rps']:.0f}",
          ">= 20 x peer" + (f" ({f['rps'] / p['rps']:.0f} x)" if p else ""), (f["rps"] >= 20 * p["rps"]) if p else None),
-        ("server RSS after load (MB)", f"{f['rss_mb']:.1f}", p and f"{p['rss_mb']:.1f}", "<= 60", f["rss_mb"] <= 60),
-        ("server RSS after idle (MB)", f"{f['rss_after_idle_mb']:.1f}", None, "<= 60", f["rss_after_idle_mb"] <= 60),
-        ("idle CPU (% of a core)", f"{f['idle_cpu_pct']:.2f}", None, "< 1", f["idle_cpu_pct"] < 1),
+        ("server RSS after load (MB)", f"{f['rss_mb']:.1f}", p and f"{p['rss_mb']:.1f}", f"{w['rss_mb']:.1f}", "<= 60",
+         f["rss_mb"] <= 60),
+        ("server RSS after idle (MB)", f"{f['rss_after_idle_mb']:.1f}", None, None, "<= 60", f["rss_after_idle_mb"] <= 60),
+        ("idle CPU (% of a core)", f"{f['idle_cpu_pct']:.2f}", None, None, "< 1", f["idle_cpu_pct"] < 1),
     ]
-    print(f"{'':28} {'fitagent':>10} {'llmfit':>10}   target")
-    for name, ours, theirs, target, ok in lines:
+    print(f"{'':28} {'fitagent':>10} {'llmfit':>10} {'waitress floor':>15}   target")
+    for name, ours, theirs, floor, target, ok in lines:
         mark = "" if ok is None else ("  ok" if ok else "  MISSED")
-        print(f"{name:28} {ours:>10} {theirs or '—':>10}   {target}{mark}")
+        print(f"{name:28} {ours:>10} {theirs or '—':>10} {floor or '—':>15}   {target}{mark}")
 
 
 def _get(port: int, path: str) -> bytes:

@@ -27,6 +27,22 @@ events_max: 50
 """
 
 
+class Prober:
+    """In-process stand-in for the hardware probe: hands out snapshots in turn (the last one
+    again once they run out); an exception in the list is raised instead."""
+
+    def __init__(self, *items):
+        self.items = list(items)
+        self.calls = 0
+
+    def __call__(self):
+        item = self.items[min(self.calls, len(self.items) - 1)]
+        self.calls += 1
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
 def clean_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FITAGENT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
     env.update(extra or {})

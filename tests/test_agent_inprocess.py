@@ -7,6 +7,7 @@ import threading
 from dataclasses import replace
 
 import pytest
+from agent_server import Prober
 from conftest import SNAPSHOTS
 from fitagent.agent.config import Config
 from fitagent.agent.hardware import load_snapshot_file
@@ -14,21 +15,6 @@ from fitagent.agent.server import EXTENSION, create_app
 from fitagent.agent.state import ResponseCache, ScanAborted, precompute
 
 SMALL = Config(contexts=(8192,), use_cases=("general",), token="t")
-
-
-class Prober:
-    """Hands out snapshots in turn; an exception in the list is raised instead."""
-
-    def __init__(self, *items):
-        self.items = list(items)
-        self.calls = 0
-
-    def __call__(self):
-        item = self.items[min(self.calls, len(self.items) - 1)]
-        self.calls += 1
-        if isinstance(item, Exception):
-            raise item
-        return item
 
 
 def snapshot(name="rtx4090"):

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from agent_server import AgentProcess, copy_fixture
+from agent_server import AgentProcess, Prober, copy_fixture
 from conftest import SNAPSHOTS
 from fitagent.agent.config import Config, WatchedModel
 from fitagent.agent.fleet.facts import Sample, budget_from_samples, facts_from_samples
@@ -19,18 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 SERIES_BUDGET = 300  # the bound per host with the default config
 PROMTOOL = shutil.which("promtool")
-
-
-class Prober:
-    def __init__(self, *items):
-        self.items, self.calls = list(items), 0
-
-    def __call__(self):
-        item = self.items[min(self.calls, len(self.items) - 1)]
-        self.calls += 1
-        if isinstance(item, Exception):
-            raise item
-        return item
 
 
 def scanned_app(snapshot, config: Config = Config()):

@@ -36,18 +36,15 @@ def check_config(config, catalog) -> None:
     from ...estimator.errors import FitagentError
     from ..config import ConfigError
 
-    for i, w in enumerate(config.watch_models):
-        try:
-            catalog.model(w.model)
-            catalog.quant(w.quant)
-        except FitagentError as exc:
-            raise ConfigError(f"{config.source}: watch_models[{i}]: {exc}") from None
+    named = [(f"watch_models[{i}]", w.model, w.quant) for i, w in enumerate(config.watch_models)]
     if config.metrics_reference_model:
+        named.append(("metrics_reference_model", config.metrics_reference_model, config.metrics_reference_quant))
+    for key, model, quant in named:
         try:
-            catalog.model(config.metrics_reference_model)
-            catalog.quant(config.metrics_reference_quant)
+            catalog.model(model)
+            catalog.quant(quant)
         except FitagentError as exc:
-            raise ConfigError(f"{config.source}: metrics_reference_model: {exc}") from None
+            raise ConfigError(f"{config.source}: {key}: {exc}") from None
     if config.hardware:
         from ..hardware import load_snapshot_file
 

@@ -56,16 +56,14 @@ def read_data_file(name: str):
 
 
 def cache_dir() -> str:
-    explicit = os.environ.get("FITAGENT_CACHE_DIR") or os.environ.get("CACHE_DIRECTORY")  # the latter: systemd CacheDirectory=
-    if explicit:
-        return explicit.split(":")[0]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "fitagent")
+    from .paths import cache_dir as user_cache_dir
+
+    return user_cache_dir()
 
 
 # What the cached values depend on: the estimator modules that parse the data and size the
 # weights. Read as files, so that a start with a cached catalog need not import them all.
-_CODE_FILES = ("catalog.py", "memory.py", "quantmix.py", "tensors.py")
+_CODE_FILES = ("catalog.py", "memory.py", "quantmix.py", "tensors.py", "quantloss.py")
 
 
 def _cache_key(texts: dict[str, str]) -> str:

@@ -55,6 +55,14 @@ class Config:
     # the model whose longest fitting context /metrics reports (null: no such series)
     metrics_reference_model: str | None = "meta-llama/Llama-3.1-8B-Instruct"
     metrics_reference_quant: str = "Q4_K_M"
+    # what recommendations leave out unless asked for all (`--all-quants`, `all_quants=true`):
+    # quantizations that cost more than this share of the benchmark score, and candidates whose
+    # quality for the use case is under its floor
+    max_quant_loss: float = 0.10
+    quality_floor: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(USE_CASES, 50.0))
+    # measure host RAM bandwidth (about 1 s) on the first scan when nothing else tells it; the
+    # figure is remembered in the cache directory, so later starts read it instead
+    measure_bandwidth_at_start: bool = False
     log_level: str = "info"
     source: str = field(default="defaults", compare=False)  # where it was read from, for messages
 
@@ -71,6 +79,12 @@ class Config:
         if not text:
             raise ConfigError(f"{self.source}: token_file {self.token_file} is empty")
         return text.splitlines()[0].strip()
+
+    def floor(self, use_case: str, all_quants: bool = False):
+        """The recommendation floor for a use case (estimator.recommend.Floor)."""
+        from ..estimator.recommend import Floor
+
+        return Floor(self.max_quant_loss, float(self.quality_floor.get(use_case, 0.0)), all_quants)
 
     @property
     def precomputed_contexts(self) -> tuple[int, ...]:
@@ -180,6 +194,26 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         return _watch(where, value)
     if key == "log_level":
         return _choice(where, key, value, LOG_LEVELS)
+    if key == "max_quant_loss":
+        value = _number(where, key, value, 0.0)
+        if value > 1:
+            raise ConfigError(f"{where}: {key} is a share of the score, between 0 and 1 (0.10 = 10 %), got {value}")
+        return value
+    if key == "quality_floor":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return dict.fromkeys(USE_CASES, _number(where, key, value, 0.0))
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: {key} must be a number or a mapping of use case to number, got {value!r}")
+        floors = dict.fromkeys(USE_CASES, 50.0)
+        for use_case, number in value.items():
+            if use_case not in USE_CASES:
+                raise ConfigError(f"{where}: {key}.{use_case} is not a use case (choose {', '.join(USE_CASES)})")
+            floors[use_case] = _number(where, f"{key}.{use_case}", number, 0.0)
+        return floors
+    if key == "measure_bandwidth_at_start":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
     raise ConfigError(f"{where}: '{key}' is not a known key (known: {', '.join(KNOWN_KEYS)})")
 
 
@@ -212,6 +246,8 @@ def _env_value(name: str, key: str, text: str) -> Any:
     if key in ("contexts", "use_cases"):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         return [_env_scalar(name, key, p, int if key == "contexts" else str) for p in parts]
+    if key == "quality_floor":
+        return _env_scalar(name, key, text, float)  # one floor for every use case
     if isinstance(default, bool):
         return text.lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):

@@ -21,7 +21,7 @@ log = logging.getLogger("fitagent.events")
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # gpu_memory | process | gpu_added | gpu_lost | fit_lost | fit_gained | scan_failed | scan_recovered | config
+    kind: str  # gpu_memory | gpu_added | gpu_lost | fit_changed | fit_lost | fit_gained (watched models) | scan_failed | scan_recovered | config
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -58,9 +58,20 @@ class EventLog:
             self.add(change, at)
 
     def since(self, after_id: int = 0, limit: int | None = None) -> list[Event]:
+        """The events after `after_id`, oldest first, at most `limit` of them: a client pages
+        forward by passing the last id it got (nothing is skipped while the log still holds it)."""
         with self._lock:
             events = [e for e in self._events if e.id > after_id]
-        return events[-limit:] if limit else events
+        return events[:limit] if limit else events
+
+    def latest(self, n: int) -> list[Event]:
+        with self._lock:
+            return list(self._events)[-n:]
+
+    @property
+    def oldest_id(self) -> int:
+        with self._lock:
+            return self._events[0].id if self._events else self._next_id
 
     @property
     def last_id(self) -> int:
@@ -96,6 +107,7 @@ def _processes(gpu: GpuSnapshot) -> dict[int, Mapping]:
 
 
 def hardware_changes(old: HardwareSnapshot, new: HardwareSnapshot, min_change_bytes: int) -> list[Change]:
+    """At most one change per GPU per scan: its free memory and the processes that moved, in one line."""
     threshold = max(1, min_change_bytes)
     changes: list[Change] = []
     old_gpus = {_gpu_key(g): g for g in old.gpus}
@@ -112,24 +124,28 @@ def hardware_changes(old: HardwareSnapshot, new: HardwareSnapshot, min_change_by
         elif not before.usable and gpu.usable:
             changes.append(Change("gpu_added", f"{_gpu_label(gpu)} is usable again", {"gpu": key}))
         delta = gpu.memory_free_bytes - before.memory_free_bytes
-        if abs(delta) >= threshold:
-            sign = "+" if delta > 0 else "−"
-            changes.append(Change(
-                "gpu_memory",
-                f"{_gpu_label(gpu)}: free {_gb(before.memory_free_bytes)} → {_gb(gpu.memory_free_bytes)} ({sign}{_gb(abs(delta))})",
-                {"gpu": key, "gpu_index": gpu.index, "gpu_name": gpu.name, "free_bytes_before": before.memory_free_bytes,
-                 "free_bytes": gpu.memory_free_bytes, "delta_bytes": delta},
-            ))
-        changes += _process_changes(before, gpu, threshold)
+        moved = _process_moves(before, gpu, threshold)
+        if abs(delta) < threshold and not moved:
+            continue
+        sign = "+" if delta > 0 else "−"
+        message = f"{_gpu_label(gpu)}: free {_gb(before.memory_free_bytes)} → {_gb(gpu.memory_free_bytes)} ({sign}{_gb(abs(delta))})"
+        if moved:
+            message += ": " + "; ".join(m["text"] for m in moved)
+        changes.append(Change("gpu_memory", message, {
+            "gpu": key, "gpu_index": gpu.index, "gpu_name": gpu.name, "free_bytes_before": before.memory_free_bytes,
+            "free_bytes": gpu.memory_free_bytes, "delta_bytes": delta,
+            "processes": [{k: v for k, v in m.items() if k != "text"} for m in moved],
+        }))
     for key, gpu in old_gpus.items():
         if key not in new_gpus:
             changes.append(Change("gpu_lost", f"{_gpu_label(gpu)} is gone", {"gpu": key}))
     return changes
 
 
-def _process_changes(before: GpuSnapshot, after: GpuSnapshot, threshold: int) -> list[Change]:
+def _process_moves(before: GpuSnapshot, after: GpuSnapshot, threshold: int) -> list[dict]:
+    """The processes whose memory on this GPU changed by at least `threshold`, largest first."""
     old, new = _processes(before), _processes(after)
-    changes = []
+    moves = []
     for pid in sorted(set(old) | set(new)):
         was = int(old.get(pid, {}).get("used_bytes") or 0)
         now = int(new.get(pid, {}).get("used_bytes") or 0)
@@ -138,19 +154,19 @@ def _process_changes(before: GpuSnapshot, after: GpuSnapshot, threshold: int) ->
             continue
         name = (new.get(pid) or old.get(pid)).get("name") or "?"
         verb = "took" if delta > 0 else "released"
-        changes.append(Change(
-            "process", f"pid {pid} {name} {verb} {_gb(abs(delta))} on {_gpu_label(after)}",
-            {"gpu": _gpu_key(after), "pid": pid, "process": name, "delta_bytes": delta, "used_bytes": now},
-        ))
-    return changes
+        moves.append({"pid": pid, "process": name, "delta_bytes": delta, "used_bytes": now,
+                      "text": f"pid {pid} {name} {verb} {_gb(abs(delta))}"})
+    moves.sort(key=lambda m: -abs(m["delta_bytes"]))
+    return moves
 
 
 def _cause(hardware: list[Change], old_host: int, new_host: int, lost: bool) -> str:
     """The likeliest reason in this scan's changes: a process, else a GPU, else host RAM."""
     wanted = (lambda d: d > 0) if lost else (lambda d: d < 0)
-    procs = [c for c in hardware if c.kind == "process" and wanted(c.details["delta_bytes"])]
+    procs = [p for c in hardware if c.kind == "gpu_memory" for p in c.details["processes"] if wanted(p["delta_bytes"])]
     if procs:
-        return max(procs, key=lambda c: abs(c.details["delta_bytes"])).message.split(" on GPU")[0]
+        top = max(procs, key=lambda p: abs(p["delta_bytes"]))
+        return f"pid {top['pid']} {top['process']} {'took' if lost else 'released'} {_gb(abs(top['delta_bytes']))}"
     gpus = [c for c in hardware if c.kind == "gpu_memory" and wanted(-c.details["delta_bytes"])]
     if gpus:
         top = max(gpus, key=lambda c: abs(c.details["delta_bytes"]))
@@ -160,28 +176,40 @@ def _cause(hardware: list[Change], old_host: int, new_host: int, lost: bool) -> 
     return "the estimate's inputs changed"
 
 
+_LISTED = 6  # models named in a fit change's message; the details list them all
+
+
 def fit_changes(before: Mapping[str, tuple[str, float]], after: Mapping[str, tuple[str, float]], context: int,
                 use_case: str, hardware: list[Change], old_host_bytes: int, new_host_bytes: int) -> list[Change]:
-    """One change per model whose best whole-fit quantization changed (model -> (quant, quality))."""
-    changes = []
+    """One change per scan for the models whose best whole-fit quantization changed
+    (model -> (quant, quality)): which no longer fit as before, which now fit better, and why."""
+    lost, gained = [], []
     for model in sorted(set(before) | set(after)):
         a, b = before.get(model), after.get(model)
         if a is not None and b is not None and a[0] == b[0]:
             continue
-        lost = b is None or (a is not None and b[1] < a[1])
-        cause = _cause(hardware, old_host_bytes, new_host_bytes, lost)
-        where = f"at {context:,} tokens"
-        if lost:
-            rest = f" (best now {b[0]})" if b is not None else ""
-            message = f"{model} {a[0]} no longer fits {where}{rest}: {cause}"
-            details = {"model": model, "quant": a[0], "now_quant": b[0] if b else None}
+        if b is None or (a is not None and b[1] < a[1]):
+            lost.append({"model": model, "quant": a[0], "now_quant": b[0] if b else None})
         else:
-            rest = f" (was {a[0]})" if a is not None else ""
-            message = f"{model} {b[0]} now fits {where}{rest}: {cause}"
-            details = {"model": model, "quant": b[0], "was_quant": a[0] if a else None}
-        changes.append(Change("fit_lost" if lost else "fit_gained", message,
-                              {**details, "context": context, "use_case": use_case, "cause": cause}))
-    return changes
+            gained.append({"model": model, "quant": b[0], "was_quant": a[0] if a else None})
+    if not lost and not gained:
+        return []
+    cause = _cause(hardware, old_host_bytes, new_host_bytes, bool(lost) and len(lost) >= len(gained))
+    parts = []
+    if lost:
+        named = [f"{x['model']} {x['quant']}" + (f" (best now {x['now_quant']})" if x["now_quant"] else "") for x in lost]
+        parts.append(f"{len(lost)} no longer fit{'s' if len(lost) == 1 else ''}: " + _listed(named))
+    if gained:
+        named = [f"{x['model']} {x['quant']}" + (f" (was {x['was_quant']})" if x["was_quant"] else "") for x in gained]
+        parts.append(f"{len(gained)} now fit{'s' if len(gained) == 1 else ''}: " + _listed(named))
+    message = f"at {context:,} tokens ({use_case}), {cause}: " + "; ".join(parts)
+    return [Change("fit_changed", message, {"context": context, "use_case": use_case, "cause": cause,
+                                            "lost": lost, "gained": gained})]
+
+
+def _listed(names: list[str]) -> str:
+    more = f", and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return ", ".join(names[:_LISTED]) + more
 
 
 def watched_changes(old: tuple[Estimate, ...], new: tuple[Estimate, ...], hardware: list[Change],

@@ -12,7 +12,50 @@ from ..estimator.ggufmodel import model_from_gguf
 from ..estimator.hfconfig import model_from_hf_config
 
 
-def model_from_config_file(path: str | Path) -> Model:
+def config_name(path: Path) -> str:
+    """The model a config.json belongs to, as its path tells it: the repo id of a Hugging Face cache
+    snapshot (…/models--Org--Name/snapshots/<rev>/config.json → Org/Name), else the folder holding a
+    config.json, else the file's own name. Never the file's `_name_or_path`, which is often where a
+    training run kept it."""
+    parts = path.resolve().parts if path.is_absolute() else path.parts
+    for i, part in enumerate(parts):
+        if part.startswith("models--") and i + 1 < len(parts) and parts[i + 1] == "snapshots":
+            return part.removeprefix("models--").replace("--", "/", 1)
+    if path.name == "config.json" and path.parent.name not in ("", "."):
+        return path.parent.name
+    if path.name == "config.json":
+        return Path.cwd().name or "config"
+    return path.stem
+
+
+def with_catalog_facts(model: Model, catalog: Catalog) -> Model:
+    """A model read from a user's file that is a catalog model (the same name, loosely, and the same
+    architecture) takes the catalog's id, benchmarks and published parameter counts, so every route
+    scores it alike; otherwise it stays as read, its quality estimated."""
+    import dataclasses
+
+    from ..estimator.catalog import model_key
+
+    key = model_key(model.id)
+    shape = _shape(model.architecture)
+    for known in catalog.models:
+        if key in (model_key(known.id), model_key(known.alias)) and _shape(known.architecture) == shape:
+            return dataclasses.replace(
+                model, id=known.id, alias=known.alias, benchmarks=known.benchmarks, modality=known.modality,
+                sources={**known.sources, **model.sources}, params_active=known.params_active,
+                params_total=known.params_total if model.file_weights is None else model.params_total,
+                family=known.family, stand_ins=known.stand_ins,
+                notes=model.notes + (f"{model.id} is the catalog's {known.id}: its benchmarks score the quality",),
+            )
+    return model
+
+
+def _shape(arch) -> tuple:
+    return (arch.layers, arch.hidden_size, arch.attention_heads, arch.kv_heads, arch.vocab_size, arch.experts,
+            arch.experts_per_token)
+
+
+def model_from_config_file(path: str | Path, catalog: Catalog | None = None) -> Model:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
@@ -24,10 +67,8 @@ def model_from_config_file(path: str | Path) -> Model:
         raise UsageError(f"--config {path}: cannot read it ({exc})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"--config {path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    name = data.get("_name_or_path") if isinstance(data, dict) else None
-    # A Hugging Face snapshot folder is named after the model; a lone file after itself.
-    fallback = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
-    return model_from_hf_config(data, origin=f"--config {path}", name=name or fallback)
+    model = model_from_hf_config(data, origin=f"--config {path}", name=config_name(path))
+    return with_catalog_facts(model, catalog) if catalog is not None else model
 
 
 _SHARD = re.compile(r"^(?P<stem>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -48,7 +89,15 @@ def model_from_gguf_file(path: str | Path, catalog: Catalog) -> Model:
             fields = shard_fields
         tensors += shard_tensors
     file_type = _file_type_name(fields.get("general.file_type"), catalog)
-    return model_from_gguf(fields, tensors, origin=str(path), file_type=file_type)
+    model = model_from_gguf(fields, tensors, origin=str(path), file_type=file_type)
+    named = with_catalog_facts(model, catalog)
+    basename = fields.get("general.basename")
+    if named is model and isinstance(basename, str) and basename != model.id:
+        import dataclasses
+
+        named = with_catalog_facts(dataclasses.replace(model, id=basename), catalog)
+        named = model if named.id == basename else named
+    return named
 
 
 def _shards(path: Path, origin: str) -> list[Path]:

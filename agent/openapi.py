@@ -16,9 +16,12 @@ _PARAM_DOCS = {
     "quant": ({"type": "string", "default": "Q4_K_M"}, "quantization"),
     "kv_quant": ({"type": "string", "enum": ["f16", "q8_0", "q4_0"], "default": "f16"}, "KV cache type"),
     "gpu_layers": ({"type": "integer", "minimum": 0}, "force this many layers on the GPUs (llama.cpp -ngl)"),
-    "since": ({"type": "integer", "minimum": 0}, "only events with a larger id"),
-    "limit": ({"type": "integer", "minimum": 1}, "at most this many (the newest)"),
+    "since": ({"type": "integer", "minimum": 0}, "events after this id, oldest first (pass the last answer's `next`)"),
+    "limit": ({"type": "integer", "minimum": 1}, "at most this many (default 100), oldest first"),
     "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
+    "all_quants": ({"type": "boolean", "default": False},
+                   "also offer what the floor leaves out (quantizations that cost too much quality, low scores)"),
+    "explain": ({"type": "string"}, "a catalog model: say where it stands in the ranking and why (adds `explain`)"),
 }
 
 # path -> method -> (summary, query parameters, required parameters, extra responses)
@@ -30,7 +33,7 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
     "/openapi.json": {"get": ("This document", (), (), {})},
     "/v1/hardware": {"get": ("The current hardware snapshot (same JSON as `fitagent probe --json`)", (), (), {})},
     "/v1/recommendations": {"get": ("Frontiers and ranking for a use case and context, with runtime flags",
-                                    ("use_case", "context", "top"), (), {})},
+                                    ("use_case", "context", "top", "all_quants", "explain"), (), {"404": _ERROR})},
     "/v1/pick": {"get": ("The one best model, quantization and GPU layers, with runtime flags",
                          ("use_case", "context"), (), {"404": _ERROR})},
     "/v1/estimate": {"get": ("One candidate against the current snapshot, with runtime flags",

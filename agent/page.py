@@ -7,7 +7,7 @@ import math
 from typing import Sequence
 
 from ..estimator.estimate import Estimate
-from ..estimator.quality import USE_CASES
+from ..estimator.quality import USE_CASES, marker
 from ..estimator.recommend import Recommendations
 from .render import rate
 from .state import AgentState
@@ -147,11 +147,64 @@ def _label_spot(x: float, y: float, width: float, placed: list) -> tuple[float, 
     return None
 
 
+def _speed_panel(recs: Recommendations, scatter: Sequence[tuple], y_offset: int) -> str:
+    """Quality against decode speed (log scale) among what fits: what each step of speed costs."""
+    front = [e for e in recs.frontiers.get("quality_speed", []) if e.decode_tokens_per_s]
+    others = [(p[2], p[1]) for p in scatter if p[2] and p[0] <= recs.budget_bytes]
+    speeds = [e.decode_tokens_per_s for e in front] + [x for x, _ in others]
+    lo = 10 ** math.floor(math.log10(max(min(speeds, default=1.0), 0.1)))
+    hi = 10 ** math.ceil(math.log10(max(max(speeds, default=10.0), lo * 10)))
+    y_max = max([e.quality for e in front] + [y for _, y in others] + [1e-9]) * 1.12
+    w, h = PANEL_W - MARGIN_L - MARGIN_R, PANEL_H - MARGIN_T - MARGIN_B
+
+    def px(tps: float) -> float:
+        return MARGIN_L + w * (math.log10(max(tps, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+
+    def py(y: float) -> float:
+        return MARGIN_T + h - h * y / y_max
+
+    out = [f"<g class='panel' data-frontier='quality_speed' transform='translate(0,{y_offset})'>",
+           f"<rect x='{MARGIN_L}' y='{MARGIN_T}' width='{w}' height='{h}' fill='#fff' stroke='#cfd6dd'/>"]
+    decade = lo
+    while decade <= hi * 1.0001:
+        x = px(decade)
+        out.append(f"<line x1='{x:.1f}' y1='{MARGIN_T}' x2='{x:.1f}' y2='{MARGIN_T + h + 4}' stroke='#eef0f3'/>"
+                   f"<text x='{x:.1f}' y='{MARGIN_T + h + 16}' font-size='11' text-anchor='middle' fill='#556'>{decade:g}</text>")
+        decade *= 10
+    for t in _ticks(y_max):
+        y = py(t)
+        out.append(f"<line x1='{MARGIN_L - 4}' y1='{y:.1f}' x2='{MARGIN_L + w}' y2='{y:.1f}' stroke='#eef0f3'/>"
+                   f"<text x='{MARGIN_L - 7}' y='{y + 4:.1f}' font-size='11' text-anchor='end' fill='#556'>{t:g}</text>")
+    out.append(f"<text x='{MARGIN_L + w / 2}' y='{PANEL_H - 6}' font-size='12' text-anchor='middle' fill='#334'>decode tokens/s "
+               f"(log scale), among what fits</text><text x='16' y='{MARGIN_T + h / 2}' font-size='12' text-anchor='middle' "
+               f"fill='#334' transform='rotate(-90 16 {MARGIN_T + h / 2})'>quality score</text>"
+               f"<text x='{MARGIN_L}' y='{MARGIN_T - 9}' font-size='13' font-weight='600' fill='#1d232a'>quality vs speed frontier</text>")
+    for x, y in others:
+        out.append(f"<circle class='candidate' cx='{px(x):.1f}' cy='{py(y):.1f}' r='2' fill='#9aa5b1' fill-opacity='0.5'/>")
+    if front:
+        path = " ".join(f"{px(e.decode_tokens_per_s):.1f},{py(e.quality):.1f}" for e in front)
+        out.append(f"<polyline points='{path}' fill='none' stroke='#b5471b' stroke-width='1.6'/>")
+    placed: list[tuple[float, float, float]] = []
+    for e in front:
+        x, y = px(e.decode_tokens_per_s), py(e.quality)
+        out.append(
+            f"<circle class='frontier-point' data-frontier='quality_speed' data-model='{_e(e.model)}' data-quant='{_e(e.quant)}' "
+            f"cx='{x:.1f}' cy='{y:.1f}' r='4' fill='#b5471b'><title>{_e(e.model)} {_e(e.quant)}: "
+            f"{_e(rate(e.decode_tokens_per_s))}, quality {e.quality:.1f}, {_gb(e.total_bytes)}</title></circle>")
+        text = f"{_short(e.model)} {e.quant}"
+        spot = _label_spot(x, y, len(text) * 6.0, placed)
+        if spot is not None:
+            out.append(f"<text class='point-label' x='{spot[0]:.1f}' y='{spot[1]:.1f}' font-size='10' fill='#5a2410'>{_e(text)}</text>")
+    out.append("</g>")
+    return "".join(out)
+
+
 def frontier_svg(recs: Recommendations, scatter: Sequence[tuple] = ()) -> str:
     points = [e for f in recs.frontiers.values() for e in f]
     x_max = max([e.total_bytes for e in points] + [recs.budget_bytes]) * 1.08 or 1.0
     panels = [_panel(name, recs, scatter, x_max, i * PANEL_H) for i, name in enumerate(METRICS)]
-    height = PANEL_H * len(METRICS)
+    panels.append(_speed_panel(recs, scatter, len(METRICS) * PANEL_H))
+    height = PANEL_H * (len(METRICS) + 1)
     return (f"<svg id='frontiers' xmlns='http://www.w3.org/2000/svg' width='{PANEL_W}' height='{height}' "
             f"viewBox='0 0 {PANEL_W} {height}' role='img' aria-label='Pareto frontiers'>{''.join(panels)}</svg>")
 
@@ -164,7 +217,8 @@ def _ranked_table(ranked: Sequence[Estimate], devices, top: int) -> str:
         where = {"gpu": "GPU", "cpu": "CPU", "partial_offload": f"{e.gpu_layers}/{e.total_layers} layers on GPU"}.get(e.placement, e.placement)
         rows.append(
             f"<tr><td class='num'>{i}</td><td>{_e(e.model)}</td><td>{_e(e.quant)}</td><td class='num'>{_gb(e.total_bytes)}</td>"
-            f"<td>{_e(where)}</td><td class='num'>{_e(rate(e.decode_tokens_per_s))}</td><td class='num'>{e.quality:.1f}</td>"
+            f"<td>{_e(where)}</td><td class='num'>{_e(rate(e.decode_tokens_per_s))}</td>"
+            f"<td class='num' title='{_e(e.quality_source)}'>{_e(marker(e.quality_source))}{e.quality:.1f}</td>"
             f"<td><code>{_e(' '.join(llama_cpp_args(e, devices)))}</code></td></tr>"
         )
     if not rows:
@@ -203,8 +257,13 @@ def render_page(agent, state: AgentState, recs: Recommendations | None, use_case
     computed = state.computed
     parts.append(frontier_svg(recs, computed.scatter if (use_case, context) == computed.default_key else ()))
     parts.append(f"<h2>Ranked ({len(recs.ranked)} models run at a usable speed)</h2>")
+    left_out = recs.left_out_line()
+    if left_out:
+        parts.append(f"<p class='muted' id='left-out'>{_e(left_out.replace('--all-quants', '/v1/recommendations?all_quants=true'))}</p>")
     parts.append(_ranked_table(recs.ranked, state.computed.devices, agent.config.top))
-    recent = agent.events.since(0)[-10:]
+    parts.append("<p class='muted'>quality: ~ estimated from the model's size (no benchmark score), * a related model's "
+                 "score stands in (hover for the source)</p>")
+    recent = agent.events.latest(10)
     if recent:
         items = "".join(f"<li><span class='muted'>{_e(ev.to_dict()['at'])}</span> {_e(ev.change.message)}</li>" for ev in reversed(recent))
         parts.append(f"<h2>Recent changes</h2><ul id='events'>{items}</ul>")

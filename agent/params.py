@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Callable, Mapping
 
 from ..estimator.errors import UsageError
 from ..estimator.estimate import MAX_CONTEXT
 from ..estimator.quality import USE_CASES
-from .commands.common import context_tokens
+from .values import tokens
 
 KV_QUANTS = ("f16", "q8_0", "q4_0")
 
@@ -18,13 +17,7 @@ class ParamError(UsageError):
 
 
 def _context(text: str) -> int:
-    try:
-        value = context_tokens(text)
-    except argparse.ArgumentTypeError as exc:
-        raise ValueError(str(exc)) from None
-    if value > MAX_CONTEXT:
-        raise ValueError(f"{value} is beyond any model's window")
-    return value
+    return tokens(text)
 
 
 def _whole(low: int, high: int) -> Callable[[str], int]:
@@ -59,6 +52,15 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("it is empty")
@@ -77,6 +79,8 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "since": (_whole(0, 2**62), "an event id, 0 or more"),
     "limit": (_whole(1, 1_000_000), "a whole number, 1 or more"),
     "wait": (_seconds, "seconds to wait for the scan, 0 to 60"),
+    "all_quants": (_flag, "true or false"),
+    "explain": (_text, "a catalog model id or alias whose place in the ranking to explain"),
 }
 
 

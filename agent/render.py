@@ -28,7 +28,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def render_snapshot(snap: HardwareSnapshot) -> str:
     h = snap.host
     cpu = f"{h.cpu_model or 'unknown CPU'} ({h.cpu_cores} cores)"
-    bw = f"bandwidth {gb(h.memory_bandwidth_bytes_per_s, 0)}/s ({h.memory_bandwidth_source})" if h.memory_bandwidth_bytes_per_s else "bandwidth unknown"
+    bw = f"bandwidth {gb(h.memory_bandwidth_bytes_per_s, 0)}/s ({h.memory_bandwidth_source})" if h.memory_bandwidth_bytes_per_s else "bandwidth unknown (`fitagent probe --measure-bandwidth` measures it once)"
     limit = f", limited to {gb(h.memory_limit_bytes)} by {h.memory_limit_source or 'cgroup'}" if h.memory_limit_bytes else ""
     out = [
         f"Host  {h.hostname} · {h.os} · {cpu}",
@@ -78,7 +78,9 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
             placement += f", experts of {e.n_cpu_moe} layers in RAM"
     elif e.placement == "gpu":
         placement += f" · {e.total_layers}/{e.total_layers} layers" + (" · tensor parallel" if e.tensor_parallel else "")
-    fit = ("fits" if e.fits else "does not fit") + f", headroom {gb(e.headroom_bytes)}" + (" (safe)" if e.safe else "")
+    fit = _fit_words(e)
+    if not e.loads:
+        placement = "does not load" + (f" · {e.gpu_layers}/{e.total_layers} layers forced on GPU" if e.devices else "")
     ttft = f" · first token after {e.time_to_first_token_s:.2f} s ({e.prompt_tokens}-token prompt)" if e.time_to_first_token_s else ""
     lines = [
         f"{e.model} · {e.quant} · context {e.context:,} · {e.method} method",
@@ -89,7 +91,8 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         f"placement  {placement}",
         f"decode     {rate(e.decode_tokens_per_s)}",
         f"prefill    {rate(e.prefill_tokens_per_s)}{ttft}",
-        f"quality    {e.quality:.1f} ({e.use_case})" + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
+        f"quality    {_quality(e)} ({e.use_case}; keeps {e.quant_retention:.1%} at {e.quant}; {e.quality_source})"
+        + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
     ]
     if e.max_context is not None:
         where = "on the GPU" if e.placement == "gpu" else "with this split" if e.placement == "partial_offload" else "in RAM"
@@ -97,9 +100,32 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         sessions = f" · {e.concurrent_sessions} session{plural} of {e.context:,} tokens at once" if e.concurrent_sessions else ""
         lines.append(f"limits     longest context {where}: {e.max_context:,} tokens{sessions}")
     for d in e.devices:
-        lines.append(f"  {d.name}: {d.layers} layers, {gb(d.bytes, 2)} of {gb(d.free_bytes, 2)} free")
+        short = "  ← more than is free" if d.bytes > d.free_bytes else ""
+        lines.append(f"  {d.name}: {d.layers} layers, {gb(d.bytes, 2)} of {gb(d.free_bytes, 2)} free{short}")
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)
+
+
+def _fit_words(e) -> str:
+    """The fit line: the whole model against the budget (fits ⇔ headroom ≥ 0), and safe."""
+    if e.fits:
+        margin = " (safe: more than 1 GB left)" if e.safe else " (tight: under 1 GB left)" if e.loads else ""
+        return f"fits: {gb(e.total_bytes, 2)} of a {gb(e.budget_bytes, 2)} budget, headroom {gb(e.headroom_bytes, 2)}{margin}"
+    return f"does not fit whole: {gb(e.total_bytes, 2)} against a {gb(e.budget_bytes, 2)} budget (short {gb(-e.headroom_bytes, 2)})"
+
+
+def _quality(e) -> str:
+    """A quality with its mark: ~ estimated from size, * a stand-in's score (see the legend)."""
+    from ..estimator.quality import marker
+
+    return f"{marker(e.quality_source)}{e.quality:.1f}"
+
+
+_LEGEND = "quality: ~ estimated from the model's size (no benchmark score), * a related model's score stands in"
+_FRONTIER_TITLES = {"quality": "quality frontier (best quality at each memory)",
+                    "speed": "speed frontier (fastest at each memory)",
+                    "efficiency": "efficiency frontier",
+                    "quality_speed": "quality vs speed (what each step of speed costs in quality)"}
 
 
 def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str:
@@ -107,23 +133,53 @@ def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str
         f"{_hardware_line(snap)} · budget {gb(result.budget_bytes)} · context {result.context:,} · use case {result.use_case}",
         "",
     ]
+    marked = False
     if not result.ranked:
         lines.append("Nothing in the catalog runs at a usable speed here.")
     else:
         rows = []
         for i, e in enumerate(result.ranked[:top], 1):
             where = _PLACEMENT_WORDS[e.placement] if e.placement != "partial_offload" else f"{e.gpu_layers}/{e.total_layers} layers on GPU"
-            rows.append([i, e.model, e.quant, gb(e.total_bytes), where, rate(e.decode_tokens_per_s), f"{e.quality:.1f}"])
+            rows.append([i, e.model, e.quant, gb(e.total_bytes), where, rate(e.decode_tokens_per_s), _quality(e)])
+            marked = marked or _quality(e)[0] in "~*"
         lines.append(table(["#", "model", "quant", "memory", "placement", "decode", "quality"], rows))
+    left_out = result.left_out_line()
+    if left_out:
+        lines.append(left_out)
+    lines += [f"note: {n}" for n in result.notes]
     for name, points in result.frontiers.items():
         shown = _sample(points, 8)
         lines.append("")
         more = f"; {len(shown)} shown, --json for all" if len(shown) < len(points) else ""
-        lines.append(f"{name} frontier ({len(points)} points{more}):")
+        lines.append(f"{_FRONTIER_TITLES.get(name, name + ' frontier')} ({len(points)} points{more}):")
         for e in shown:
-            metric = {"quality": f"{e.quality:.1f}", "speed": rate(e.decode_tokens_per_s),
+            if name == "quality_speed":
+                lines.append(f"  {rate(e.decode_tokens_per_s):>14}  {_quality(e):>6}  {gb(e.total_bytes):>9}  {e.model} {e.quant}")
+                continue
+            metric = {"quality": _quality(e), "speed": rate(e.decode_tokens_per_s),
                       "efficiency": f"{e.efficiency:.3f}" if e.efficiency is not None else "—"}[name]
             lines.append(f"  {gb(e.total_bytes):>9}  {metric:>14}  {e.model} {e.quant}")
+            marked = marked or (name == "quality" and metric[0] in "~*")
+    if marked:
+        lines += ["", _LEGEND]
+    return "\n".join(lines)
+
+
+def render_explain(x: dict) -> str:
+    """`recommend --explain MODEL`: its quantizations, the pick, and what ranks ahead."""
+    lines = [f"{x['model']}: " + (f"ranked {x['rank']}" if x["rank"] else "not ranked")
+             + (f", {x['chosen']} chosen" if x["chosen"] else "")
+             + (f" · quality from {x['quality_source']}" if x.get("quality_source") else ""), ""]
+    if x["quants"]:
+        rows = [[q["quant"], gb(q["total_bytes"]), q["placement"], rate(q["decode_tokens_per_s"]),
+                 f"{q['quality']:.1f}", f"{q['quant_retention']:.1%}", q["fate"]] for q in x["quants"]]
+        lines.append(table(["quant", "memory", "placement", "decode", "quality", "kept", "fate"], rows))
+        lines.append("")
+    lines += [f"why: {w}" for w in x["why"]]
+    if x["beaten_by"]:
+        lines.append("ahead of it:")
+        lines += [f"  {b['model']} {b['quant']}: quality {b['quality']:.1f} (+{b['quality_ahead']:.1f}), "
+                  f"{rate(b['decode_tokens_per_s'])}" for b in x["beaten_by"]]
     return "\n".join(lines)
 
 

@@ -89,7 +89,8 @@ class Agent:
             return load_snapshot_file(self._config.hardware)  # re-read each scan: what-if files can change
         from .probe import take_snapshot
 
-        return take_snapshot()
+        first = self._state.generation == 0
+        return take_snapshot(measure_bandwidth=first and self._config.measure_bandwidth_at_start)
 
     # ------------------------------------------------------------ scanning
 

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from ..estimator.errors import FitagentError, UsageError
 from ..estimator.estimate import Options, estimate
 from ..estimator.hardware import HardwareSnapshot, snapshot_to_dict
-from ..estimator.recommend import Recommendations, recommend
+from ..estimator.recommend import Recommendations, explain, recommend
 from .config import Config, config_from_mapping
 from .openapi import openapi_document
 from .params import ParamError, parse_query
@@ -69,18 +69,20 @@ def ready_state(agent: Agent) -> AgentState:
     return state
 
 
-def recommendations_for(agent: Agent, state: AgentState, use_case: str, context: int) -> tuple[Recommendations, int]:
+def recommendations_for(agent: Agent, state: AgentState, use_case: str, context: int,
+                        all_quants: bool = False) -> tuple[Recommendations, int]:
     """Precomputed when the scan did it, else computed now and kept with this state."""
     computed = state.computed
     key = (use_case, context)
-    if key in computed.recommendations:
+    if key in computed.recommendations and not all_quants:
         return computed.recommendations[key], computed.considered[key]
 
     def make():
-        full = recommend(agent.catalog, computed.budget, Options(context=context, use_case=use_case))
+        full = recommend(agent.catalog, computed.budget, Options(context=context, use_case=use_case),
+                         floor=agent.config.floor(use_case, all_quants))
         return slim(full), len(full.candidates)
 
-    return state.on_demand.get_or_make((use_case, context), make)
+    return state.on_demand.get_or_make((use_case, context, all_quants), make)
 
 
 def recommendations_body(state: AgentState, recs: Recommendations, considered: int, top: int | None) -> dict:
@@ -212,16 +214,26 @@ def _register_views(app: Flask, agent: Agent) -> None:
 
     @app.get("/v1/recommendations")
     def recommendations():
-        q = parse_query(request.args, ("use_case", "context", "top"))
+        q = parse_query(request.args, ("use_case", "context", "top", "all_quants", "explain"))
         state = ready_state(agent)
         use_case, context = defaults(q)
         top = q.get("top", agent.config.top)
+        all_quants = q.get("all_quants", False)
+        explained = q.get("explain")
 
         def make():
-            recs, considered = recommendations_for(agent, state, use_case, context)
-            return _json_bytes(recommendations_body(state, recs, considered, top))
+            recs, considered = recommendations_for(agent, state, use_case, context, all_quants)
+            body = recommendations_body(state, recs, considered, top)
+            if explained:
+                try:
+                    body["explain"] = explain(recs, agent.catalog, state.computed.budget,
+                                              Options(context=context, use_case=use_case), explained)
+                except FitagentError as exc:
+                    raise type(exc)(f"explain: {exc}") from None
+            return _json_bytes(body)
 
-        return body_response(state.cache.get_or_make(("recommendations", use_case, context, top), make), state)
+        key = ("recommendations", use_case, context, top, all_quants, explained)
+        return body_response(state.cache.get_or_make(key, make), state)
 
     @app.get("/v1/pick")
     def pick():
@@ -263,8 +275,14 @@ def _register_views(app: Flask, agent: Agent) -> None:
     @app.get("/v1/events")
     def events():
         q = parse_query(request.args, ("since", "limit"))
-        found = agent.events.since(q.get("since", 0), q.get("limit"))
-        return _json({"events": [e.to_dict() for e in found], "last_id": agent.events.last_id})
+        since = q.get("since", 0)
+        found = agent.events.since(since, q.get("limit", EVENTS_PAGE))
+        oldest = agent.events.oldest_id
+        body = {"events": [e.to_dict() for e in found], "next": found[-1].id if found else since,
+                "last_id": agent.events.last_id, "oldest_id": oldest}
+        if since + 1 < oldest:
+            body["missed"] = oldest - since - 1  # dropped from the bounded log before this client asked
+        return _json(body)
 
     @app.post("/v1/rescan")
     def rescan():
@@ -311,6 +329,9 @@ def _register_views(app: Flask, agent: Agent) -> None:
         return Response(html, mimetype="text/html")
 
 
+EVENTS_PAGE = 100  # events per answer when the client names no limit
+
+
 def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     catalog = agent.catalog
     try:
@@ -318,7 +339,7 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     except FitagentError as exc:
         raise type(exc)(f"model: {exc}") from None
     try:
-        quant = catalog.quant(q.get("quant", "Q4_K_M"))
+        quant, quant_note = catalog.resolve_quant(q.get("quant", "Q4_K_M"))
     except FitagentError as exc:
         raise type(exc)(f"quant: {exc}") from None
     context = q.get("context", min(agent.config.default_context, model.max_context))
@@ -332,6 +353,8 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     body = candidate_dict(result, state.computed.devices)
     if context > model.max_context:
         body["notes"] = body["notes"] + [f"context {context} is beyond the model's trained window of {model.max_context} tokens"]
+    if quant_note:
+        body["notes"] = body["notes"] + [quant_note]
     body["scanned_at"] = iso(state.scanned_at)
     return body
 

@@ -118,7 +118,7 @@ class AgentState:
 
 def settings_key(config: Config) -> tuple:
     return (config.precomputed_use_cases, config.precomputed_contexts, (config.default_use_case, config.default_context),
-            config.watch_models)
+            config.watch_models, config.max_quant_loss, tuple(sorted(config.quality_floor.items())))
 
 
 def runtime_devices(snapshot: HardwareSnapshot, budget: Budget) -> tuple[Device, ...]:
@@ -161,7 +161,7 @@ def precompute(snapshot: HardwareSnapshot, catalog: Catalog, config: Config,
             if stop is not None and stop.is_set():
                 raise ScanAborted()
             key = (use_case, context)
-            full = recommend(catalog, budget, Options(context=context, use_case=use_case))
+            full = recommend(catalog, budget, Options(context=context, use_case=use_case), floor=config.floor(use_case))
             considered[key] = len(full.candidates)
             recs[key] = slim(full)
             if key == default_key:
@@ -184,7 +184,7 @@ def best_fitting(recs: Recommendations) -> dict[str, tuple[str, float]]:
     """Each model's highest-quality quantization that fits whole: model -> (quant, quality)."""
     best: dict[str, tuple[str, float]] = {}
     for e in recs.candidates:
-        if e.fits and (e.model not in best or e.quality > best[e.model][1]):
+        if e.whole and (e.model not in best or e.quality > best[e.model][1]):
             best[e.model] = (e.quant, e.quality)
     return best
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import DataError, NotFoundError, UsageError
+from .quantloss import QuantLossModel
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Quantization:
     output_type: str | None = None  # --output-tensor-type override
     embedding_type: str | None = None  # --token-embedding-type override
     recommend: bool = True  # offered by `fitagent recommend` (uploader variants and legacy types are not)
+    # mean KL divergence the type adds to the reference model (quantizations.yaml, quality_model):
+    # what the default method's quality reads; None only for entries made outside the shipped data
+    kld_ref: float | None = None
 
     @property
     def rules(self) -> str:
@@ -124,8 +128,11 @@ class Model:
     architecture: Architecture
     benchmarks: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
+    # benchmark -> whose score stands in for this model's own (a base model's, a sibling's)
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
     release: str | None = None
     file_weights: FileWeights | None = None  # set for --gguf: the header's exact sizes replace the estimate
+    notes: tuple[str, ...] = ()  # what was assumed to read it (a model from a user's file)
 
     @property
     def is_moe(self) -> bool:
@@ -155,6 +162,10 @@ class Catalog:
     quantizations: tuple[Quantization, ...]
     ggml_types: Mapping[str, GgmlType]
     gpus: tuple[GpuSpec, ...]
+    quant_loss: QuantLossModel = QuantLossModel(8_030_261_248, 0.322, 0.470)
+    # benchmark -> (intercept, slope) of score on log10(effective parameters), over the catalog's
+    # own scores: what a missing benchmark is estimated from (estimator/quality.py)
+    benchmark_priors: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     # (model id, quant name) -> (architecture, weights split), filled by
     # estimate.with_precomputed_weights; sizing every tensor of every candidate is the
     # costliest part of a catalog sweep and depends on nothing but this catalog.
@@ -165,6 +176,9 @@ class Catalog:
 
     def quant(self, name: str) -> Quantization:
         return find_quant(self.quantizations, name)
+
+    def resolve_quant(self, name: str) -> tuple[Quantization, str | None]:
+        return resolve_quant(self.quantizations, name)
 
     def gpu(self, name: str) -> GpuSpec:
         return find_gpu(self.gpus, name)
@@ -189,6 +203,16 @@ def _suggest(name: str, candidates) -> str:
     return ", ".join(originals[c] for c in close)
 
 
+_MODEL_FILLER = re.compile(r"(?<![a-z0-9])(instruct|chat|it|hf|gguf)(?![a-z0-9])")
+
+
+def model_key(name: str) -> str:
+    """A model name as people vary it: no organisation, no case, no separators, without
+    '-Instruct' / '-Chat' / '-it' / '-GGUF' ("Llama-3.1-8B" and "meta-llama/Llama-3.1-8B-Instruct" agree)."""
+    tail = name.strip().lower().rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "", _MODEL_FILLER.sub(" ", tail))
+
+
 def find_model(models, name: str) -> Model:
     key = name.strip().lower()
     for m in models:
@@ -197,20 +221,84 @@ def find_model(models, name: str) -> Model:
     tail_matches = [m for m in models if m.id.lower().split("/")[-1] == key]
     if len(tail_matches) == 1:
         return tail_matches[0]
-    names = [m.id for m in models] + [m.alias for m in models]
-    hint = _suggest(name, names) or _suggest(name, [m.id.split("/")[-1] for m in models])
-    tip = f" — did you mean {hint}?" if hint else ""
+    loose = model_key(name)
+    same = [m for m in models if loose and loose in (model_key(m.id), model_key(m.alias))]
+    if len(same) == 1:
+        return same[0]
+    if len(same) > 1:
+        raise UsageError(f"model '{name}' matches {len(same)} catalog models: {', '.join(m.id for m in same[:8])} — give one")
+    ranked = _closest(loose, {m.id: (model_key(m.id), model_key(m.alias)) for m in models})
+    tip = f" — did you mean {', '.join(ranked)}?" if ranked else ""
     raise NotFoundError(f"unknown model '{name}'{tip} (`fitagent catalog models` lists them; --config takes a config.json)")
 
 
-def find_quant(quants, name: str) -> Quantization:
-    key = name.strip().lower()
+def _closest(key: str, keys: Mapping[str, tuple[str, ...]], n: int = 3) -> list[str]:
+    """The names whose loose keys are nearest to `key`, nearest first."""
+    from difflib import SequenceMatcher  # only a mistyped name needs it: kept off every command's start-up
+
+    def score(candidates: tuple[str, ...]) -> float:
+        best = 0.0
+        for k in candidates:
+            matcher = SequenceMatcher(None, key, k)
+            # a query that is the start of a name ("qwen257b" of "qwen257binstruct") ranks first
+            best = max(best, matcher.ratio() + (0.5 if k.startswith(key) or key.startswith(k) else 0.0))
+        return best
+
+    scored = sorted(((score(c), name) for name, c in keys.items()), key=lambda sn: (-sn[0], sn[1]))
+    return [name for s, name in scored[:n] if s >= 0.6]
+
+
+def quant_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", name.lower())
+
+
+# Unsloth's "Dynamic" uploads (UD-Q4_K_XL, …) mix types per tensor; none is a llama.cpp file type.
+# Each is sized as the llama.cpp type nearest in size, and says so.
+_DYNAMIC_NEAREST = {"q2kxl": "Q2_K", "q3kxl": "Q3_K_M", "q4kxl": "Q4_K_M", "q5kxl": "Q5_K_M", "q6kxl": "Q6_K",
+                    "q8kxl": "Q8_0"}
+
+
+def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
+    """A quantization by the names people give it, and a note when it was read as another:
+    case and separators forgiven (q4km, Q4-K-M); '-imat' / 'i1-' (how the file was made) and
+    Unsloth's 'UD-' prefix dropped; UD-…_K_XL mixes sized as the nearest llama.cpp type; a
+    bare 'q4' refused with its choices."""
+    raw = name.strip()
+    key = quant_key(raw)
+    by_key = {}
     for q in quants:
-        if key == q.name.lower() or key in (a.lower() for a in q.aliases):
-            return q
-    hint = _suggest(name, [q.name for q in quants])
+        for label in (q.name, *q.aliases):
+            by_key.setdefault(quant_key(label), q)
+    if key in by_key:
+        return by_key[key], None
+    stripped, dropped = key, []
+    for prefix, what in (("ud", "Unsloth Dynamic"), ("i1", "imatrix")):
+        if stripped.startswith(prefix) and len(stripped) > len(prefix) + 1:
+            stripped, dropped = stripped[len(prefix):], dropped + [what]
+    for suffix in ("imatrix", "imat"):
+        if stripped.endswith(suffix):
+            stripped, dropped = stripped[: -len(suffix)], dropped + ["imatrix"]
+    dynamic = "Unsloth Dynamic" in dropped or (stripped in _DYNAMIC_NEAREST and stripped not in by_key)
+    if dynamic and stripped in _DYNAMIC_NEAREST:
+        q = by_key[quant_key(_DYNAMIC_NEAREST[stripped])]
+        return q, (f"{raw} is an Unsloth Dynamic mix, not a llama.cpp type: sized and scored as {q.name}, the nearest "
+                   "in size (give the file with --gguf for its exact sizes)")
+    if stripped in by_key:
+        q = by_key[stripped]
+        return q, f"{raw} read as {q.name} ({' and '.join(dict.fromkeys(dropped))} is how the file was made, not its type)"
+    family = [q for q in quants if q.ftype is None and quant_key(q.name).startswith(stripped) and stripped]
+    if len(family) == 1:
+        return family[0], None
+    if len(family) > 1:
+        family.sort(key=lambda q: (not q.recommend, q.name))
+        raise UsageError(f"quantization '{raw}' is ambiguous: {', '.join(q.name for q in family)} — give one")
+    hint = _suggest(raw, [q.name for q in quants])
     tip = f" — did you mean {hint}?" if hint else ""
-    raise NotFoundError(f"unknown quantization '{name}'{tip} (known: {', '.join(q.name for q in quants)})")
+    raise NotFoundError(f"unknown quantization '{raw}'{tip} (known: {', '.join(q.name for q in quants)})")
+
+
+def find_quant(quants, name: str) -> Quantization:
+    return resolve_quant(quants, name)[0]
 
 
 _VENDOR_WORDS = ("nvidia", "geforce", "amd", "radeon", "intel", "apple", "tesla", "graphics")
@@ -223,23 +311,37 @@ def normalize_gpu_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", text)
 
 
+def _gpu_tokens(name: str) -> frozenset[str]:
+    text = name.lower()
+    for word in _VENDOR_WORDS:
+        text = re.sub(rf"\b{word}\b", " ", text)
+    return frozenset(t for t in re.split(r"[^a-z0-9]+", text) if t)
+
+
 def find_gpu(gpus, name: str) -> GpuSpec:
+    """A catalog GPU by its name or an alias, forgiving vendor words, case and separators.
+
+    A name that is only part of a GPU's ("4090", "RTX 6000", "A100 80GB") is accepted when it
+    picks out one GPU; when it fits several (the A100's four variants, both M3 Max bins) it is
+    refused with the variants listed, never resolved to one of them silently."""
     key = normalize_gpu_name(name)
     if not key:
         raise UsageError(f"--gpu '{name}' names no GPU (e.g. --gpu 'RTX 4090')")
     exact = [g for g in gpus if key == normalize_gpu_name(g.name) or key in (normalize_gpu_name(a) for a in g.aliases)]
     if len(exact) == 1:
         return exact[0]
-    # A bare model number ("4090") or a name with extra words ("RTX 4090 24GB"): accept a
-    # single GPU whose name contains the query, or whose name the query contains.
-    partial = [g for g in gpus if key in normalize_gpu_name(g.name)] or [
-        g for g in gpus if normalize_gpu_name(g.name) and normalize_gpu_name(g.name) in key
-    ]
+    tokens = _gpu_tokens(name)
+    partial = exact or [
+        g for g in gpus
+        if any(key in normalize_gpu_name(n) or tokens <= _gpu_tokens(n) for n in (g.name, *g.aliases))
+    ] or [g for g in gpus if normalize_gpu_name(g.name) and normalize_gpu_name(g.name) in key]
     if len(partial) == 1:
         return partial[0]
-    if len(exact) > 1 or len(partial) > 1:
-        options = ", ".join(g.name for g in (exact or partial)[:6])
-        raise UsageError(f"--gpu '{name}' matches several GPUs: {options} — give the full name")
+    if partial:
+        variants = "; ".join(f"{g.name} ({g.memory_bytes / 1e9:.0f} GB, {g.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s)"
+                             for g in partial[:8])
+        more = f"; and {len(partial) - 8} more" if len(partial) > 8 else ""
+        raise UsageError(f"--gpu '{name}' matches {len(partial)} GPUs: {variants}{more} — give the full name of one")
     hint = _suggest(name, [g.name for g in gpus] + [a for g in gpus for a in g.aliases])
     tip = f" — did you mean {hint}?" if hint else ""
     raise NotFoundError(f"unknown GPU '{name}'{tip} (`fitagent catalog gpus` lists them)")
@@ -371,6 +473,7 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
         if params_active > params_total:
             e.fail("params_active", f"({params_active}) exceeds params_total ({params_total})")
         benchmarks: dict[str, float] = {}
+        stand_ins: dict[str, str] = {}
         sources = {}
         bench = e.sub("benchmarks", required=False)
         if bench is not None:
@@ -386,6 +489,11 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
                 b.get("source", str)
                 benchmarks[name] = score
                 sources[f"benchmark.{name}"] = b.data["source"]
+                stand_in = b.get("stand_in", str, required=False)
+                if stand_in is not None:
+                    if not stand_in.strip():
+                        b.fail("stand_in", "is empty (say whose score stands in, and why)")
+                    stand_ins[name] = stand_in
         for key in ("config_source", "params_source"):
             value = e.get(key, str, required=False)
             if value:
@@ -396,7 +504,8 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
             id=model_id, alias=alias, family=e.get("family", str), modality=modality,
             params_total=params_total, params_active=params_active,
             max_context=e.get("max_context", int, positive=True), architecture=arch,
-            benchmarks=benchmarks, sources=sources, release=str(raw["release"]) if raw.get("release") else None,
+            benchmarks=benchmarks, sources=sources, stand_ins=stand_ins,
+            release=str(raw["release"]) if raw.get("release") else None,
         ))
     if not models:
         raise DataError(f"{origin}: no models")
@@ -444,9 +553,50 @@ def parse_quantizations(doc: object, origin: str = "quantizations.yaml") -> tupl
             aliases=tuple(e.get("aliases", list, required=False, default=[])),
             notes=e.get("notes", str, required=False),
             ftype=e.get("ftype", str, required=False), recommend=e.get("recommend", bool, required=False, default=True),
-            **overrides,
+            kld_ref=_kld(e), **overrides,
         ))
     return tuple(quants), types
+
+
+def _kld(e: _Entry) -> float:
+    value = e.get("kld_ref", float)
+    if value > 10:
+        e.fail("kld_ref", f"is {value}: a mean KL divergence in nats per token is a few at most")
+    e.get("kld_source", str)
+    return value
+
+
+def parse_quant_loss(doc: object, origin: str = "quantizations.yaml") -> QuantLossModel:
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("quality_model"), Mapping):
+        raise DataError(f"{origin}: expected a top-level 'quality_model:' mapping (reference_params, kld_to_loss, size_exponent)")
+    e = _Entry(origin, "quality_model", doc["quality_model"])
+    return QuantLossModel(float(e.get("reference_params", int, positive=True)), e.get("size_exponent", float),
+                          e.get("kld_to_loss", float, positive=True))
+
+
+def effective_params(model: Model) -> float:
+    """What a model's scores scale with: its parameters, or for a mixture of experts the geometric
+    mean of all and active ones (a 30B-A3B scores about like a 10B dense model)."""
+    return (model.params_total * model.params_active) ** 0.5 if model.is_moe else float(model.params_total)
+
+
+def benchmark_priors(models) -> dict[str, tuple[float, float]]:
+    """Least-squares line of each benchmark's score on log10(effective parameters), over the models
+    that publish their own score (stand-ins left out): a missing score is estimated from size."""
+    import math
+
+    priors = {}
+    for bench in _BENCHMARKS:
+        points = [(math.log10(effective_params(m)), m.benchmarks[bench]) for m in models
+                  if bench in m.benchmarks and bench not in m.stand_ins]
+        if len(points) < 3:
+            continue
+        mx = sum(x for x, _ in points) / len(points)
+        my = sum(y for _, y in points) / len(points)
+        sxx = sum((x - mx) ** 2 for x, _ in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+        priors[bench] = (my - slope * mx, slope)
+    return priors
 
 
 _VENDORS = ("nvidia", "amd", "apple", "intel")
@@ -490,4 +640,6 @@ def parse_gpus(doc: object, origin: str = "gpus.yaml") -> tuple[GpuSpec, ...]:
 
 def build_catalog(models_doc, quants_doc, gpus_doc) -> Catalog:
     quants, types = parse_quantizations(quants_doc)
-    return Catalog(models=parse_models(models_doc), quantizations=quants, ggml_types=types, gpus=parse_gpus(gpus_doc))
+    models = parse_models(models_doc)
+    return Catalog(models=models, quantizations=quants, ggml_types=types, gpus=parse_gpus(gpus_doc),
+                   quant_loss=parse_quant_loss(quants_doc), benchmark_priors=benchmark_priors(models))

@@ -6,7 +6,7 @@ import dataclasses
 from collections import namedtuple
 from dataclasses import dataclass, field
 
-from . import limits, memory, quality, seed, speed
+from . import limits, memory, quality, quantloss, seed, speed
 from . import placement as place
 from .budget import Budget
 from .calibration import DEFAULT_CALIBRATION, Calibration
@@ -74,10 +74,12 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "overhead_bytes": "runtime reserve + compute buffers on every GPU used (+ the host's when layers run on the CPU)",
     "total_bytes": "weights + KV cache + overhead",
     "budget_bytes": "free memory the estimate was made against: the GPUs' sum, or RAM without GPUs",
-    "fits": "the whole model runs from fast memory (all layers on GPUs, or CPU-only on a machine without GPUs)",
-    "safe": "fits with more than 1 GB of headroom (seed §2.3)",
-    "headroom_bytes": "free memory left on the GPUs used (budget − total for other placements; negative if short)",
-    "placement": "gpu | partial_offload | cpu | none",
+    "fits": "the whole model fits the budget: headroom_bytes ≥ 0 (the seed's and the frontiers' sense)",
+    "loads": "the placement chosen (or forced) puts no more on any GPU than its free memory and no more in host RAM "
+             "than is available; false means llama.cpp would fail to load it (placement none, no speed)",
+    "safe": "fits and loads with more than 1 GB of headroom (seed §2.3)",
+    "headroom_bytes": "budget − total: free memory left if the whole model sat in the budget (negative: short by that much)",
+    "placement": "gpu | partial_offload | cpu | none (none: nothing loads, or a forced split that does not load)",
     "gpu_layers": "repeating layers on GPUs (llama.cpp -ngl; the output head joins them when all are)",
     "total_layers": "the model's repeating layers",
     "n_cpu_moe": "MoE layers whose routed experts stay in RAM (llama.cpp --n-cpu-moe)",
@@ -88,7 +90,11 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "time_to_first_token_s": "prompt_tokens / prefill + one decode step",
     "prompt_tokens": "prompt length prefill and time to first token are quoted for",
     "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
-    "quality": "seed §4 quality score: benchmarks × quantization factor × size penalty",
+    "quality": "benchmark score of the use case × the share the quantization keeps (default: measured KL divergence, "
+               "less for larger models; seed: §4's factor × size penalty)",
+    "quality_source": "where the benchmark score comes from: 'benchmarks' (the model's own), 'stand-in: …' (another "
+                      "model's, named), 'estimated from size: …' (no score: predicted from parameters)",
+    "quant_retention": "share of the model's benchmark score kept at this quantization (1 = lossless)",
     "efficiency": "seed §6: sqrt(quality_norm × speed_norm) per GB",
     "params_total": "all parameters (every expert)",
     "params_active": "parameters a token passes through (MoE: the routed experts it uses and the shared ones)",
@@ -149,6 +155,9 @@ class Estimate:
     notes: tuple[str, ...] = field(default=())
     max_context: int | None = None
     concurrent_sessions: int | None = None
+    loads: bool = True
+    quality_source: str = "benchmarks"
+    quant_retention: float = 1.0
 
     def to_dict(self) -> dict:
         return {
@@ -163,6 +172,7 @@ class Estimate:
             "total_bytes": self.total_bytes,
             "budget_bytes": self.budget_bytes,
             "fits": self.fits,
+            "loads": self.loads,
             "safe": self.safe,
             "headroom_bytes": self.headroom_bytes,
             "placement": self.placement,
@@ -177,6 +187,8 @@ class Estimate:
             "prompt_tokens": self.prompt_tokens,
             "kv_quant": self.kv_quant,
             "quality": round(self.quality, 2),
+            "quality_source": self.quality_source,
+            "quant_retention": round(self.quant_retention, 4),
             "efficiency": _round(self.efficiency, 3),
             "params_total": self.params_total,
             "params_active": self.params_active,
@@ -212,6 +224,7 @@ class ModelTerms(namedtuple("ModelTerms", (
     "compute_head_bytes",  # compute buffer of the device that computes the logits
     "kv_read_bytes",  # KV cache one decode step reads, at the depth decode is quoted at
     "base_quality",  # the use case's benchmark score, before quantization
+    "quality_source",  # where that score comes from (quality.scored)
 ))):
     """What an estimate needs of the model and the options but not of the quantization:
     `recommend` works it out once per model rather than once per candidate."""
@@ -226,6 +239,7 @@ def model_terms(model: Model, catalog: Catalog, options: Options) -> ModelTerms:
     depth = options.decode_depth if options.decode_depth is not None else min(options.context, options.prompt_tokens)
     kv = memory.kv_linear(arch, kv_element, cal.n_ubatch)
     cells = memory.pad(options.context)
+    base, source = quality.scored(model, options.use_case, catalog.benchmark_priors)
     return ModelTerms(
         kv=kv,
         cells=cells,
@@ -233,7 +247,7 @@ def model_terms(model: Model, catalog: Catalog, options: Options) -> ModelTerms:
         compute_gpu_bytes=memory.compute_buffer_bytes(arch, options.context, cal, with_output=False),
         compute_head_bytes=memory.compute_buffer_bytes(arch, options.context, cal),
         kv_read_bytes=memory.kv_bytes_read_per_token(arch, depth, kv_element),
-        base_quality=quality.base_quality(model.benchmarks, options.use_case),
+        base_quality=base, quality_source=source,
     )
 
 
@@ -304,12 +318,18 @@ def placements(need: place.Need, budget: Budget, options: Options, moe: bool) ->
 
 
 class Candidate(namedtuple("Candidate", "model quant placement total_bytes fits safe quality decode_tokens_per_s "
-                                        "efficiency overhead_bytes headroom_bytes need placed")):
+                                        "efficiency overhead_bytes headroom_bytes need placed loads retention quality_source")):
     """One (model, quantization) placed and timed: the figures a recommendation ranks and plots
     for every candidate it sweeps (named as in Estimate), and the default method's need and
     placement, from which `complete` makes the Estimate of one it returns."""
 
     __slots__ = ()
+
+    @property
+    def whole(self) -> bool:
+        """Fits the budget and runs entirely from it: on the GPUs, or in RAM on a machine without
+        GPUs (a CPU placement cannot fit a GPU budget it left unused). What the frontiers plot."""
+        return self.fits and self.loads and self.placement in ("gpu", "cpu")
 
 
 def sweep_candidate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options,
@@ -319,15 +339,30 @@ def sweep_candidate(model: Model, quant: Quantization, budget: Budget, catalog: 
     if options.method == "seed":
         e = _estimate_seed(model, quant, budget, options)
         return Candidate(e.model, e.quant, e.placement, e.total_bytes, e.fits, e.safe, e.quality,
-                         e.decode_tokens_per_s, e.efficiency, e.overhead_bytes, e.headroom_bytes, None, None)
+                         e.decode_tokens_per_s, e.efficiency, e.overhead_bytes, e.headroom_bytes, None, None, e.loads,
+                         e.quant_retention, e.quality_source)
     if terms is None:
         terms = model_terms(model, catalog, options)
     need = need_for(model, quant, catalog, options, terms)
     decode, placed = _fastest_placement(need, model, terms, budget, options)
-    overhead, total, fits, headroom = _footprint(need, placed, budget)
-    q = quality.quantized(terms.base_quality, quant.quality_factor, model.params_total)
-    return Candidate(model.id, quant.name, placed.mode, total, fits, fits and headroom > SAFE_HEADROOM_BYTES, q,
-                     decode, quality.efficiency(q, decode, total), overhead, int(headroom), need, placed)
+    overhead, total, headroom, loads = _footprint(need, placed, budget)
+    fits = headroom >= 0
+    mode = placed.mode
+    if not loads:
+        decode, mode = None, "none"  # a forced split that overfills a device: llama.cpp would not load it
+    kept = quant_retention(quant, model, catalog)
+    q = terms.base_quality * kept
+    return Candidate(model.id, quant.name, mode, total, fits, fits and loads and headroom > SAFE_HEADROOM_BYTES, q,
+                     decode, quality.efficiency(q, decode, total), overhead, int(headroom), need, placed, loads, kept,
+                     terms.quality_source)
+
+
+def quant_retention(quant: Quantization, model: Model, catalog: Catalog) -> float:
+    """Share of the benchmark score kept at this type (default method: measured divergence, less for
+    a larger model); a type without a measurement keeps the seed's factor."""
+    if quant.kld_ref is None:
+        return quant.quality_factor
+    return quantloss.retention(quant.kld_ref, model.params_total, catalog.quant_loss)
 
 
 def _fastest_placement(need: place.Need, model: Model, terms: ModelTerms, budget: Budget,
@@ -340,22 +375,17 @@ def _fastest_placement(need: place.Need, model: Model, terms: ModelTerms, budget
     return max(options_speed, key=lambda sp: sp[0] or 0.0)
 
 
-def _footprint(need: place.Need, placed: place.Placement, budget: Budget) -> tuple[int, int, bool, int]:
-    """(overhead, total bytes, whether it fits, headroom) of a placed candidate."""
+def _footprint(need: place.Need, placed: place.Placement, budget: Budget) -> tuple[int, int, int, bool]:
+    """(overhead, total bytes, headroom, loads) of a placed candidate: headroom is the budget
+    less the total (the whole model against the budget, whatever the placement); `loads` says
+    whether every device and the host hold what this placement puts there."""
     if placed.shares:
         overhead = sum(s.overhead_bytes for s in placed.shares) + placed.host_overhead_bytes
     else:
         overhead = need.compute_bytes
     total = need.weights.total_bytes + need.kv_bytes + overhead
-    fits = placed.mode in ("gpu", "cpu") and (placed.mode == "gpu" or not budget.devices)
-    fits = fits and placed.fits(budget.host_available_bytes)
-    if placed.mode == "gpu":
-        headroom = sum(s.device.free_bytes - s.total_bytes for s in placed.shares)
-        used = [s.device for s in placed.shares]  # a list: hashing a Device costs more than comparing a few
-        headroom += sum(d.free_bytes for d in budget.devices if d not in used)
-    else:
-        headroom = budget.budget_bytes - total
-    return overhead, total, fits, headroom
+    loads = placed.mode != "none" and placed.fits(budget.host_available_bytes)
+    return overhead, total, budget.budget_bytes - total, loads
 
 
 def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Budget, options: Options) -> Estimate:
@@ -366,7 +396,7 @@ def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Bu
     arch = model.architecture
     need, placed, decode = candidate.need, candidate.placed, candidate.decode_tokens_per_s
     prefill = max_context = sessions = None
-    if options.detail:
+    if options.detail and candidate.loads:
         prefill = speed.prefill_tokens_per_s(need, placed, arch, _active_params(model, arch), options.prompt_tokens, budget,
                                              options.calibration, depth=options.prefill_depth,
                                              float_weights=quant.format == "float")
@@ -377,22 +407,54 @@ def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Bu
         model=model.id, quant=quant.name, context=options.context, method="default", use_case=options.use_case,
         weights_bytes=need.weights.total_bytes, kv_cache_bytes=need.kv_bytes, overhead_bytes=candidate.overhead_bytes,
         total_bytes=candidate.total_bytes, budget_bytes=budget.budget_bytes, fits=candidate.fits, safe=candidate.safe,
-        headroom_bytes=candidate.headroom_bytes, placement=placed.mode, gpu_layers=placed.gpu_layers,
+        headroom_bytes=candidate.headroom_bytes, placement=candidate.placement, gpu_layers=placed.gpu_layers,
         total_layers=arch.layers, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill,
         time_to_first_token_s=ttft, quality=candidate.quality, efficiency=candidate.efficiency,
         params_total=model.params_total, params_active=model.params_active, moe=model.is_moe,
         host_bytes=placed.host_bytes, n_cpu_moe=placed.n_cpu_moe, tensor_parallel=placed.tensor_parallel,
         kv_quant=options.kv_quant.lower(), prompt_tokens=options.prompt_tokens,
         devices=tuple(DeviceUse(s.device.id, s.device.name, s.layers, s.total_bytes, s.device.free_bytes) for s in placed.shares),
-        max_context=max_context, concurrent_sessions=sessions, notes=_notes(placed, budget),
+        max_context=max_context, concurrent_sessions=sessions, loads=candidate.loads,
+        quality_source=candidate.quality_source, quant_retention=candidate.retention,
+        notes=_notes(candidate, budget, options),
     )
 
 
-def _notes(placed: place.Placement, budget: Budget) -> tuple[str, ...]:
+def _notes(candidate: Candidate, budget: Budget, options: Options) -> tuple[str, ...]:
+    placed = candidate.placed
+    if not candidate.loads:
+        return tuple(shortfalls(candidate.need, placed, budget, options))
+    if not candidate.fits and placed.mode == "gpu":
+        return (f"every layer loads on the GPUs although the whole ({candidate.total_bytes / 1e9:.2f} GB) exceeds the "
+                f"budget: {placed.host_bytes / 1e9:.2f} GB (the embedding table) stays in host RAM",)
     if budget.host_bandwidth_assumed and placed.mode in ("partial_offload", "cpu"):
         return (f"host RAM bandwidth unknown, {budget.host_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed (dual-channel "
-                "DDR4-3200); set FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S (`fitagent probe --measure-bandwidth` measures it)",)
+                "DDR4-3200); measure it once with `fitagent probe --measure-bandwidth` (remembered) or set "
+                "FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S",)
     return ()
+
+
+def shortfalls(need: place.Need, placed: place.Placement, budget: Budget, options: Options) -> list[str]:
+    """Why a placement does not load: each overfilled device and the host, short by how much,
+    and the largest forced split that would load."""
+    lines = []
+    for share in placed.shares:
+        if share.total_bytes > share.device.free_bytes:
+            lines.append(f"{share.device.name} needs {share.total_bytes / 1e9:.2f} GB for {share.layers} layers, "
+                         f"{share.device.free_bytes / 1e9:.2f} GB free (short {(share.total_bytes - share.device.free_bytes) / 1e9:.2f} GB)")
+    host = budget.host_available_bytes
+    if placed.host_bytes > host:
+        lines.append(f"host RAM needs {placed.host_bytes / 1e9:.2f} GB, {host / 1e9:.2f} GB available "
+                     f"(short {(placed.host_bytes - host) / 1e9:.2f} GB)")
+    if options.gpu_layers is not None and placed.shares:
+        most = place.most_layers(need, budget.devices, host)
+        lines.append(f"at most {most} of {need.layers} layers load (--gpu-layers {most})" if most
+                     else "not one layer loads on the GPUs")
+    elif options.n_cpu_moe is not None and placed.shares:
+        fewest = place.fewest_cpu_moe(need, budget.devices, host)
+        lines.append(f"the experts of at least {fewest} layers must stay in RAM (--n-cpu-moe {fewest})" if fewest is not None
+                     else "it does not load with any --n-cpu-moe")
+    return lines
 
 
 def _active_params(model: Model, arch) -> float:
@@ -426,6 +488,8 @@ def _estimate_seed(model: Model, quant: Quantization, budget: Budget, options: O
         decode = seed.cpu_decode_tokens_per_s(bw, weights) if bw else None
         mode = "cpu" if fits else "none"
         layers = 0
+    if not fits:
+        decode = None  # one pool, no offload: what does not fit does not run
     q = quality.final_quality(model.benchmarks, options.use_case, quant.quality_factor, model.params_total)
     return Estimate(
         model=model.id, quant=quant.name, context=options.context, method="seed", use_case=options.use_case,
@@ -435,6 +499,7 @@ def _estimate_seed(model: Model, quant: Quantization, budget: Budget, options: O
         gpu_layers=layers, total_layers=arch.layers, decode_tokens_per_s=decode, prefill_tokens_per_s=None,
         time_to_first_token_s=None, quality=q, efficiency=quality.efficiency(q, decode, total),
         params_total=model.params_total, params_active=model.params_active, moe=model.is_moe,
-        kv_quant="f16", prompt_tokens=options.prompt_tokens,
+        kv_quant="f16", prompt_tokens=options.prompt_tokens, loads=fits,
+        quality_source=quality.seed_source(model, options.use_case), quant_retention=quant.quality_factor,
         notes=("seed method: one memory pool, no offload, no prefill model",),
     )

@@ -117,10 +117,13 @@ def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int,
     active = params - routed + (routed * arch.experts_per_token // arch.experts if experts else 0)
     name = fields.get("general.name") if isinstance(fields.get("general.name"), str) else None
     model_id = name or origin.rsplit("/", 1)[-1]
+    notes = () if meta.arch in _HF_NAMES else (
+        f"GGUF architecture '{meta.arch}' is not one fitagent knows: sized from the file's tensors (exact), "
+        "its KV cache and speed estimated as a standard decoder's",)
     return Model(
         id=model_id, alias=model_id.split("/")[-1].lower(), family=meta.arch, modality="text",
         params_total=params, params_active=active, max_context=meta.int("context_length", 4096) or 4096,
-        architecture=arch, benchmarks={}, sources={"gguf": origin}, file_weights=weights,
+        architecture=arch, benchmarks={}, sources={"gguf": origin}, file_weights=weights, notes=notes,
     )
 
 

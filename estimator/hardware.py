@@ -189,6 +189,34 @@ _GPU_SPEC = {
 }
 
 
+# Beyond these a figure is a typo or a corrupt file, not a machine: a petabyte of memory,
+# 100 TB/s of bandwidth (an HBM3e GPU has about 8), a million cores.
+_MAX_BYTES = 10**15
+_MAX_BANDWIDTH = 100e12
+_MAX_CORES = 1_000_000
+
+
+def _check_plausible(obj, where: str, part: str, whole: str) -> None:
+    """One line naming the field for what the types let through but no machine reports."""
+    import math
+
+    for name in (part, whole, "memory_used_bytes", "memory_limit_bytes", "memory_reserved_bytes"):
+        value = getattr(obj, name, None)
+        if value is not None and value > _MAX_BYTES:
+            raise UsageError(f"{where}: field '{name}' is {value:,} bytes, beyond any machine (a petabyte is the limit)")
+    if getattr(obj, part) > getattr(obj, whole):
+        raise UsageError(f"{where}: field '{part}' ({getattr(obj, part):,}) exceeds '{whole}' "
+                         f"({getattr(obj, whole):,}): free memory cannot exceed the total")
+    for name in ("memory_bandwidth_bytes_per_s",):
+        value = getattr(obj, name)
+        if value is not None and not (math.isfinite(value) and 0 < value <= _MAX_BANDWIDTH):
+            raise UsageError(f"{where}: field '{name}' is {value!r}: give bytes/s between 1 and {_MAX_BANDWIDTH:.0e}, "
+                             "or null when unknown")
+    cores = getattr(obj, "cpu_cores", None)
+    if cores is not None and not 1 <= cores <= _MAX_CORES:
+        raise UsageError(f"{where}: field 'cpu_cores' is {cores}: give the CPU cores, 1 or more")
+
+
 def snapshot_from_dict(data: Mapping, origin: str = "snapshot") -> HardwareSnapshot:
     """Validate a parsed snapshot; raise UsageError naming the file and field on bad input."""
     if not isinstance(data, Mapping):
@@ -213,4 +241,7 @@ def snapshot_from_dict(data: Mapping, origin: str = "snapshot") -> HardwareSnaps
         problems.append(Problem(source=str(p.get("source", "")), message=p["message"]))
     if not isinstance(data["taken_at"], str):
         raise UsageError(f"{origin}: field 'taken_at' must be an ISO 8601 string")
+    _check_plausible(host, f"{origin}: host", "memory_available_bytes", "memory_total_bytes")
+    for i, gpu in enumerate(gpus):
+        _check_plausible(gpu, f"{origin}: gpus[{i}]", "memory_free_bytes", "memory_total_bytes")
     return HardwareSnapshot(taken_at=data["taken_at"], host=host, gpus=gpus, problems=tuple(problems))

@@ -124,16 +124,31 @@ def model_from_hf_config(config: Mapping[str, object], origin: str = "config.jso
         raise UsageError(f"{origin}: field '{fieldname}' {why}")
 
     check_architecture(arch, fail)
-    model_name = name or str(config.get("_name_or_path") or origin)
+    notes = ()
+    if hf_arch not in SUPPORTED:
+        what = f"architecture {hf_arch}" if hf_arch else "a config that names no architecture"
+        notes = (f"{what} is not one fitagent knows: estimated as a standard decoder (attention with "
+                 f"{arch.kv_heads} KV heads, a gated feed-forward{', routed experts' if experts else ''}) from its "
+                 "config's sizes; layers it does not describe are not counted",)
+    model_name = name or origin
+    params_total = parameter_count(arch)
     return Model(
         id=model_name,
         alias=model_name.split("/")[-1].lower(),
         family=model_type or "unknown",
         modality="vision" if "vision_config" in config else "text",
-        params_total=parameter_count(arch),
-        params_active=active_parameter_count(arch),
+        params_total=params_total,
+        params_active=published_active_count(arch) if experts else params_total,
         max_context=cfg.int("max_position_embeddings", "n_positions", "max_sequence_length", default=4096),
         architecture=arch,
         benchmarks={},
         sources={"config_source": origin},
+        notes=notes,
     )
+
+
+def published_active_count(arch: Architecture) -> int:
+    """Active parameters as model cards count them: what a token passes through, with the
+    embedding table (Mixtral 12.9 B, Qwen3-30B-A3B 3.3 B), so a config and the catalog agree."""
+    embedding = 0 if arch.tied_embeddings else arch.vocab_size * arch.hidden_size
+    return active_parameter_count(arch) + embedding

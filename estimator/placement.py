@@ -246,3 +246,19 @@ def forced_experts(need: Need, devices: tuple[Device, ...], k: int) -> Placement
     if not gpus:
         return Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
     return experts_in_ram(need, gpus[0], max(0, min(k, need.moe_layers)))
+
+
+def most_layers(need: Need, devices: tuple[Device, ...], host_available: int) -> int:
+    """The largest -ngl split that loads (0 when not even one layer does)."""
+    for n in range(need.layers, 0, -1):
+        if forced_layers(need, devices, n).fits(host_available):
+            return n
+    return 0
+
+
+def fewest_cpu_moe(need: Need, devices: tuple[Device, ...], host_available: int) -> int | None:
+    """The smallest --n-cpu-moe that loads, or None when none does."""
+    for k in range(need.moe_layers + 1):
+        if forced_experts(need, devices, k).fits(host_available):
+            return k
+    return None

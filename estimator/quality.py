@@ -54,3 +54,51 @@ def efficiency(quality: float, tokens_per_s: float | None, total_bytes: float) -
     q_norm = min(quality / QUALITY_NORM, 1.0)
     p_norm = min(tokens_per_s / SPEED_NORM, 1.0)
     return math.sqrt(max(q_norm, 0.0) * max(p_norm, 0.0)) / (total_bytes / 1e9) * 100
+
+
+# ---------------------------------------------------------------- the default method
+
+def scored(model, use_case: str, priors: Mapping[str, tuple[float, float]]) -> tuple[float, str]:
+    """(Q_base, quality_source) for the default method: the use case's weighted benchmarks, each the
+    model's own score, a documented stand-in's, or estimated from the model's size where the catalog
+    has none; the source says which, worst first ("estimated from size: …", "stand-in: …",
+    "benchmarks")."""
+    from .catalog import effective_params
+
+    total, estimated, stand_ins = 0.0, [], []
+    size = math.log10(effective_params(model))
+    for name, weight in DOMAIN_WEIGHTS[use_case].items():
+        if not weight:
+            continue
+        if name in model.benchmarks:
+            total += weight * model.benchmarks[name]
+            if name in model.stand_ins:
+                stand_ins.append(f"{name} from {model.stand_ins[name]}")
+            continue
+        intercept, slope = priors.get(name, (MISSING_BENCHMARK_SCORE, 0.0))
+        total += weight * min(100.0, max(0.0, intercept + slope * size))
+        estimated.append(name)
+    if estimated:
+        source = f"estimated from size: no {', '.join(estimated)} score"
+        if len(estimated) == sum(1 for w in DOMAIN_WEIGHTS[use_case].values() if w):
+            source = "estimated from size: no benchmark scores"
+    elif stand_ins:
+        source = "stand-in: " + "; ".join(stand_ins)
+    else:
+        source = "benchmarks"
+    return total, source
+
+
+def seed_source(model, use_case: str) -> str:
+    """quality_source under --method seed, whose missing benchmarks count as 50 (§4.1)."""
+    missing = [n for n, w in DOMAIN_WEIGHTS[use_case].items() if w and n not in model.benchmarks]
+    if missing:
+        return f"estimated: the seed's {MISSING_BENCHMARK_SCORE:g} for no {', '.join(missing)} score"
+    stand_ins = [f"{n} from {model.stand_ins[n]}" for n, w in DOMAIN_WEIGHTS[use_case].items()
+                 if w and n in model.stand_ins]
+    return "stand-in: " + "; ".join(stand_ins) if stand_ins else "benchmarks"
+
+
+def marker(source: str) -> str:
+    """How human output marks a quality: ~ estimated, * a stand-in's score, nothing for benchmarks."""
+    return "~" if source.startswith("estimated") else "*" if source.startswith("stand-in") else ""

@@ -61,7 +61,7 @@ def test_gpu_names_match_forgivingly(catalog, name):
 
 
 def test_unknown_names_suggest_close_ones(catalog):
-    with pytest.raises(NotFoundError, match=r"unknown model 'llama3.1-8x' — did you mean .*llama3.1-8b"):
+    with pytest.raises(NotFoundError, match=r"unknown model 'llama3.1-8x' — did you mean meta-llama/Llama-3.1-8B-Instruct"):
         catalog.model("llama3.1-8x")
     with pytest.raises(NotFoundError, match=r"unknown GPU 'RTX 4099'"):
         catalog.gpu("RTX 4099")
@@ -112,7 +112,7 @@ def test_ambiguous_gpu_name_is_refused():
         {"name": "NVIDIA A100-SXM4-40GB", "vendor": "nvidia", "kind": "datacenter", "memory_bytes": 1, "memory_bandwidth_bytes_per_s": 1, "sources": ["s"]},
         {"name": "NVIDIA A100-SXM4-80GB", "vendor": "nvidia", "kind": "datacenter", "memory_bytes": 2, "memory_bandwidth_bytes_per_s": 1, "sources": ["s"]},
     ]})
-    with pytest.raises(UsageError, match="matches several GPUs"):
+    with pytest.raises(UsageError, match="matches 2 GPUs"):
         find_gpu(gpus, "A100")
     assert find_gpu(gpus, "A100 SXM4 80GB").memory_bytes == 2
 

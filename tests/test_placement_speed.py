@@ -52,10 +52,13 @@ def test_partial_offload_splits_layers_and_times_each_side(catalog):
     (device,) = est.devices
     assert device.bytes <= device.free_bytes
     # Without every layer on the GPU the output head stays in RAM with the embedding table.
-    forced = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=40)
-    assert forced.gpu_layers == 40 and forced.placement == "partial_offload"
+    forced = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=30)
+    assert forced.gpu_layers == 30 and forced.placement == "partial_offload" and forced.loads
     assert run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"),
-               gpu_layers=60).decode_tokens_per_s > forced.decode_tokens_per_s
+               gpu_layers=est.gpu_layers).decode_tokens_per_s > forced.decode_tokens_per_s
+    # More layers than the card holds do not load: no placement, no speed.
+    overfilled = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=60)
+    assert (overfilled.loads, overfilled.placement, overfilled.decode_tokens_per_s) == (False, "none", None)
 
 
 def test_cpu_side_speed_is_bounded_by_channels_and_by_cores(catalog):

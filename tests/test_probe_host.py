@@ -70,7 +70,7 @@ def test_ram_bandwidth_from_the_platform_table(tmp_path):
 def test_ram_bandwidth_unknown_says_how_to_get_it(tmp_path):
     host = probe(linux_host(tmp_path, model="AMD EPYC"))["host"]
     assert (host["memory_bandwidth_bytes_per_s"], host["memory_bandwidth_source"]) == (None, "none")
-    assert any("run `fitagent probe --measure-bandwidth`" in n for n in host["notes"])
+    assert any("measure it once with `fitagent probe --measure-bandwidth` (remembered)" in n for n in host["notes"])
 
 
 def test_ram_bandwidth_from_the_environment(tmp_path):

@@ -12,6 +12,7 @@ from fake_pynvml import (
     a100_80gb_mig,
     gb10,
     h100_sxm,
+    h200,
     lost_gpu,
     rtx_3090,
     rtx_4090,
@@ -198,9 +199,20 @@ def test_process_list_without_permission_is_a_note(workstation):
 
 def test_process_names_are_not_guessed_inside_a_container(workstation):
     (workstation / ".dockerenv").write_text("")
+    (workstation / "proc/self/status").write_text("Name:\tpython3\nNSpid:\t7\t40112\n")  # own PID namespace
     gpu = probe(FakeNvml([rtx_4090()]), workstation)["gpus"][0]
     assert [p["name"] for p in gpu["processes"]] == [None, None]
-    assert "process names not resolved: in a container NVML reports host PIDs" in gpu["notes"]
+    assert "process names not resolved: this container has its own PID namespace and NVML reports host PIDs" in gpu["notes"]
+
+
+def test_process_names_are_read_where_the_pid_namespace_is_the_hosts(workstation):
+    # Seen on the H200 check machine (tests/fixtures/device/h200): a container marker, but the
+    # root PID namespace, so NVML's PIDs are this system's own and their names can be read.
+    (workstation / ".dockerenv").write_text("")
+    (workstation / "proc/self/status").write_text("Name:\tpython3\nNSpid:\t445\n")
+    gpu = probe(FakeNvml([rtx_4090()]), workstation)["gpus"][0]
+    assert [p["name"] for p in gpu["processes"]] == ["python3", "Xorg"]
+    assert not any("not resolved" in n for n in gpu["notes"])
 
 
 def test_a_binding_that_is_not_nvidia_ml_py_is_refused_with_the_fix(workstation):
@@ -265,3 +277,15 @@ MACHINES = {
 def test_json_path_and_dataclass_path_print_the_same_bytes(workstation, name):
     doc = probe(FakeNvml(MACHINES[name]), workstation)
     assert json.dumps(snapshot_to_dict(snapshot_from_dict(doc))) == json.dumps(doc)
+
+
+def test_the_fake_h200_answers_as_the_real_one_did(workstation):
+    """The probe over the fake NVML, set to what a real H200 answered, prints what the probe printed
+    on that machine (tests/fixtures/device/h200/probe-idle.json, 2026-12-04)."""
+    from fitagent.agent.probe.tables import load_gpu_table
+
+    recorded = json.loads((Path(__file__).parent / "fixtures/device/h200/probe-idle.json").read_text())["gpus"][0]
+    nvml = FakeNvml([h200()], driver_version="580.159.04", cuda_version=13000)
+    gpu = probe_document(fs_root=str(workstation), environ={}, nvml_module=nvml, gpu_table=load_gpu_table(),
+                         system="Linux")["gpus"][0]
+    assert gpu == recorded

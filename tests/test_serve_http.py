@@ -191,17 +191,19 @@ def test_memory_taken_and_released_shows_in_events(tmp_path):
         write_snapshot(hardware, take_memory(json.loads(hardware.read_text()), 9_800_000_000, 4121, "python"))
         agent.rescan()
         events = events_since(agent, 0)
-        kinds = [e["kind"] for e in events]
-        assert kinds[:2] == ["gpu_memory", "process"]
-        memory, process = events[0], events[1]
+        # One event for the GPU with the process that moved, one for every fit that changed.
+        assert [e["kind"] for e in events] == ["gpu_memory", "fit_changed"]
+        memory, fits = events
         assert memory["delta_bytes"] == -9_800_000_000 and memory["free_bytes"] == 15_100_000_000
-        assert memory["message"] == "GPU 0 (NVIDIA GeForce RTX 4090): free 24.9 GB → 15.1 GB (−9.8 GB)"
-        assert process["message"] == "pid 4121 python took 9.8 GB on GPU 0 (NVIDIA GeForce RTX 4090)"
-        lost = [e for e in events if e["kind"] == "fit_lost"]
-        assert lost and all(e["cause"] == "pid 4121 python took 9.8 GB" for e in lost)
+        assert memory["message"] == ("GPU 0 (NVIDIA GeForce RTX 4090): free 24.9 GB → 15.1 GB (−9.8 GB): "
+                                     "pid 4121 python took 9.8 GB")
+        assert memory["processes"] == [{"pid": 4121, "process": "python", "delta_bytes": 9_800_000_000,
+                                        "used_bytes": 9_800_000_000}]
+        lost = fits["lost"]
+        assert lost and fits["cause"] == "pid 4121 python took 9.8 GB" and not fits["gained"]
+        assert fits["message"].startswith(f"at 8,192 tokens (general), pid 4121 python took 9.8 GB: {len(lost)} no longer fit")
         previous_pick = [e for e in lost if e["model"] == before["model"]]
         assert previous_pick and previous_pick[0]["quant"] == before["quant"]
-        assert previous_pick[0]["message"].startswith(f"{before['model']} {before['quant']} no longer fits at 8,192 tokens")
         after = agent.get("/v1/pick")[1]
         assert after["total_bytes"] < 15_100_000_000 < before["total_bytes"]
 
@@ -209,13 +211,13 @@ def test_memory_taken_and_released_shows_in_events(tmp_path):
         write_snapshot(hardware, original)
         agent.rescan()
         events = events_since(agent, last)
-        assert events[1]["message"] == "pid 4121 python released 9.8 GB on GPU 0 (NVIDIA GeForce RTX 4090)"
-        gained = [e for e in events if e["kind"] == "fit_gained"]
-        assert {(e["model"], e["quant"]) for e in gained} == {(e["model"], e["quant"]) for e in lost}
-        assert all(e["cause"] == "pid 4121 python released 9.8 GB" for e in gained)
+        assert events[0]["message"].endswith(": pid 4121 python released 9.8 GB")
+        (fits,) = [e for e in events if e["kind"] == "fit_changed"]
+        assert {(e["model"], e["quant"]) for e in fits["gained"]} == {(e["model"], e["quant"]) for e in lost}
+        assert fits["cause"] == "pid 4121 python released 9.8 GB" and not fits["lost"]
         assert agent.get("/v1/pick")[1]["model"] == before["model"]
         journal = "\n".join(agent.log)
-        assert "pid 4121 python took 9.8 GB on GPU 0" in journal
+        assert "(−9.8 GB): pid 4121 python took 9.8 GB" in journal
     finally:
         assert agent.stop() == 0
 
@@ -291,6 +293,6 @@ def test_the_timer_rescans_and_picks_up_a_changed_file(tmp_path):
             time.sleep(0.05)
         assert hw["gpus"][0]["memory_free_bytes"] == 20_900_000_000
         assert agent.get("/healthz")[1]["scans_total"] >= 2
-        assert any(e["message"] == "pid 777 ollama took 4.0 GB on GPU 0 (NVIDIA GeForce RTX 4090)" for e in events_since(agent, 0))
+        assert any(e["message"].endswith("(−4.0 GB): pid 777 ollama took 4.0 GB") for e in events_since(agent, 0))
     finally:
         assert agent.stop() == 0

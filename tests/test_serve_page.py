@@ -40,6 +40,10 @@ def test_page_shows_gpus_frontiers_and_ranking(tmp_path):
         drawn = re.findall(rf'<circle class="frontier-point" data-frontier="{name}" data-model="([^"]+)" data-quant="([^"]+)"', html)
         assert drawn == [(p["model"], p["quant"]) for p in points], name
     assert html.count('class="fit-region"') == 3
+    assert recs["frontiers"]["quality_speed"] and 'data-frontier="quality_speed"' in html
+    left_out = recs["left_out"]
+    assert left_out["count"] > 0
+    assert re.search(rf'id="left-out">left out below the floor: {left_out["count"]} candidates \(', html)
     assert 'data-gpu="0"' in html and "NVIDIA GeForce RTX 4090" in html and "free <b>24.9 GB</b>" in html
     table_models = re.findall(r"<tr><td class=\"num\">\d+</td><td>([^<]+)</td>", html)
     assert table_models == [e["model"] for e in recs["ranked"]]

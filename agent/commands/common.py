@@ -17,18 +17,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _argument(parse):
+    """A values.py parser as an argparse type: its ValueError becomes argparse's one-line error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def context_tokens(text: str) -> int:
     """A context length: 8192, 8k, 32K, 1m."""
-    raw = text.strip().lower()
-    scale = {"k": 1024, "m": 1024 * 1024}.get(raw[-1:], 1)
-    number = raw[:-1] if scale > 1 else raw
-    try:
-        value = int(float(number) * scale) if scale > 1 else int(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of tokens (e.g. 8192 or 8k)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of tokens, got {value}")
-    return value
+    from .. import values
+
+    return _argument(values.tokens)(text)
+
+
+def prompt_tokens(text: str) -> int:
+    """A prompt length, 0 allowed: 512, 4k."""
+    from .. import values
+
+    return _argument(lambda t: values.tokens(t, allow_zero=True))(text)
 
 
 def non_negative_int(text: str) -> int:
@@ -46,10 +58,31 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def add_hardware(parser: argparse.ArgumentParser) -> None:
+    from .. import values
+
     group = parser.add_argument_group("hardware (default: probe this machine)")
     group.add_argument("--hardware", metavar="FILE", help="a saved snapshot (`fitagent probe --json` output) instead of probing")
     group.add_argument("--gpu", metavar="NAME", action="append",
-                       help="a GPU from the catalog, all its memory free, on this host's RAM; repeat for several")
+                       help="a GPU from the catalog, all its memory free; repeat for several. The host is this "
+                            "machine's unless described with the three options below")
+    group.add_argument("--host-ram", type=_argument(values.size_bytes), metavar="SIZE",
+                       help="with --gpu: the host's RAM, e.g. 64GB or 128GiB (unified-memory GPUs: their memory)")
+    group.add_argument("--host-bandwidth", type=_argument(values.bandwidth_bytes_per_s), metavar="GB/s",
+                       help="with --gpu: the host's RAM bandwidth, e.g. 89.6 (GB/s)")
+    group.add_argument("--cpu-cores", type=_argument(lambda t: values.count(t, 1)), metavar="N",
+                       help="with --gpu: the host's CPU cores")
+
+
+def host_overrides(args):
+    """The --host-ram / --host-bandwidth / --cpu-cores of a what-if, as hardware.HostOverrides."""
+    from ...estimator.errors import UsageError
+    from ..hardware import HostOverrides
+
+    given = HostOverrides(args.host_ram, args.host_bandwidth, args.cpu_cores)
+    if given.any and not args.gpu:
+        raise UsageError("--host-ram, --host-bandwidth and --cpu-cores describe the host of a --gpu what-if; "
+                         "with --hardware edit the snapshot, without either this machine is probed")
+    return given
 
 
 def print_json(data) -> None:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 
 from ...estimator.errors import UsageError
-from .common import add_hardware, add_json, context_tokens, non_negative_int, print_json
+from .common import add_hardware, add_json, context_tokens, host_overrides, non_negative_int, print_json, prompt_tokens
 
 DEFAULT_CONTEXT = 8192
 DEFAULT_QUANT = "Q4_K_M"
@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-layers", type=non_negative_int, metavar="N", help="force N layers on the GPU (llama.cpp -ngl N)")
     parser.add_argument("--n-cpu-moe", type=non_negative_int, metavar="N",
                         help="MoE: every layer on the GPU but the routed experts of N layers in RAM (llama.cpp --n-cpu-moe N)")
-    parser.add_argument("--prompt-tokens", type=non_negative_int, default=512, metavar="N",
-                        help="prompt length for prefill speed and time to first token (default 512)")
+    parser.add_argument("--prompt-tokens", type=prompt_tokens, default=512, metavar="N",
+                        help="prompt length for prefill speed and time to first token, e.g. 512 or 4k (default 512)")
     parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)")
     parser.add_argument("--multi-gpu", choices=("layer", "tensor"), default="layer",
                         help="several GPUs: split layers (llama.cpp) or tensor parallel (vLLM)")
@@ -41,7 +41,7 @@ def resolve_model(args, catalog):
     if args.config:
         from ..modelfiles import model_from_config_file
 
-        return model_from_config_file(args.config)
+        return model_from_config_file(args.config, catalog)
     from ..modelfiles import model_from_gguf_file
 
     return model_from_gguf_file(args.gguf, catalog)
@@ -61,22 +61,27 @@ def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.estimate import Options, estimate
     from ..catalog import load_catalog
-    from ..hardware import resolve_snapshot
+    from ..hardware import resolve_hardware
 
     catalog = load_catalog()
     model = resolve_model(args, catalog)
-    quant = catalog.quant(resolve_quant_name(args, model))
+    quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     options = Options(
         context=context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant,
         gpu_layers=args.gpu_layers, n_cpu_moe=args.n_cpu_moe, prompt_tokens=args.prompt_tokens, multi_gpu=args.multi_gpu,
     ).check()
-    snapshot = resolve_snapshot(args.hardware, args.gpu, catalog)
+    snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     result = estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)
+    result = replace(result, notes=result.notes + tuple(hardware_notes))
     file_type = model.file_weights.file_type if model.file_weights else None
     if file_type and quant.name != file_type:
         note = f"weights are the file's exact sizes ({file_type}); --quant {quant.name} only sets the quality score"
         result = replace(result, notes=result.notes + (note,))
+    if quant_note:
+        result = replace(result, notes=result.notes + (quant_note,))
+    if model.notes:
+        result = replace(result, notes=result.notes + model.notes)
     if context > model.max_context:
         note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
         result = replace(result, notes=result.notes + (note,))

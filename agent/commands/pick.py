@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import urllib.error
@@ -15,7 +16,7 @@ import urllib.parse
 import urllib.request
 
 from ...estimator.quality import USE_CASES
-from .common import add_hardware, add_json, context_tokens, print_json
+from .common import add_hardware, add_json, context_tokens, host_overrides, print_json
 
 FORMATS = ("line", "llama.cpp", "ollama", "vllm")
 AGENT_TIMEOUT_S = 2.0
@@ -35,11 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
+def checked_url(url: str, where: str) -> str:
+    """An agent URL as http(s)://host[:port][/prefix]; anything else is a usage error."""
+    from ...estimator.errors import UsageError
+
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query or parts.fragment:
+        raise UsageError(f"{where} {url!r} is not an agent URL (e.g. http://127.0.0.1:8765)")
+    return url.strip().rstrip("/")
+
+
 def agent_url(args) -> str:
     if args.agent:
-        return args.agent.rstrip("/")
+        return checked_url(args.agent, "--agent")
     if os.environ.get("FITAGENT_URL"):
-        return os.environ["FITAGENT_URL"].rstrip("/")
+        return checked_url(os.environ["FITAGENT_URL"], "FITAGENT_URL")
     from ..config import load_config
 
     config = load_config(args.config, os.environ)
@@ -48,27 +63,64 @@ def agent_url(args) -> str:
     return f"http://{host}:{config.port}"
 
 
-def ask_agent(url: str, use_case: str | None, context: int | None) -> dict | None:
-    """The agent's pick; None when no agent answers (or it has no scan yet); errors it reports are raised."""
+MAX_ANSWER_BYTES = 1 << 20  # a pick is a few kB; more is not our agent
+
+
+class NoAgent(Exception):
+    """No usable answer from the agent; the message says why (for the one line on stderr)."""
+
+
+def ask_agent(url: str, use_case: str | None, context: int | None) -> dict:
+    """The agent's pick. NoAgent when none answers usably (not there, no scan yet, not fitagent);
+    errors the agent reports about the request are raised as the user's."""
     from ...estimator.errors import NotFoundError, UsageError
 
     query = {k: v for k, v in (("use_case", use_case), ("context", context)) if v is not None}
     full = f"{url}/v1/pick" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     try:
         with urllib.request.urlopen(full, timeout=AGENT_TIMEOUT_S) as response:
-            return json.loads(response.read())
+            body = response.read(MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as exc:
         try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            return None  # not our agent: compute here
+            message = json.loads(exc.read(MAX_ANSWER_BYTES)).get("error", exc.reason)
+        except (ValueError, AttributeError, OSError):
+            raise NoAgent(f"{url} answered HTTP {exc.code}, not as a fitagent agent") from None
+        message = _printable(str(message))
         if exc.code == 400:
             raise UsageError(f"the agent at {url} says: {message}") from None
         if exc.code == 404:
             raise NotFoundError(message) from None
-        return None
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+        raise NoAgent(f"the agent at {url} answered HTTP {exc.code}: {message}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise NoAgent(f"no agent answers at {url} ({_printable(str(reason))})") from None
+    return _checked_pick(body, url)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= limit else clean[:limit] + "…"
+
+
+_FLAG = re.compile(r"^[\w./:=,@+%-]*$")  # what launch flags are made of: no spaces, quotes or control characters
+
+
+def _checked_pick(body: bytes, url: str) -> dict:
+    """The agent's answer, if it has the shape of a pick; a launcher will run what it says."""
+    if len(body) > MAX_ANSWER_BYTES:
+        raise NoAgent(f"{url} sent more than {MAX_ANSWER_BYTES} bytes: not a fitagent pick")
+    try:
+        pick = json.loads(body)
+        launch = pick["launch"]
+        args = [*launch["llama_cpp"]["args"], *(launch["vllm"]["args"] or [])]
+        fields = [pick["model"], pick["quant"], *args]
+        ok = (isinstance(pick["gpu_layers"], int) and isinstance(launch["ollama"]["options"]["num_gpu"], int)
+              and all(isinstance(f, str) and _FLAG.match(f) for f in fields))
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise NoAgent(f"{url} answered, but not with a fitagent pick")
+    return pick
 
 
 def compute_here(args, use_case: str, context: int) -> dict:
@@ -77,11 +129,11 @@ def compute_here(args, use_case: str, context: int) -> dict:
     from ...estimator.estimate import Options
     from ...estimator.recommend import recommend
     from ..catalog import load_catalog
-    from ..hardware import resolve_snapshot
+    from ..hardware import resolve_hardware
     from ..state import candidate_dict, runtime_devices
 
     catalog = load_catalog()
-    snapshot = resolve_snapshot(args.hardware, args.gpu, catalog)
+    snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
     result = recommend(catalog, budget, Options(context=context, use_case=use_case).check())
     if not result.ranked:
@@ -111,10 +163,12 @@ def run(args) -> int:
     source = "local"
     if not (args.local or args.hardware or args.gpu):
         url = agent_url(args)
-        pick = ask_agent(url, args.use_case, args.context)
-        source = url
+        try:
+            pick = ask_agent(url, args.use_case, args.context)
+            source = url
+        except NoAgent as exc:
+            print(f"fitagent pick: {exc}; computing here", file=sys.stderr)
     if pick is None:
-        source = "local"
         pick = compute_here(args, args.use_case or "general", args.context or 8192)
     if args.json:
         print_json({**pick, "source": source})

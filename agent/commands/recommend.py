@@ -1,11 +1,12 @@
-"""Rank the catalog's models for this machine, with the quality, speed and efficiency frontiers."""
+"""Rank the catalog's models for this machine, with the quality, speed, efficiency and quality-vs-speed frontiers."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 
-from .common import add_hardware, add_json, context_tokens, positive_int, print_json
+from .common import add_hardware, add_json, context_tokens, host_overrides, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many ranked models to show (default 10)")
     parser.add_argument("--method", choices=("default", "seed"), default="default", help="estimation method (default: default)")
     parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type")
+    parser.add_argument("--all-quants", action="store_true",
+                        help="also offer what the usable floor leaves out (max_quant_loss, quality_floor in the config)")
+    parser.add_argument("--explain", metavar="MODEL", help="say where MODEL stands in the ranking and why")
+    parser.add_argument("--config", metavar="FILE", help="config file with the floor (default: the agent's config)")
     add_json(parser)
 
 
@@ -23,21 +28,31 @@ def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.estimate import Options
     from ...estimator.hardware import snapshot_to_dict
-    from ...estimator.recommend import recommend
+    from ...estimator.recommend import explain, recommend
     from ..catalog import load_catalog
-    from ..hardware import resolve_snapshot
+    from ..config import load_config
+    from ..hardware import resolve_hardware
 
     catalog = load_catalog()
     # What is loaded by now (modules, the catalog: ~17,000 objects the garbage collector tracks)
     # lives until the command exits; frozen, the collections the sweep sets off skip it.
     gc.freeze()
     options = Options(context=args.context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant).check()
-    snapshot = resolve_snapshot(args.hardware, args.gpu, catalog)
-    result = recommend(catalog, budget_from_snapshot(snapshot, catalog), options, top=args.top)
+    floor = load_config(args.config, os.environ).floor(args.use_case, args.all_quants)
+    if args.explain:
+        catalog.model(args.explain)  # an unknown name fails before the sweep
+    snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    result = recommend(catalog, budget, options, top=None if args.explain else args.top, notes=hardware_notes,
+                       floor=floor)
+    explained = explain(result, catalog, budget, options, args.explain) if args.explain else None
     if args.json:
-        print_json({"hardware": snapshot_to_dict(snapshot), **result.to_dict(top=args.top)})
+        body = {"hardware": snapshot_to_dict(snapshot), **result.to_dict(top=args.top)}
+        if explained:
+            body["explain"] = explained
+        print_json(body)
     else:
-        from ..render import render_recommendations
+        from ..render import render_explain, render_recommendations
 
-        print(render_recommendations(result, snapshot, top=args.top))
+        print(render_explain(explained) if explained else render_recommendations(result, snapshot, top=args.top))
     return 0

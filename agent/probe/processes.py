@@ -22,9 +22,13 @@ def read(session, ctx, handle, notes: list, in_container: bool) -> list[dict]:
             used = getattr(proc, "usedGpuMemory", None)
             previous = held.get(proc.pid)
             held[proc.pid] = used if previous is None else max(previous, used or 0)
-    if held and in_container:
-        notes.append("process names not resolved: in a container NVML reports host PIDs")
-    processes = [{"pid": pid, "name": None if in_container else _process_name(session, ctx, pid), "used_bytes": used}
+    # NVML reports PIDs of the root PID namespace. A container with its own namespace sees other
+    # numbers (a name looked up here would be another process's); one that shares the host's —
+    # or a VM that merely looks like a container — sees the same ones.
+    foreign = in_container and held and not _root_pid_namespace(ctx)
+    if foreign:
+        notes.append("process names not resolved: this container has its own PID namespace and NVML reports host PIDs")
+    processes = [{"pid": pid, "name": None if foreign else _process_name(session, ctx, pid), "used_bytes": used}
                  for pid, used in held.items()]
     processes.sort(key=lambda p: (-(p["used_bytes"] or 0), p["pid"]))
     return processes
@@ -37,3 +41,12 @@ def _process_name(session, ctx, pid: int) -> str | None:
         name = None
     name = nvml.text(name) if name else ctx.read_text(f"/proc/{pid}/comm")
     return os.path.basename(name) if name else None
+
+
+def _root_pid_namespace(ctx) -> bool:
+    """True when this process's PID namespace is the root one: /proc/self/status lists one NSpid."""
+    status = ctx.read_text("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            return len(line.split()) == 2
+    return False

@@ -54,15 +54,25 @@ def _choose(ctx, host: dict, gpus: list[dict]) -> tuple[int | None, str, str]:
         return value, "table", (f"RAM bandwidth {value / 1e9:,.1f} GB/s peak from data/host_memory.json: {row['platform']},"
                                 f" {row['memory']} × {row['bus_width_bits']} bit")
 
+    from . import measured
+
     if ctx.measure_bandwidth:
         from .membw import measure
 
         value, how = measure(host["memory_available_bytes"])
-        return value, "measured", f"RAM bandwidth {value / 1e9:,.1f} GB/s measured: {how}"
+        kept = measured.remember(ctx, host, value, how)
+        where = f"; remembered in {kept}" if kept else ""
+        return value, "measured", f"RAM bandwidth {value / 1e9:,.1f} GB/s measured: {how}{where}"
+
+    stored = measured.recall(ctx, host)
+    if stored:
+        value = stored["bytes_per_s"]
+        return value, "measured", (f"RAM bandwidth {value / 1e9:,.1f} GB/s measured on this machine at "
+                                   f"{stored.get('measured_at', '?')} (`fitagent probe --measure-bandwidth` measures again)")
 
     why = unreadable or "SMBIOS records give no speed"
     return None, "none", (f"RAM bandwidth unknown ({why}; CPU {host.get('cpu_model')!r} not in data/host_memory.json)"
-                          f" — run `fitagent probe --measure-bandwidth` or set {ENV}")
+                          f" — measure it once with `fitagent probe --measure-bandwidth` (remembered) or set {ENV}")
 
 
 def platform_row(cpu_model: str | None) -> dict | None:

@@ -102,6 +102,17 @@ def h100_sxm(bus: int = 0x18) -> FakeGpu:
         mig_instances=[])
 
 
+def h200(bus: int = 6, processes=()) -> FakeGpu:
+    """As a real H200 SXM answered NVML on 2026-12-04 (driver 580.159.04; recorded by
+    `python -m benchmarks.nvidia_check` in tests/fixtures/device/h200/nvml-raw.json): 143771 MiB,
+    615.06 MiB reserved, 3201 MHz on 6016 bits (not the 6144 the spec sheets imply), MIG off."""
+    return FakeGpu(
+        name="NVIDIA H200", uuid="GPU-786c46bb-ba0e-48b2-f7c2-c8e8c0b3474f", pci_device_id=0x233510DE,
+        bus_id=f"00000000:00:{bus:02X}.0", total_bytes=150754820096, reserved_bytes=644939776, used_bytes=0,
+        bus_width_bits=6016, max_memory_clock_mhz=3201, compute_capability=(9, 0), pcie=(5, 16, 5, 16, 5),
+        processes=processes, mig_instances=[], max_mig_devices=0)
+
+
 def gb10() -> FakeGpu:
     """DGX Spark: unified LPDDR5X, NVML answers NotSupported for memory and has no bus width."""
     return FakeGpu(

@@ -81,21 +81,49 @@ def _cache_key(texts: dict[str, str]) -> str:
     return f"{crc:08x}{size:08x}"
 
 
+def _trusted(fd: int, folder: str) -> bool:
+    """A pickle runs code when loaded: read only one this user wrote, in a folder no one else can
+    write to (a shared or misconfigured cache directory must not let another user plant one)."""
+    import stat
+
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        info, where = os.fstat(fd), os.stat(folder)
+    except OSError:
+        return False
+    if uid is None:
+        return True
+    for st in (info, where):
+        if st.st_uid != uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+    return stat.S_ISREG(info.st_mode)
+
+
 def _read_cache(path: str) -> Catalog | None:
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        if not _trusted(fd, os.path.dirname(path)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             cached = pickle.load(fh)
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
         return None
+    finally:
+        os.close(fd)
     return cached if isinstance(cached, Catalog) else None
 
 
 def _write_cache(path: str, catalog: Catalog) -> None:
     folder = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        # O_EXCL | O_NOFOLLOW: never write through a planted link or into someone else's file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as fh:
             pickle.dump(catalog, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)  # readers see the old file or the whole new one, never half
         for name in os.listdir(folder):
@@ -103,7 +131,10 @@ def _write_cache(path: str, catalog: Catalog) -> None:
             if name.startswith("catalog-") and name.endswith(".pickle") and stale != path:
                 os.unlink(stale)
     except OSError:
-        pass  # a read-only home or a full disk only costs start-up time
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # a read-only home or a full disk only costs start-up time
 
 
 @lru_cache(maxsize=1)

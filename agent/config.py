@@ -72,10 +72,15 @@ class Config:
             return self.token
         if not self.token_file:
             return None
+        from ..estimator.errors import UsageError
+        from .files import read_text
+
         try:
-            text = Path(self.token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{self.source}: token_file {self.token_file}: cannot read it ({exc.strerror})") from None
+            text = read_text(self.token_file, f"{self.source}: token_file", limit=4096).strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{self.source}: token_file {self.token_file}: no such file") from None
+        except UsageError as exc:
+            raise ConfigError(str(exc)) from None
         if not text:
             raise ConfigError(f"{self.source}: token_file {self.token_file} is empty")
         return text.splitlines()[0].strip()
@@ -101,9 +106,33 @@ KNOWN_KEYS = tuple(f.name for f in fields(Config) if f.name != "source")
 
 # ---------------------------------------------------------------- value checks
 
+SECRET_KEYS = ("token",)  # never formatted into a message: those reach the journal, /v1/events and the page
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as a message may quote it: bounded, one line, printable (a 331-byte YAML alias bomb
+    expands to gigabytes when printed whole)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxdict = short.maxtuple = short.maxset = 6
+    short.maxlevel = 3
+    text = short.repr(value)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit * 2 else text[: limit * 2] + "…"
+
+
+def _got(key: str, value: Any) -> str:
+    if key.split(".")[0].split("[")[0] in SECRET_KEYS:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return "a number (quote it in YAML so it is read as a string)"
+        return f"a {type(value).__name__}"
+    return shown(value)
+
 def _int(where: str, key: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be a whole number, got {_got(key, value)}")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{where}: {key} must be {bounds}, got {value}")
@@ -111,8 +140,10 @@ def _int(where: str, key: str, value: Any, low: int | None = None, high: int | N
 
 
 def _number(where: str, key: str, value: Any, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} must be a finite number, got {_got(key, value)}")
     if value < low:
         raise ConfigError(f"{where}: {key} must be at least {low}, got {value}")
     return float(value)
@@ -122,19 +153,19 @@ def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be a non-empty string, got {_got(key, value)}")
     return value
 
 
 def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, got {_got(key, value)}")
     return value
 
 
 def _list(where: str, key: str, value: Any) -> list:
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be a list, got {_got(key, value)}")
     return value
 
 
@@ -143,7 +174,7 @@ def _watch(where: str, value: Any) -> tuple[WatchedModel, ...]:
     for i, item in enumerate(_list(where, "watch_models", value)):
         key = f"watch_models[{i}]"
         if not isinstance(item, Mapping):
-            raise ConfigError(f"{where}: {key} must be a mapping with model, quant and context, got {item!r}")
+            raise ConfigError(f"{where}: {key} must be a mapping with model, quant and context, got {shown(item)}")
         unknown = sorted(set(item) - {"model", "quant", "context"})
         if unknown:
             raise ConfigError(f"{where}: {key}.{unknown[0]} is not a known key (allowed: model, quant, context)")
@@ -203,7 +234,7 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return dict.fromkeys(USE_CASES, _number(where, key, value, 0.0))
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: {key} must be a number or a mapping of use case to number, got {value!r}")
+            raise ConfigError(f"{where}: {key} must be a number or a mapping of use case to number, got {shown(value)}")
         floors = dict.fromkeys(USE_CASES, 50.0)
         for use_case, number in value.items():
             if use_case not in USE_CASES:
@@ -212,7 +243,7 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         return floors
     if key == "measure_bandwidth_at_start":
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+            raise ConfigError(f"{where}: {key} must be true or false, got {shown(value)}")
         return value
     raise ConfigError(f"{where}: '{key}' is not a known key (known: {', '.join(KNOWN_KEYS)})")
 
@@ -225,7 +256,7 @@ def config_from_mapping(data: Any, where: str, base: Config = Config()) -> Confi
     values = {}
     for key, value in data.items():
         if not isinstance(key, str) or key not in KNOWN_KEYS:
-            raise ConfigError(f"{where}: '{key}' is not a known key (known: {', '.join(KNOWN_KEYS)})")
+            raise ConfigError(f"{where}: {shown(key)} is not a known key (known: {', '.join(KNOWN_KEYS)})")
         values[key] = _check_value(where, key, value)
     return _consistent(replace(base, **values, source=where))
 
@@ -296,19 +327,24 @@ def default_config_path(environ: Mapping[str, str] = os.environ) -> Path | None:
 def read_config_file(path: str | Path) -> Config:
     import yaml
 
+    from ..estimator.errors import UsageError
+    from .files import read_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "config")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file (config/fitagent.yaml in the source is a documented example)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise ConfigError(f"{path}:{line} not valid YAML ({shown(getattr(exc, 'problem', None) or exc, 120)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     return config_from_mapping(data, str(path))
 
 

@@ -13,20 +13,21 @@ from ..estimator.hardware import GpuSnapshot, HardwareSnapshot, snapshot_from_di
 
 
 def load_snapshot_file(path: str | os.PathLike) -> HardwareSnapshot:
+    from .files import read_text
+
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text(path, "--hardware", limit=MAX_SNAPSHOT_BYTES)
     except FileNotFoundError:
         raise UsageError(f"--hardware {path}: no such file (save one with `fitagent probe --json > {os.path.basename(path)}`)") from None
-    except IsADirectoryError:
-        raise UsageError(f"--hardware {path}: is a directory, not a snapshot file") from None
-    except OSError as exc:
-        raise UsageError(f"--hardware {path}: cannot read it ({exc.strerror})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--hardware {path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise UsageError(f"--hardware {path}: nested too deeply to be a snapshot") from None
+    except ValueError as exc:
+        raise UsageError(f"--hardware {path}: {exc}") from None
     return replace(snapshot_from_dict(data, origin=f"--hardware {path}"), source=f"file:{path}")
 
 
@@ -48,6 +49,13 @@ def apple_gpu_share(ram_bytes: int) -> float:
 
     rows = read_json_data("host_memory.json")["apple"]["gpu_share_of_ram"]
     return next(row["share"] for row in rows if ram_bytes <= row.get("up_to_bytes", ram_bytes))
+
+
+MAX_SNAPSHOT_BYTES = 4 << 20  # a snapshot of a 64-GPU box with every process listed is well under this
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a snapshot can hold (bytes and bytes/s are finite)")
 
 
 def snapshot_from_gpu_names(names: list[str], catalog: Catalog, base: HardwareSnapshot,

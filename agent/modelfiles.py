@@ -117,35 +117,13 @@ def _shards(path: Path, origin: str) -> list[Path]:
 
 
 def _read_header(path: Path, origin: str) -> tuple[dict[str, object], list[tuple[str, int, int, tuple[int, ...]]]]:
-    from gguf import GGUFReader, GGUFValueType
+    """The header's metadata (scalars; small and per-layer numeric arrays as lists; vocabularies and
+    other big arrays as their element count) and its tensor table: (name, bytes, elements, shape
+    with ne[0] first). Bounded whatever the file says (agent/ggufheader.py)."""
+    from .ggufheader import read_gguf_header
 
-    try:
-        reader = GGUFReader(path)
-    except PermissionError:
-        raise UsageError(f"{origin}: permission denied reading {path.name}") from None
-    except OSError as exc:
-        raise UsageError(f"{origin}: cannot read {path.name} ({exc.strerror or exc})") from None
-    except (ValueError, IndexError, OverflowError, TypeError, KeyError, MemoryError) as exc:
-        if path.stat().st_size == 0:
-            why = "empty file"
-        elif "magic" in str(exc) or "version" in str(exc):
-            why = str(exc)
-        else:
-            why = "truncated or corrupt header"
-        raise UsageError(f"{origin}: not a readable GGUF file ({why})") from None
-    fields: dict[str, object] = {}
-    for name, field in reader.fields.items():
-        if not field.types:
-            continue
-        if field.types[0] == GGUFValueType.ARRAY:
-            if field.types[-1] == GGUFValueType.STRING:
-                fields[name] = len(field.data)  # vocabularies: the count is all anyone here needs
-            else:
-                fields[name] = field.contents()
-        else:
-            fields[name] = field.contents()
-    tensors = [(t.name, int(t.n_bytes), int(t.n_elements), tuple(int(d) for d in t.shape)) for t in reader.tensors]
-    return fields, tensors
+    header = read_gguf_header(path, origin)
+    return header.fields, header.tensors
 
 
 def _file_type_name(value: object, catalog: Catalog) -> str | None:

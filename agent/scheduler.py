@@ -230,6 +230,13 @@ class Agent:
             self.request_rescan()
         return needs_restart
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Whether no scan is running, waiting up to `timeout` seconds for one to finish."""
+        if self._scan_lock.acquire(timeout=timeout):
+            self._scan_lock.release()
+            return True
+        return False
+
     def stop(self) -> None:
         """Stop rescanning; a scan in progress gives up at its next step."""
         self._stop.set()

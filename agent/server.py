@@ -8,9 +8,11 @@ Every answer is JSON with bytes and tokens/s, errors are ``{"error": "…"}``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -137,7 +139,7 @@ def create_app(config: Config | Mapping | None = None, prober: Callable[[], Hard
     app.json.sort_keys = False
     _register_errors(app)
     _register_views(app, agent)
-    app.wsgi_app = CachedAnswers(app.wsgi_app, agent)
+    app.wsgi_app = LoopbackHosts(CachedAnswers(app.wsgi_app, agent), config.host)
     if start and not app.testing:
         agent.start()
     return app
@@ -164,6 +166,31 @@ def _register_errors(app: Flask) -> None:
     def internal_error(exc: Exception):
         log.exception("error answering %s %s", request.method, request.path)
         return _json({"error": "internal error; the agent's log has the details"}, 500)
+
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+class LoopbackHosts:
+    """WSGI middleware: an agent bound to loopback answers only requests addressed to loopback, so a
+    web page that rebinds its own DNS name to 127.0.0.1 cannot read the agent through the victim's
+    browser (the process list, the hardware). Agents bound to other addresses are left alone."""
+
+    def __init__(self, wsgi_app, bind_host: str):
+        self.wsgi_app = wsgi_app
+        self.check = bind_host in ("127.0.0.1", "::1", "localhost") or bind_host.startswith("127.")
+
+    def __call__(self, environ, start_response):
+        if self.check:
+            host = environ.get("HTTP_HOST", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if host and name.lower() not in _LOOPBACK_NAMES and not name.startswith("127."):
+                body = json.dumps({"error": f"this agent answers requests to localhost only, not to {host[:80]!r} "
+                                            "(set host in the config to serve other names)"}).encode()
+                start_response("421 Misdirected Request", [("Content-Type", "application/json"),
+                                                           ("Content-Length", str(len(body)))])
+                return [body]
+        return self.wsgi_app(environ, start_response)
 
 
 class CachedAnswers:
@@ -395,6 +422,40 @@ def _whole_response_writes() -> dict:
     return {"send_bytes": 512 * 1024}
 
 
+# Limits that keep slow or greedy clients from starving the agent: no route takes a body, so a
+# request announcing one over 1 KiB is refused (413) instead of buffered to a temporary file; an
+# idle connection is closed after 10 s; a request must arrive whole within REQUEST_DEADLINE_S of
+# its first byte (a client dripping a header line at a time is dropped); up to 512 connections.
+SERVER_LIMITS = {"max_request_body_size": 1024, "max_request_header_size": 64 * 1024, "channel_timeout": 10,
+                 "cleanup_interval": 2, "connection_limit": 512}
+REQUEST_DEADLINE_S = 10.0
+STOP_GRACE_S = 1.5  # SIGTERM ends the process within this (plus waitress's own close) whatever a scan is doing
+
+
+@functools.lru_cache(maxsize=1)
+def _deadline_channel_class():
+    from waitress.channel import HTTPChannel
+
+    class DeadlineChannel(HTTPChannel):
+        """waitress's channel, closed at the next clean-up once a request has taken longer than
+        REQUEST_DEADLINE_S to arrive (waitress alone only times out silence, not a slow drip)."""
+
+        partial_since: float | None = None
+
+        def received(self, data):
+            before = self.request
+            result = super().received(data)
+            if self.request is None:
+                self.partial_since = None
+            elif self.request is not before or self.partial_since is None:
+                self.partial_since = time.monotonic()  # a new request began
+            elif time.monotonic() - self.partial_since > REQUEST_DEADLINE_S:
+                self.last_activity = 0  # the server's maintenance closes it
+            return result
+
+    return DeadlineChannel
+
+
 def serve(app: Flask, config: Config, reload: Callable[[], None] | None = None,
           on_bound: Callable[[str], None] | None = None) -> int:
     """Serve with waitress until SIGTERM/SIGINT; SIGHUP calls `reload`. Returns the exit code."""
@@ -417,7 +478,8 @@ def serve(app: Flask, config: Config, reload: Callable[[], None] | None = None,
 
     try:
         server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="fitagent",
-                               **_whole_response_writes())
+                               **SERVER_LIMITS, **_whole_response_writes())
+        server.channel_class = _deadline_channel_class()
     except OSError as exc:
         raise UsageError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
                          "is another agent running? (set port in the config or --port)") from None
@@ -438,5 +500,11 @@ def serve(app: Flask, config: Config, reload: Callable[[], None] | None = None,
         sdnotify.notify("STOPPING=1")
         agent.stop()
         server.close()
-        log.info("stopped")
+        scan_over = agent.wait_idle(STOP_GRACE_S)
+        log.info("stopped" if scan_over else "stopped (a scan still running was abandoned)")
+    if not scan_over:
+        # The scan's worker thread is not a daemon: returning would wait for it (a slow probe, a
+        # stuck driver call). The state is only in memory, so nothing is lost by leaving now.
+        logging.shutdown()
+        os._exit(0)
     return 0

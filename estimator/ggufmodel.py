@@ -8,6 +8,7 @@ architecture (``llama.block_count``, ``qwen3moe.expert_count``, …).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 from .catalog import Architecture, FileWeights, Model, check_architecture
@@ -27,6 +28,24 @@ _SLIDING = {
     "gemma3": lambda n: n - n // 6,
     "gpt-oss": lambda n: (n + 1) // 2,
     "cohere2": lambda n: n - n // 4,
+}
+
+
+# What each key read as a number may be. Real models sit far inside: ≤ ~200 layers, hidden size
+# ≤ 32k, ≤ 128 heads, ≤ 512 experts, ≤ 10M tokens of context, vocabularies ≤ ~260k. A value outside
+# is a one-line error naming the key and the file, not an overflow or a division by zero later.
+_MAX_SIZE = 1 << 24  # widths, ranks, head dims, vocabulary
+_RANGES = {
+    "block_count": (1, 100_000),
+    "embedding_length": (1, 1 << 20),
+    "attention.head_count": (1, 1 << 16),
+    "attention.head_count_kv": (0, 1 << 16),
+    "expert_count": (0, 1 << 16),
+    "expert_used_count": (0, 1 << 16),
+    "expert_shared_count": (0, 1 << 16),
+    "leading_dense_block_count": (0, 100_000),
+    "context_length": (0, (1 << 31) - 1),
+    "attention.sliding_window": (0, (1 << 31) - 1),
 }
 
 
@@ -56,6 +75,11 @@ class _Meta:
             raise UsageError(f"{self.origin}: the GGUF header lacks {self.arch}.{key}, which fitagent needs")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise UsageError(f"{self.origin}: {self.arch}.{key} must be a non-negative number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{self.origin}: {self.arch}.{key} must be a finite number, got {value!r}")
+        low, high = _RANGES.get(key, (0, _MAX_SIZE))
+        if not low <= value <= high:
+            raise UsageError(f"{self.origin}: {self.arch}.{key} must be between {low:,} and {high:,}, got {value:,}")
         return int(value)
 
 
@@ -72,9 +96,12 @@ def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int,
     if layers <= 0 or hidden <= 0 or heads <= 0:
         raise UsageError(f"{origin}: block_count, embedding_length and attention.head_count must be positive")
     embd = by_name.get("token_embd.weight")
-    vocab = meta.get("vocab_size") or (embd[2][1] if embd and len(embd[2]) > 1 else None)
+    vocab = meta.int("vocab_size", 0) or (embd[2][1] if embd and len(embd[2]) > 1 else None)
     if not vocab:
         raise UsageError(f"{origin}: cannot tell the vocabulary size (no {meta.arch}.vocab_size, no token_embd.weight)")
+    if vocab > _MAX_SIZE:
+        raise UsageError(f"{origin}: a vocabulary of {vocab:,} tokens (token_embd.weight) is more than the "
+                         f"{_MAX_SIZE:,} fitagent accepts")
     experts = meta.int("expert_count", 0)
     mla = meta.get("attention.kv_lora_rank") is not None
     rope = meta.int("rope.dimension_count", 0)

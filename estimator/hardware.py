@@ -194,6 +194,7 @@ _GPU_SPEC = {
 _MAX_BYTES = 10**15
 _MAX_BANDWIDTH = 100e12
 _MAX_CORES = 1_000_000
+MAX_GPUS = 256  # the largest single hosts carry 8–16 GPUs (64 MIG slices at most); more is not one machine
 
 
 def _check_plausible(obj, where: str, part: str, whole: str) -> None:
@@ -231,6 +232,9 @@ def snapshot_from_dict(data: Mapping, origin: str = "snapshot") -> HardwareSnaps
     gpus_raw = data.get("gpus", [])
     if not isinstance(gpus_raw, list):
         raise UsageError(f"{origin}: field 'gpus' must be a list")
+    if len(gpus_raw) > MAX_GPUS:
+        raise UsageError(f"{origin}: {len(gpus_raw):,} GPUs; a host has at most {MAX_GPUS} (split a cluster into one "
+                         "snapshot per host)")
     gpus = tuple(
         _build(GpuSnapshot, g, f"{origin}: gpus[{i}]", _GPU_REQUIRED, _GPU_SPEC) for i, g in enumerate(gpus_raw)
     )

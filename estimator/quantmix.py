@@ -11,6 +11,10 @@ Each per-layer rule is a tuple of (layer predicate, type) tried in order — the
 holds for layer i of n decides — so a tensor group's type counts come from a cached count
 over its layer range rather than a per-candidate loop.
 
+Models whose routed experts are published in a low-bit type of their own (gpt-oss: MXFP4) keep
+them in it in every file, whatever type the file is labelled with (tensors.native_expert_type);
+the other tensors follow the file type's rules as for any model.
+
 Files are assumed to be quantized with an importance matrix, as the main uploaders'
 (bartowski, unsloth, mradermacher i1) are: it decides three small branches (Q4_0/Q5_0
 ffn_down in the first eighth, IQ3_XXS attn_v, IQ4 ffn_down).
@@ -22,7 +26,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from .catalog import Architecture, GgmlType, Quantization
-from .tensors import TensorGroup, tensor_groups
+from .tensors import TensorGroup, native_expert_type, tensor_groups
 
 HAS_IMATRIX = True
 
@@ -164,6 +168,11 @@ def layer_rule(group: TensorGroup, arch: Architecture, quant: Quantization) -> R
     n_gqa = arch.attention_heads // max(1, arch.kv_heads)
     if role == "ffn_gate_inp":
         return (("all", "F32"),)  # routers are never quantized
+    native = native_expert_type(arch) if group.expert else None
+    if native:
+        # Already quantized when converted (gpt-oss's MXFP4 blocks are repacked as they are), and
+        # kept so by every published file type: the uploaders requantize the other tensors only.
+        return (("all", native),)
     if f == "MXFP4":
         return (("all", "MXFP4" if group.expert else "Q8_0"),)
     if role in _ATTN_V_LIKE:
@@ -192,7 +201,7 @@ _RULES: dict[tuple, Rule] = {}
 def _rule(role: str, expert: bool, quant: Quantization, arch: Architecture) -> Rule:
     """layer_rule, memoised on what it reads (quantizations stay alive in _QUANTS, so ids are theirs)."""
     key = (role, expert, id(quant), arch.layers == 80, arch.experts if arch.experts in (0, 8) else min(arch.experts, 4),
-           arch.attention_heads // max(1, arch.kv_heads) >= 4)
+           arch.attention_heads // max(1, arch.kv_heads) >= 4, native_expert_type(arch))
     hit = _RULES.get(key)
     if hit is None:
         _QUANTS[id(quant)] = quant
@@ -228,6 +237,11 @@ def group_types(group: TensorGroup, arch: Architecture, quant: Quantization) -> 
     """The ggml types a tensor group is stored in, with how many tensors get each."""
     if not group.matrix:
         return (("F32", group.count),)
+    native = native_expert_type(arch) if group.expert else None
+    if native:
+        # Every format: llama.cpp's F16/BF16/F32 conversions keep the blocks as they are, and so
+        # does the checkpoint itself (safetensors with MXFP4 experts beside BF16 attention).
+        return ((native, group.count),)
     if quant.format != "gguf":
         # Plain float / FP8 checkpoints: every matrix in the one type (routers included).
         return ((quant.base_type, group.count),)
@@ -265,9 +279,10 @@ def _plan(arch: Architecture) -> tuple:
         return hit[1]
     n_gqa4 = arch.attention_heads // max(1, arch.kv_heads) >= 4
     experts = arch.experts if arch.experts in (0, 8) else (4 if arch.experts >= 4 else 1)
+    native = native_expert_type(arch)  # gpt-oss's experts stay MXFP4 where another MoE's of the same shapes do not
     plan = tuple(
         ((g.role, g.expert, g.matrix, g.per_layer, arch.layers, g.start, g.count, experts, n_gqa4,
-          arch.tied_embeddings and g.role == "token_embd", g.row_size % 256 == 0, g.row_size % 32 == 0), g)
+          arch.tied_embeddings and g.role == "token_embd", g.row_size % 256 == 0, g.row_size % 32 == 0, native), g)
         for g in tensor_groups(arch)
     )
     _PLANS[id(arch)] = (arch, plan)

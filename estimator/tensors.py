@@ -30,6 +30,27 @@ class TensorGroup:
         return self.elements * self.count
 
 
+# Families whose routed experts are published in a low-bit type of their own, which every GGUF of
+# them keeps whatever file type it is labelled with: convert_hf_to_gguf repacks gpt-oss's MXFP4
+# expert blocks as they are (GptOssModel skips the dequantization other models get), so its F16,
+# BF16 and Q8_0 files hold them in MXFP4, and the uploaders' Q2_K…Q6_K keep them there too (the
+# published gpt-oss-20b Q4_K_M and Q8_0 hold 72 MXFP4 expert tensors, 11.6 and 12.1 GB, against
+# 12.1 GB for the MXFP4 file; tests/data/measurements.csv).
+NATIVE_EXPERT_TYPES = {"GptOssForCausalLM": "MXFP4"}
+
+
+def native_expert_type(arch: Architecture) -> str | None:
+    """The ggml type a model's routed experts keep in every file, or None where they follow the file type."""
+    return NATIVE_EXPERT_TYPES.get(arch.hf_architecture or "") if arch.experts else None
+
+
+# gpt-oss carries biases on the attention projections (q, k, v and output), the router and every
+# expert's gate/up/down, plus one attention-sink logit per head: all 1-D (or per-expert rows of
+# them), all F32 in every GGUF (1.09 MiB a layer; with them the tensors add up to the published
+# 20,914,757,184 and 116,829,156,672 parameters exactly).
+_GPT_OSS = "GptOssForCausalLM"
+
+
 @lru_cache(maxsize=512)
 def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
     h, L = arch.hidden_size, arch.layers
@@ -64,6 +85,13 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
             TensorGroup("ffn_up_exps", per_expert * arch.experts, moe_layers, h, expert=True, start=first),
             TensorGroup("ffn_down_exps", per_expert * arch.experts, moe_layers, expert_inter, expert=True, start=first),
         ]
+        if arch.hf_architecture == _GPT_OSS:
+            groups += [
+                TensorGroup("ffn_gate_inp_bias", arch.experts, moe_layers, arch.experts, matrix=False, start=first),
+                # each expert's gate, up and down bias: read only for the experts a token is routed to
+                TensorGroup("ffn_exps_bias", arch.experts * (2 * expert_inter + h), moe_layers, expert_inter,
+                            expert=True, matrix=False, start=first),
+            ]
         shared_inter = arch.shared_expert_intermediate_size or (
             expert_inter * arch.shared_experts if arch.shared_experts else 0
         )
@@ -119,8 +147,14 @@ def _attention_groups(arch: Architecture) -> list[TensorGroup]:
             TensorGroup("attn_v", h * kv_dim, L, h),
         ]
     groups.append(TensorGroup("attn_output", q_dim * h, L, q_dim))
-    if arch.attention_bias:
+    gpt_oss = arch.hf_architecture == _GPT_OSS
+    if arch.attention_bias or gpt_oss:
         groups.append(TensorGroup("attn_bias", q_dim + 2 * kv_dim, L, q_dim, matrix=False))
+    if gpt_oss:
+        groups += [
+            TensorGroup("attn_output_bias", h, L, h, matrix=False),
+            TensorGroup("attn_sinks", arch.attention_heads, L, arch.attention_heads, matrix=False),
+        ]
     return groups
 
 

@@ -77,7 +77,7 @@ def test_token_file_is_read_and_must_exist(tmp_path):
     path = write(tmp_path, f"token_file: {token}\n")
     assert load_config(path, environ={}).read_token() == "abc123"
     missing = write(tmp_path, f"token_file: {tmp_path / 'nope'}\n")
-    with pytest.raises(ConfigError, match="token_file .*nope: cannot read it"):
+    with pytest.raises(ConfigError, match="token_file .*nope: no such file"):
         load_config(missing, environ={})
 
 

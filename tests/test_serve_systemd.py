@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -73,3 +74,21 @@ def test_systemd_analyze_verify_passes(tmp_path, cli):
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # a misspelt setting is only a warning
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+def test_systemd_security_exposure_is_at_most_1_5(tmp_path):
+    unit = tmp_path / "fitagent.service"
+    unit.write_text(UNIT.read_text())
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    exposure = float(re.search(r"Overall exposure level for fitagent\.service: ([0-9.]+)", result.stdout).group(1))
+    assert exposure <= 1.5, result.stdout[-3000:]
+    values = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values.setdefault(key, []).append(value)
+    assert values["IPAddressDeny"] == ["any"] and values["IPAddressAllow"] == ["localhost"]
+    assert values["ProtectProc"] == ["invisible"] and "~@privileged @resources" in values["SystemCallFilter"]

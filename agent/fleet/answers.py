@@ -53,7 +53,9 @@ def hosts_answer(hosts: list[HostFacts]) -> dict:
 # ---------------------------------------------------------------- fleet place
 
 def _usable(e: Estimate) -> bool:
-    return e.fits and e.decode_tokens_per_s is not None and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S
+    """Fits the host's budget whole, loads there as placed, and decodes at a usable speed."""
+    return (e.fits and e.loads and e.placement in ("gpu", "cpu") and e.decode_tokens_per_s is not None
+            and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S)
 
 
 def _placement_row(h: HostFacts, e: Estimate) -> dict:

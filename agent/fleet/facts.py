@@ -7,6 +7,8 @@ The samples come from Prometheus' API or from an agent's ``/metrics``; either wa
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -79,12 +81,26 @@ def _one(samples: list[Sample], name: str) -> float | None:
     return None
 
 
+# The series a host's facts are built from: every value must be a finite, non-negative number.
+_READ = frozenset({
+    "fitagent_ready", "fitagent_stale", "fitagent_last_scan_timestamp_seconds", "fitagent_host_memory_total_bytes",
+    "fitagent_host_memory_available_bytes", "fitagent_host_memory_bandwidth_bytes_per_second", "fitagent_host_cpu_cores",
+    "fitagent_gpu_memory_total_bytes", "fitagent_gpu_memory_free_bytes", "fitagent_gpu_memory_used_bytes",
+    "fitagent_gpu_memory_bandwidth_bytes_per_second", "fitagent_gpu_fp16_flops", "fitagent_gpu_usable",
+    "fitagent_host_memory_limit_bytes",
+})
+
+
 def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: float, job: str | None = None) -> HostFacts:
     """The host behind one scrape's ``fitagent_*`` samples (a live scrape: ``up`` is true)."""
     samples = [s for s in samples if s.name.startswith("fitagent_")]
     build = [s for s in samples if s.name == "fitagent_build_info"]
     if not build:
         return down(target, "no fitagent metrics there (no fitagent_build_info): not a fitagent agent?", job)
+    broken = sorted({s.name for s in samples if s.name in _READ and not (math.isfinite(s.value) and 0 <= s.value < 1e18)})
+    if broken:
+        return down(target, f"exports values no machine has ({', '.join(broken[:3])} is NaN, infinite, negative or "
+                            "absurd): not used", job)
     host_info = [s for s in samples if s.name == "fitagent_host_info"]
     hostname = host_info[0].labels.get("hostname") or None if host_info else None
     ready = _one(samples, "fitagent_ready") == 1

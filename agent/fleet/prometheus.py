@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import defaultdict
 
 from ...estimator.errors import UsageError
+from ..config import shown
 from .facts import FleetError, HostFacts, Sample, down, facts_from_samples
 
 LOOKBACK = "1h"  # how far back a job counts as a fitagent job
+MAX_ANSWER_BYTES = 512 << 20  # ~250 series per host: 10,000 hosts' instant query is a few hundred MB at most
 # everything but the model series: the fleet rebuilds budgets and runs the estimator itself
 HOST_SERIES = '__name__=~"fitagent_.+",__name__!~"fitagent_model_.+"'
 
@@ -27,7 +27,7 @@ HOST_SERIES = '__name__=~"fitagent_.+",__name__!~"fitagent_model_.+"'
 def check_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--prometheus {url!r}: expected Prometheus' base URL, e.g. http://prometheus:9090")
+        raise UsageError(f"--prometheus {shown(url)}: expected Prometheus' base URL, e.g. http://prometheus:9090")
     return url.strip().rstrip("/")
 
 
@@ -42,31 +42,29 @@ class PrometheusAPI:
         self.timeout_s = timeout_s
 
     def _get(self, path: str, params: dict | None = None) -> dict:
+        from .fetch import FetchFailed, fetch
+
         full = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
         try:
-            with urllib.request.urlopen(full, timeout=self.timeout_s) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
+            body = fetch(full, self.timeout_s, MAX_ANSWER_BYTES)
+        except FetchFailed as exc:
+            if exc.status is None:
+                raise FleetError(f"cannot reach Prometheus at {self.url}: {exc}") from None
             try:
-                data = json.loads(exc.read())
+                data = json.loads(exc.body)
             except ValueError:
                 data = None
             if not isinstance(data, dict) or data.get("status") != "error":
-                raise FleetError(f"{self.url} answered HTTP {exc.code} to {path}: is it Prometheus? "
+                raise FleetError(f"{self.url} answered {exc} to {path}: is it Prometheus? "
                                  "(give its base URL, e.g. http://prometheus:9090)") from None
-            what = f"the query {params['query']!r}" if params and "query" in params else path
-            raise FleetError(f"Prometheus at {self.url} refused {what}: {data.get('error') or exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise FleetError(f"cannot reach Prometheus at {self.url}: {getattr(exc, 'reason', exc)}") from None
-        except (TimeoutError, OSError) as exc:
-            raise FleetError(f"cannot reach Prometheus at {self.url}: {exc or 'timed out'} "
-                             f"(after {self.timeout_s:g} s; --timeout sets it)") from None
+            what = f"the query {shown(params['query'], 100)}" if params and "query" in params else path
+            raise FleetError(f"Prometheus at {self.url} refused {what}: {shown(data.get('error') or exc, 200)}") from None
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FleetError(f"{self.url}{path} did not answer JSON: is {self.url} Prometheus?") from None
         if not isinstance(data, dict) or data.get("status") != "success":
-            raise FleetError(f"Prometheus at {self.url}: {data.get('error') if isinstance(data, dict) else data!r}")
+            raise FleetError(f"Prometheus at {self.url}: {shown(data.get('error') if isinstance(data, dict) else data, 200)}")
         return data["data"]
 
     def query(self, promql: str) -> list[dict]:
@@ -89,6 +87,15 @@ class PrometheusAPI:
         return out
 
 
+def _number(text) -> float:
+    """A sample value as Prometheus' API writes it ("1", "NaN", "+Inf"); anything else is NaN,
+    which makes that host down with the reason rather than the whole answer fail."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def _key(result: dict) -> tuple[str, str]:
     metric = result["metric"]
     return metric.get("job", ""), metric.get("instance", "")
@@ -102,13 +109,13 @@ def read_fleet(api: PrometheusAPI, job: str | None = None) -> list[HostFacts]:
         raise FleetError(f"Prometheus at {api.url} has no fitagent targets (no fitagent_build_info series in the last "
                          f"{LOOKBACK}); add a scrape job for the agents (config/prometheus.yml is an example)")
     jobs_re = promql_string("|".join(re.escape(j) for j in jobs))
-    up = {_key(r): (float(r["value"][1]), float(r["value"][0])) for r in api.query(f"up{{job=~{jobs_re}}}")}
+    up = {_key(r): (_number(r["value"][1]), _number(r["value"][0])) for r in api.query(f"up{{job=~{jobs_re}}}")}
     if not up:
         raise FleetError(f"Prometheus at {api.url} scrapes no target of job {', '.join(jobs)} now")
     samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for r in api.query(f"{{{HOST_SERIES},job=~{jobs_re}}}"):
         labels = {k: v for k, v in r["metric"].items() if k not in ("__name__", "job", "instance")}
-        samples[_key(r)].append(Sample(r["metric"]["__name__"], labels, float(r["value"][1])))
+        samples[_key(r)].append(Sample(r["metric"]["__name__"], labels, _number(r["value"][1])))
     names = {_key(r): r["metric"].get("hostname") for r in
              api.query(f"last_over_time(fitagent_host_info{{job=~{jobs_re}}}[{LOOKBACK}])")}
     errors = api.target_errors() if any(value != 1 for value, _ in up.values()) else {}

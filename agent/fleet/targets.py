@@ -9,14 +9,13 @@ does). A target that does not answer in time is down; the others are still answe
 from __future__ import annotations
 
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...estimator.errors import UsageError
+from ..config import shown
 from .facts import HostFacts, Sample, down, facts_from_samples
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -34,12 +33,12 @@ def _target(text: str, scheme: str = "http", path: str = "/metrics", where: str 
     if "://" in raw:  # a base URL (a proxy prefix is kept), or the metrics URL itself
         parts = urllib.parse.urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"{where}: {raw!r} is not host:port or an http(s) URL")
+            raise UsageError(f"{where}: {shown(raw)} is not host:port or an http(s) URL")
         base = raw.rstrip("/")
         return Target(parts.netloc, base if base.endswith("/metrics") else base + "/metrics")
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in raw:
-        raise UsageError(f"{where}: {raw!r} is not host:port (e.g. gpu-01:8765)")
+        raise UsageError(f"{where}: {shown(raw)} is not host:port (e.g. gpu-01:8765)")
     return Target(raw, f"{scheme}://{raw}{path}")
 
 
@@ -54,15 +53,17 @@ def read_targets_file(path: str) -> list[Target]:
     """A Prometheus file_sd file: a list of {targets: [...], labels: {...}} groups."""
     import yaml
 
+    from ..files import read_text
+
     where = f"--targets-file {path}"
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, "--targets-file"))
     except FileNotFoundError:
         raise UsageError(f"{where}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid JSON or YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise UsageError(f"{where}: not valid JSON or YAML ({shown(getattr(exc, 'problem', None) or exc, 100)})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deeply to be a targets file") from None
     if not isinstance(data, list):
         raise UsageError(f"{where}: expected a file_sd list of {{\"targets\": [...], \"labels\": {{...}}}} groups")
     targets = []
@@ -76,7 +77,7 @@ def read_targets_file(path: str) -> list[Target]:
         metrics_path = str(labels.get("__metrics_path__", "/metrics"))
         for t in group["targets"]:
             if not isinstance(t, str):
-                raise UsageError(f"{where}: group {i}: target {t!r} is not a host:port string")
+                raise UsageError(f"{where}: group {i}: target {shown(t)} is not a host:port string")
             targets.append(_target(t, scheme, metrics_path, where))
     if not targets:
         raise UsageError(f"{where}: lists no targets")
@@ -91,24 +92,18 @@ def scrape(target: Target, timeout_s: float) -> HostFacts:
     """One agent's facts, or a down entry saying why; never raises for a bad host."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    request = urllib.request.Request(target.url, headers={"Accept": "text/plain;version=0.0.4"})
+    from .fetch import FetchFailed, fetch
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            body = response.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            return down(target.name, f"{target.url}: answer larger than {MAX_BODY_BYTES} bytes: not a fitagent agent?")
+        body = fetch(target.url, timeout_s, MAX_BODY_BYTES, {"Accept": "text/plain;version=0.0.4"})
         observed_at = time.time()
         samples = [Sample(s.name, dict(s.labels), float(s.value))
                    for family in text_string_to_metric_families(body.decode("utf-8"))
                    for s in family.samples]
-    except urllib.error.HTTPError as exc:
-        return down(target.name, f"{target.url}: HTTP {exc.code} {exc.reason}")
-    except urllib.error.URLError as exc:
-        return down(target.name, f"{target.url}: {getattr(exc, 'reason', exc)}")
-    except (TimeoutError, OSError) as exc:
-        return down(target.name, f"{target.url}: {exc or 'timed out'} (after {timeout_s:g} s)")
-    except (ValueError, UnicodeDecodeError) as exc:
-        return down(target.name, f"{target.url}: not Prometheus metrics ({exc})")
+    except FetchFailed as exc:
+        return down(target.name, f"{target.url}: {exc}")
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        return down(target.name, f"{target.url}: not Prometheus metrics ({shown(str(exc), 100)})")
     return facts_from_samples(target.name, samples, observed_at)
 
 

@@ -10,7 +10,8 @@ _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$
 _PARAM_DOCS = {
     "use_case": ({"type": "string", "enum": ["general", "code", "tool-calling", "math", "vision"]},
                  "weights the quality score (default from the config)"),
-    "context": ({"type": "string", "examples": ["8192", "32k"]}, "context length in tokens (default from the config)"),
+    "context": ({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["8192", "32k"]},
+                "context length in tokens (default from the config)"),
     "top": ({"type": "integer", "minimum": 1}, "how many ranked models (default from the config)"),
     "model": ({"type": "string"}, "catalog model id or alias"),
     "quant": ({"type": "string", "default": "Q4_K_M"}, "quantization"),

@@ -164,7 +164,7 @@ class Catalog:
     gpus: tuple[GpuSpec, ...]
     quant_loss: QuantLossModel = QuantLossModel(8_030_261_248, 0.322, 0.470)
     # benchmark -> (intercept, slope) of score on log10(effective parameters), over the catalog's
-    # own scores: what a missing benchmark is estimated from (estimator/quality.py)
+    # own scores, one residual standard deviation low: what a missing benchmark is estimated from
     benchmark_priors: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     # (model id, quant name) -> (architecture, weights split), filled by
     # estimate.with_precomputed_weights; sizing every tensor of every candidate is the
@@ -582,7 +582,8 @@ def effective_params(model: Model) -> float:
 
 def benchmark_priors(models) -> dict[str, tuple[float, float]]:
     """Least-squares line of each benchmark's score on log10(effective parameters), over the models
-    that publish their own score (stand-ins left out): a missing score is estimated from size."""
+    that publish their own score (stand-ins left out), lowered by the residual standard deviation:
+    a missing score is estimated from size, cautiously."""
     import math
 
     priors = {}
@@ -595,7 +596,11 @@ def benchmark_priors(models) -> dict[str, tuple[float, float]]:
         my = sum(y for _, y in points) / len(points)
         sxx = sum((x - mx) ** 2 for x, _ in points)
         slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
-        priors[bench] = (my - slope * mx, slope)
+        intercept = my - slope * mx
+        spread = (sum((y - intercept - slope * x) ** 2 for x, y in points) / (len(points) - 2)) ** 0.5
+        # One residual standard deviation below the line: a guess from size should not outrank a
+        # measured score it only matches on average (the winner's curse of ranking noisy estimates).
+        priors[bench] = (intercept - spread, slope)
     return priors
 
 

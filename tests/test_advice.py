@@ -152,7 +152,7 @@ def _device(i: int, free_gb: float) -> Device:
                   total_bytes=int(free_gb * 1e9) + 10**9, bandwidth_bytes_per_s=900e9, fp16_flops=80e12, memory_type="GDDR6X")
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(frees=st.lists(st.floats(4, 96), min_size=0, max_size=2), ram=st.floats(16, 256),
        use_case=st.sampled_from(("general", "code", "math")), context=st.sampled_from((4096, 16384)))
 def test_no_pick_is_dominated_by_a_quantization_of_the_same_model(catalog, frees, ram, use_case, context):

@@ -30,7 +30,7 @@ budgets = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(model=st.sampled_from(MODELS), quant=st.sampled_from(QUANTS), context=st.sampled_from((512, 4096, 32768)),
        budget=budgets, forced=st.one_of(st.none(), st.tuples(st.sampled_from(("layers", "moe")), st.integers(0, 100))))
 def test_fits_loads_and_speed_agree(catalog, model, quant, context, budget, forced):

@@ -32,17 +32,23 @@ from ..estimator.errors import UsageError
 
 # ---------------------------------------------------------------------------------------------
 # Limits. Real files sit far below each one: a 262k-token vocabulary with its merges is a header
-# of ~10 MB, models have tens of metadata keys and at most a few thousand tensors.
+# of ~10 MB and under a million strings, models have tens of metadata keys and at most a few
+# thousand tensors. The counts bound the time and memory a hostile file can take (each entry
+# costs a few microseconds of Python): measured on a small 2-core machine, a file at any one limit
+# is read in under a second, and the worst file at all of them together (a 50 MiB header) in
+# ~2.5 s and ~110 MB. A real 8B model's header (150k-token vocabulary) takes ~40 ms and ~3 MB.
 MAX_HEADER_BYTES = 64 * 2**20  # metadata + tensor table must end within the first 64 MiB
 MAX_STRING_BYTES = 16 * 2**20  # one string value (a chat template is ~10 KB)
 MAX_NAME_BYTES = 65536  # a key or a tensor name (llama.cpp's tensor names are < 64 bytes)
-MAX_KV_COUNT = 1_000_000
-MAX_TENSOR_COUNT = 1_000_000
+MAX_KV_COUNT = 65_536  # metadata key/value pairs (real files: 20-100)
+MAX_TENSOR_COUNT = 262_144  # tensors (real files: up to ~3,000)
+MAX_ARRAY_STRINGS = 4_194_304  # strings in arrays, all arrays together (a big vocabulary + merges: ~0.8M)
+MAX_INNER_ARRAYS = 65_536  # arrays inside arrays, all together (real files have none)
 MAX_DIMS = 8  # ggml has 4
 MAX_ARRAY_DEPTH = 2  # an array may hold arrays, those may not
-SMALL_ARRAY = 64  # numeric arrays up to this many elements come back whole, anywhere
+SMALL_ARRAY = 64  # numeric arrays up to this many elements come back whole, whatever their key
 MAX_LAYER_ARRAY = 100_000  # a per-layer array fitagent reads has at most block_count entries
-MAX_LAYER_NUMBERS = 1_000_000  # all such arrays together
+MAX_LIST_NUMBERS = 1_000_000  # numbers returned in lists (small and per-layer arrays), all together
 PRINTABLE_CHARS = 200  # strings fitagent prints (name, basename, architecture) are cut here
 DEFAULT_ALIGNMENT = 32
 SUPPORTED_VERSIONS = (2, 3)
@@ -93,7 +99,8 @@ class GGUFHeader:
     version: int
     byte_order: str  # "<" or ">"
     alignment: int
-    data_offset: int  # where the tensor data starts
+    header_end: int  # where the tensor table ends
+    data_offset: int  # where the tensor data starts (header_end rounded up to the alignment)
     file_size: int
     fields: dict[str, object]  # as fitagent uses them: scalars, small arrays as lists, big arrays as counts
     tensors: list[tuple[str, int, int, tuple[int, ...]]]  # (name, n_bytes, n_elements, shape: ne[0] first)
@@ -114,6 +121,16 @@ class _Source:
         self.pos = 0  # read position in buf
         self.order = "<"
         self.entry: tuple = ()
+        self.strings = 0  # strings in arrays so far
+        self.inner_arrays = 0  # arrays in arrays so far
+        self.numbers = 0  # numbers returned in lists so far
+
+    def listed(self, count: int) -> None:
+        """Count ``count`` more numbers returned in a list, within MAX_LIST_NUMBERS."""
+        self.numbers += count
+        if self.numbers > MAX_LIST_NUMBERS:
+            self.bad(f"{_describe(self.entry)} brings the numbers in arrays to {self.numbers:,}, more than the "
+                     f"{MAX_LIST_NUMBERS:,} fitagent reads")
 
     @property
     def offset(self) -> int:
@@ -131,8 +148,8 @@ class _Source:
             self.bad(f"truncated or corrupt header: {self.describe(what)} at byte {self.offset:,} needs {n:,} "
                      f"bytes but only {self.left():,} remain")
         if self.offset + n > MAX_HEADER_BYTES:
-            self.bad(f"header larger than fitagent's {MAX_HEADER_BYTES // 2**20} MiB limit: {self.describe(what)} "
-                     f"at byte {self.offset:,} would end at byte {self.offset + n:,}")
+            self.bad(f"the header runs past the first {MAX_HEADER_BYTES:,} bytes, all fitagent reads: "
+                     f"{self.describe(what)} at byte {self.offset:,} would end at byte {self.offset + n:,}")
 
     def need(self, n: int, what: str) -> None:
         """buf[pos:pos+n] available (checked first)."""
@@ -201,15 +218,19 @@ class _Source:
         unpack = struct.Struct(self.order + "Q").unpack_from
         i = 0
         while i < count:
-            buf, pos, end = self.buf, self.pos, len(self.buf)
-            while i < count and pos + 8 <= end:
-                (n,) = unpack(buf, pos)
-                if pos + 8 + n > end:  # (the buffer is never larger than a chunk or a string limit)
+            buf, pos, end = self.buf, self.pos, len(self.buf) - 8
+            done = count
+            for j in range(i, count):  # the fast path: strings wholly inside the buffer
+                if pos > end:
+                    done = j
                     break
-                pos += 8 + n
-                i += 1
-            self.pos = pos
-            if i < count:  # the next string straddles the buffer's end: the checked path
+                nxt = pos + 8 + unpack(buf, pos)[0]
+                if nxt > end + 8:
+                    done = j
+                    break
+                pos = nxt
+            self.pos, i = pos, done
+            if i < count:  # string i straddles the buffer's end: the checked path
                 what = f"string {i:,}"
                 length = self.u64(f"the length of {what}")
                 if length > MAX_STRING_BYTES:
@@ -226,7 +247,7 @@ def _quote(name: str) -> str:
 def _describe(entry: tuple) -> str:
     kind, *rest = entry
     if kind in ("metadata entry", "tensor entry"):
-        return f"{kind.split()[0]} {rest[0]:,} of {rest[1]:,}"
+        return f"{kind} {rest[0]:,} of {rest[1]:,}"
     if kind == "inner":  # (inner, outer key, index)
         return f"array {rest[1]:,} in array {_quote(rest[0])}"
     return f"{kind} {_quote(rest[0])}"
@@ -303,7 +324,7 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
             bad(f"truncated or corrupt header: it declares {count:,} {noun} (at least {smallest} bytes each) "
                 f"but only {src.left():,} bytes remain")
         if count > cap:
-            fail(f"declares {count:,} {noun}, more than the {cap:,} fitagent accepts")
+            bad(f"it declares {count:,} {noun}, more than the {cap:,} fitagent accepts")
     if kv_count * _MIN_KV_BYTES + tensor_count * _MIN_TENSOR_BYTES > src.left():
         bad(f"truncated or corrupt header: {kv_count:,} metadata key/value pairs and {tensor_count:,} tensors "
             f"cannot fit in the {src.left():,} bytes that remain")
@@ -328,16 +349,14 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
             src.entry = ("array", key)
             etype = src.u32("the element type")
             count = src.u64("the length")
-            start = src.offset
-            _skip_array(src, etype, count, depth=1)
-            if count == 0:
-                fields[key] = []  # as GGUFReader's contents() gave it
-            elif etype in _SCALARS and count <= SMALL_ARRAY:
+            if etype in _SCALARS and count <= SMALL_ARRAY:  # (an empty array too: [], as GGUFReader gave it)
                 code, width = _SCALARS[etype]
-                src.seek(start)
+                src.listed(count)
                 fields[key] = list(struct.unpack(f"{order}{count}{code}", src.take(count * width, "the elements")))
             else:
-                fields[key] = count  # a vocabulary, merges, scores: the count is all fitagent uses
+                start = src.offset
+                _skip_array(src, etype, count, depth=1)
+                fields[key] = count if count else []  # a vocabulary, merges, scores: the count is all fitagent uses
                 if etype in _SCALARS and key.partition(".")[2] in LAYER_KEYS:
                     deferred.append((key, start, etype, count))
         else:
@@ -349,26 +368,10 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
                     f"{alignment!r}")
     alignment = fields.get("general.alignment", DEFAULT_ALIGNMENT)
 
-    tensors_raw = []
-    names: set[str] = set()
-    for index in range(tensor_count):
-        src.entry = ("tensor entry", index + 1, tensor_count)
-        name = src.string("the name", MAX_NAME_BYTES)
-        src.entry = ("tensor", name)
-        if name in names:
-            bad(f"duplicate tensor {_quote(name)}")
-        names.add(name)
-        n_dims = src.u32("the dimension count")
-        if not 1 <= n_dims <= MAX_DIMS:
-            bad(f"tensor {_quote(name)} has {n_dims:,} dimensions (fitagent accepts 1 to {MAX_DIMS})")
-        dims = struct.unpack(f"{order}{n_dims}Q", src.take(8 * n_dims, "the dimensions"))
-        ggml_type = src.u32("the type")
-        offset = src.u64("the data offset")
-        tensors_raw.append((name, dims, ggml_type, offset))
+    tensors_raw = _tensor_table(src, tensor_count, bad)
     src.entry = ()
     header_end = src.offset
     data_offset = -(-header_end // alignment) * alignment
-    del names
 
     tensors: list[tuple[str, int, int, tuple[int, ...]]] = []
     furthest, furthest_name, total = 0, "", 0
@@ -409,8 +412,50 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
     for key in PRINTED_KEYS:
         if isinstance(fields.get(key), str):
             fields[key] = printable(fields[key])
-    return GGUFHeader(version=version, byte_order=order, alignment=alignment, data_offset=data_offset,
+    return GGUFHeader(version=version, byte_order=order, alignment=alignment, header_end=header_end,
+                      data_offset=data_offset,
                       file_size=size, fields=fields, tensors=tensors)
+
+
+def _tensor_table(src: _Source, count: int, bad) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(name, dims, ggml type, offset) per tensor entry. An entry wholly inside the read buffer is
+    unpacked at once (the fast path); one that straddles the buffer's end, or is wrong, takes the
+    checked reads that name what is wrong."""
+    order = src.order
+    u64, u32, type_offset = (struct.Struct(order + code).unpack_from for code in ("Q", "I", "IQ"))
+    dims_of = [struct.Struct(f"{order}{n}Q").unpack_from for n in range(MAX_DIMS + 1)]
+    table: list[tuple[str, tuple[int, ...], int, int]] = []
+    names: set[str] = set()
+    for index in range(count):
+        buf, pos = src.buf, src.pos
+        end = len(buf)
+        if pos + 12 <= end:
+            name_end = pos + 8 + u64(buf, pos)[0]
+            if name_end + 4 <= end:
+                n_dims = u32(buf, name_end)[0]
+                tail = name_end + 4 + 8 * n_dims
+                if 1 <= n_dims <= MAX_DIMS and tail + 12 <= end:
+                    name = buf[pos + 8:name_end].decode("utf-8", errors="replace")
+                    if name not in names and name_end - pos - 8 <= MAX_NAME_BYTES:
+                        names.add(name)
+                        table.append((name, dims_of[n_dims](buf, name_end + 4), *type_offset(buf, tail)))
+                        src.pos = tail + 12
+                        continue
+        src.entry = ("tensor entry", index + 1, count)
+        name = src.string("the name", MAX_NAME_BYTES)
+        src.entry = ("tensor", name)
+        if name in names:
+            bad(f"duplicate tensor {_quote(name)}")
+        names.add(name)
+        n_dims = src.u32("the dimension count")
+        if not 1 <= n_dims <= MAX_DIMS:
+            bad(f"tensor {_quote(name)} has {n_dims:,} dimensions (fitagent accepts 1 to {MAX_DIMS})")
+        dims = dims_of[n_dims](src.take(8 * n_dims, "the dimensions"), 0)
+        ggml_type = src.u32("the type")
+        offset = src.u64("the data offset")
+        table.append((name, dims, ggml_type, offset))
+    src.entry = ()
+    return table
 
 
 def _skip_array(src: _Source, etype: int, count: int, depth: int) -> None:
@@ -429,12 +474,20 @@ def _skip_array(src: _Source, etype: int, count: int, depth: int) -> None:
     elif etype == _STRING:
         if count * 8 > src.left():
             short("strings", count * 8)
+        src.strings += count
+        if src.strings > MAX_ARRAY_STRINGS:
+            src.bad(f"{_describe(src.entry)} brings the strings in arrays to {src.strings:,}, more than the "
+                    f"{MAX_ARRAY_STRINGS:,} fitagent accepts")
         src.skip_strings(count)
     elif etype == _ARRAY:
         if depth >= MAX_ARRAY_DEPTH:
             src.bad(f"{_describe(src.entry)} nests arrays deeper than {MAX_ARRAY_DEPTH} levels")
         if count * 12 > src.left():
             short("arrays", count * 12)
+        src.inner_arrays += count
+        if src.inner_arrays > MAX_INNER_ARRAYS:
+            src.bad(f"{_describe(src.entry)} brings the arrays inside arrays to {src.inner_arrays:,}, more than "
+                    f"the {MAX_INNER_ARRAYS:,} fitagent accepts")
         outer = src.entry
         key = outer[1] if outer[0] == "array" else "?"
         for i in range(count):
@@ -453,18 +506,15 @@ def _read_layer_arrays(src: _Source, fields: dict, deferred) -> None:
     arch = fields.get("general.architecture")
     if not isinstance(arch, str):
         return
-    numbers = 0
     for key, offset, etype, count in deferred:
         if not key.startswith(arch + "."):
             continue
         if count > MAX_LAYER_ARRAY:
             src.bad(f"array {_quote(key)} has {count:,} entries, more than the {MAX_LAYER_ARRAY:,} a per-layer "
                     "array may have")
-        numbers += count
-        if numbers > MAX_LAYER_NUMBERS:
-            src.bad(f"the per-layer arrays hold more than {MAX_LAYER_NUMBERS:,} numbers in all")
         code, width = _SCALARS[etype]
         src.entry = ("array", key)
+        src.listed(count)
         src.seek(offset)
         fields[key] = list(struct.unpack(f"{src.order}{count}{code}", src.take(count * width, "the elements")))
     src.entry = ()

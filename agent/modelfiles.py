@@ -122,7 +122,7 @@ def _read_header(path: Path, origin: str) -> tuple[dict[str, object], list[tuple
     with ne[0] first). Bounded whatever the file says (agent/ggufheader.py)."""
     from .ggufheader import read_gguf_header
 
-    header = read_gguf_header(path, origin)
+    header = read_gguf_header(path, origin if path.name in origin else f"{origin} (shard {path.name})")
     return header.fields, header.tensors
 
 

@@ -107,6 +107,12 @@ def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int,
     rope = meta.int("rope.dimension_count", 0)
     key_length = meta.int("attention.key_length_mla", 0) or meta.int("attention.key_length", 0)
     value_length = meta.int("attention.value_length_mla", 0) or meta.int("attention.value_length", 0)
+    if not (key_length if not mla and key_length else hidden // heads):
+        raise UsageError(f"{origin}: {meta.arch}.embedding_length ({hidden:,}) is smaller than "
+                         f"{meta.arch}.attention.head_count ({heads:,}): the heads would have no dimensions")
+    if mla and rope > key_length:
+        raise UsageError(f"{origin}: {meta.arch}.rope.dimension_count ({rope:,}) exceeds the key length "
+                         f"({key_length:,}) of latent attention")
     window = meta.int("attention.sliding_window", 0) or None
     sliding_layers = _SLIDING[meta.arch](layers) if window and meta.arch in _SLIDING else 0
     if window and not sliding_layers and meta.get("attention.sliding_window_pattern") is None:

@@ -89,8 +89,8 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         f"memory     weights {gb(e.weights_bytes, 2)} + KV cache {gb(e.kv_cache_bytes, 2)} + overhead {gb(e.overhead_bytes, 2)} = {gb(e.total_bytes, 2)}",
         f"fit        {fit}",
         f"placement  {placement}",
-        f"decode     {rate(e.decode_tokens_per_s)}",
-        f"prefill    {rate(e.prefill_tokens_per_s)}{ttft}",
+        f"decode     {rate(e.decode_tokens_per_s)}{_likely(e.decode_tokens_per_s_range)}{_at_context(e)}",
+        f"prefill    {rate(e.prefill_tokens_per_s)}{_likely(e.prefill_tokens_per_s_range)}{ttft}",
         f"quality    {_quality(e)} ({e.use_case}; keeps {e.quant_retention:.1%} at {e.quant}; {e.quality_source})"
         + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
     ]
@@ -104,6 +104,22 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         lines.append(f"  {d.name}: {d.layers} layers, {gb(d.bytes, 2)} of {gb(d.free_bytes, 2)} free{short}")
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)
+
+
+def _likely(span) -> str:
+    """", likely 125–150": the range a speed lands in against measurements (out of sample)."""
+    if not span:
+        return ""
+    low, high = span
+    return f", likely {low:,.0f}–{high:,.0f}" if high >= 100 else f", likely {low:.1f}–{high:.1f}"
+
+
+def _at_context(e) -> str:
+    """The decode speed once the whole context is filled, when it differs from the quoted one."""
+    full = e.decode_tokens_per_s_at_context
+    if not full or not e.decode_tokens_per_s or full >= e.decode_tokens_per_s * 0.995:
+        return ""
+    return f" · {rate(full)} with the {e.context:,}-token context full"
 
 
 def _fit_words(e) -> str:

@@ -6,6 +6,7 @@ in from the GPU catalog (by PCI id, then by name).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .catalog import Catalog, GpuSpec
@@ -23,7 +24,7 @@ class Device:
     bandwidth_bytes_per_s: float | None
     fp16_flops: float | None
     unified: bool = False
-    memory_type: str | None = None  # GDDR6X, HBM3, LPDDR5X, ... (from the GPU catalog): picks the decode efficiency
+    memory_type: str | None = None  # GDDR6X, HBM3, LPDDR5X, ... (the GPU catalog, else infer_memory): picks the efficiency class
     kind: str | None = None  # consumer | workstation | datacenter | apple | apu (from the GPU catalog)
 
 
@@ -57,6 +58,35 @@ def spec_for(gpu: GpuSnapshot, catalog: Catalog) -> GpuSpec | None:
         return None
 
 
+# What a GPU missing from the catalog is made of, from what the probe knows: its name and, for
+# NVIDIA, its compute capability (every datacenter part with HBM has its own: P100 6.0, V100 7.0,
+# A100/A30/A800 8.0, H100/H200/H800/H20/GH200 9.0, B200/B300/GB200 10.x; the SoCs with memory
+# shared with their CPU too: Jetson TX2 6.2, Xavier 7.2, Orin 8.7, Thor 11.0, GB10 12.1).
+# It picks the efficiency class (speed.device_class): an HBM board priced as a GDDR one comes
+# out ~60 % too fast.
+_NVIDIA_HBM_CC = {"6.0", "7.0", "8.0", "9.0", "10.0", "10.3"}
+_NVIDIA_UNIFIED_CC = {"5.3", "6.2", "7.2", "8.7", "11.0", "12.1"}
+_HBM_NAME = re.compile(r"\b(?:[AHPV]100|A800|A30|H20|H200|H800|GH200|G?B[123]00|Instinct|MI\d{2,3}[A-Z]*|"
+                       r"Data Center GPU Max)\b|HBM", re.IGNORECASE)
+_UNIFIED_NAME = re.compile(r"\b(?:GB10|Jetson|Orin|Thor|Xavier)\b|Radeon\s*(?:\(TM\)\s*)?(?:Graphics\b|\d{3,4}[MS]\b)|"
+                           r"\bArc\S*\s+1[34]0[VT]\b|\bIris\b|\bUHD Graphics\b", re.IGNORECASE)
+
+
+def infer_memory(vendor: str, name: str, compute_capability: str | None) -> tuple[str | None, bool]:
+    """(memory type, unified) of a GPU the catalog lacks: "HBM" for datacenter boards, unified
+    for SoCs and iGPUs, None (a discrete GDDR board) otherwise."""
+    if vendor == "nvidia" and compute_capability:
+        if compute_capability in _NVIDIA_HBM_CC:
+            return "HBM", False
+        if compute_capability in _NVIDIA_UNIFIED_CC:
+            return None, True
+    if _HBM_NAME.search(name or ""):
+        return "HBM", False
+    if vendor != "apple" and _UNIFIED_NAME.search(name or ""):
+        return None, True
+    return None, False
+
+
 def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
     spec = spec_for(gpu, catalog)
     bandwidth = gpu.memory_bandwidth_bytes_per_s or (spec.memory_bandwidth_bytes_per_s if spec else None)
@@ -67,6 +97,7 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         if not gpu.memory_bandwidth_bytes_per_s:
             bandwidth = spec.memory_bandwidth_bytes_per_s * share
         flops = flops * share if flops else None
+    inferred_memory, inferred_unified = (None, False) if spec else infer_memory(gpu.vendor, gpu.name, gpu.compute_capability)
     return Device(
         id=gpu.uuid or f"{gpu.vendor}:{gpu.index}",
         name=gpu.name,
@@ -75,8 +106,8 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         total_bytes=gpu.memory_total_bytes,
         bandwidth_bytes_per_s=float(bandwidth) if bandwidth else None,
         fp16_flops=flops,
-        unified=bool(gpu.unified_memory or (spec and spec.unified_memory)),
-        memory_type=spec.memory_type if spec else None,
+        unified=bool(gpu.unified_memory or (spec.unified_memory if spec else inferred_unified)),
+        memory_type=spec.memory_type if spec else inferred_memory,
         kind=spec.kind if spec else None,
     )
 

@@ -86,7 +86,14 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "tensor_parallel": "layers shared across GPUs tensor-parallel (vLLM) rather than split (llama.cpp)",
     "host_bytes": "what stays in host RAM: the embedding table, CPU layers or experts, their KV, the host compute buffer",
     "decode_tokens_per_s": "tokens/s of one stream once the prompt is in (KV read at the prompt's depth)",
+    "decode_tokens_per_s_range": "[low, high]: where decode_tokens_per_s likely lands — it × the 10th and 90th "
+                                 "percentiles of measured ÷ estimate when each GPU is left out of the fit, for its "
+                                 "device class and regime (calibration.SPEED_RANGES); null without a speed or for "
+                                 "the seed method",
+    "decode_tokens_per_s_at_context": "tokens/s of one stream once the whole context is filled (KV read at "
+                                      "`context` tokens): the slowest it gets",
     "prefill_tokens_per_s": "prompt-processing tokens/s for a prompt of `prompt_tokens`",
+    "prefill_tokens_per_s_range": "[low, high] for prefill_tokens_per_s, as for decode",
     "time_to_first_token_s": "prompt_tokens / prefill + one decode step",
     "prompt_tokens": "prompt length prefill and time to first token are quoted for",
     "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
@@ -158,6 +165,9 @@ class Estimate:
     loads: bool = True
     quality_source: str = "benchmarks"
     quant_retention: float = 1.0
+    decode_tokens_per_s_range: tuple[float, float] | None = None
+    decode_tokens_per_s_at_context: float | None = None
+    prefill_tokens_per_s_range: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -182,7 +192,10 @@ class Estimate:
             "tensor_parallel": self.tensor_parallel,
             "host_bytes": self.host_bytes,
             "decode_tokens_per_s": _round(self.decode_tokens_per_s),
+            "decode_tokens_per_s_range": _round_range(self.decode_tokens_per_s_range),
+            "decode_tokens_per_s_at_context": _round(self.decode_tokens_per_s_at_context),
             "prefill_tokens_per_s": _round(self.prefill_tokens_per_s),
+            "prefill_tokens_per_s_range": _round_range(self.prefill_tokens_per_s_range),
             "time_to_first_token_s": _round(self.time_to_first_token_s, 4),
             "prompt_tokens": self.prompt_tokens,
             "kv_quant": self.kv_quant,
@@ -202,6 +215,10 @@ class Estimate:
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _round_range(value: tuple[float, float] | None) -> list[float] | None:
+    return None if value is None else [round(value[0], 2), round(value[1], 2)]
 
 
 def estimate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options = Options()) -> Estimate:
@@ -403,6 +420,10 @@ def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Bu
         max_context = limits.max_context(need, placed, budget.host_available_bytes, model.max_context)
         sessions = limits.concurrent_sessions(need, placed, budget.host_available_bytes)
     ttft = options.prompt_tokens / prefill + (1 / decode if decode else 0) if prefill else None
+    at_context = None
+    if decode:
+        at_context = speed.decode_tokens_per_s(need, placed, arch, speed.kv_read_bytes_at(need, arch, options.context),
+                                               budget, options.calibration)
     return Estimate(
         model=model.id, quant=quant.name, context=options.context, method="default", use_case=options.use_case,
         weights_bytes=need.weights.total_bytes, kv_cache_bytes=need.kv_bytes, overhead_bytes=candidate.overhead_bytes,
@@ -417,6 +438,9 @@ def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Bu
         max_context=max_context, concurrent_sessions=sessions, loads=candidate.loads,
         quality_source=candidate.quality_source, quant_retention=candidate.retention,
         notes=_notes(candidate, budget, options),
+        decode_tokens_per_s_range=speed.speed_range(decode, "decode", placed),
+        decode_tokens_per_s_at_context=at_context,
+        prefill_tokens_per_s_range=speed.speed_range(prefill, "prefill", placed),
     )
 
 
@@ -502,4 +526,5 @@ def _estimate_seed(model: Model, quant: Quantization, budget: Budget, options: O
         kv_quant="f16", prompt_tokens=options.prompt_tokens, loads=fits,
         quality_source=quality.seed_source(model, options.use_case), quant_retention=quant.quality_factor,
         notes=("seed method: one memory pool, no offload, no prefill model",),
+        decode_tokens_per_s_at_context=decode,  # the seed's formula reads no KV cache: no slower when full
     )

@@ -15,23 +15,38 @@ so the same terms serve the estimate and the fit of the constants (benchmarks/ac
 from __future__ import annotations
 
 import math
+import re
 
 from .budget import Budget, Device
 from .calibration import Calibration
+from .calibration import speed_range as calibration_speed_range
 from .catalog import Architecture
 from .placement import Need, Placement
 from .tensors import routed_active_parameter_count
 
 
+_APPLE_GENERATION = re.compile(r"\bM(\d+)\b")
+
+
 def device_class(device: Device) -> str:
-    """The efficiency class of a GPU: its vendor, with HBM and unified memory told apart."""
+    """The efficiency class of a GPU: its vendor, with HBM and unified memory told apart; an
+    Apple chip by generation ("apple-m2": one memory controller design and GPU core per
+    generation). A class the calibration lacks falls back to the shorter one ("apple")."""
     if device.vendor == "apple":
-        return "apple"
+        generation = _APPLE_GENERATION.search(device.name)
+        return f"apple-m{generation.group(1)}" if generation else "apple"
     if device.unified:
         return f"{device.vendor}-unified"
     if (device.memory_type or "").upper().startswith("HBM"):
         return f"{device.vendor}-hbm"
     return device.vendor
+
+
+def layer_family(device: Device) -> str:
+    """Which fixed time per layer a GPU pays: Apple's Metal runtime encodes and commits every
+    kernel of a token from the CPU, at a fitted cost per layer about four times CUDA's; the rest
+    (CUDA, ROCm, Vulkan) share one."""
+    return "apple" if device.vendor == "apple" else "gpu"
 
 
 def active_layer_bytes(need: Need, arch: Architecture) -> float:
@@ -51,8 +66,10 @@ def decode_terms(
 ) -> dict[str, float] | None:
     """What one decode step costs, as terms the calibration prices (None if a bandwidth is unknown).
 
-    ``bytes:<class>`` — bytes a GPU reads ÷ its peak bandwidth (seconds at 100 %), priced at
-    1/efficiency; ``layers:gpu`` — layers run on GPUs, priced at a fixed time per layer.
+    ``bytes:<class>`` — weight bytes a GPU reads ÷ its peak bandwidth (seconds at 100 %), priced
+    at 1/efficiency; ``kv:<class>`` — the same for the KV cache, which the attention kernel reads
+    at its own pace (priced at 1/efficiency × calibration.kv_read_factor); ``layers:<family>`` —
+    layers run on GPUs, priced at a fixed time per layer.
     Layers on several GPUs run one after another (llama.cpp's layer split); tensor parallel
     runs them at once. Work left on the CPU: ``host_bytes`` read from RAM (with the host's
     ``host_peak_bw`` and ``host_cores``, which bound the rate it reaches) and ``layers:cpu``,
@@ -60,7 +77,9 @@ def decode_terms(
     """
     if placement.mode == "none":
         return None
-    per_layer = active_layer_bytes(need, arch) + kv_read_bytes / need.layers
+    weights_per_layer = active_layer_bytes(need, arch)
+    kv_per_layer = kv_read_bytes / need.layers
+    per_layer = weights_per_layer + kv_per_layer
     expert_fraction = arch.experts_per_token / arch.experts if arch.experts else 0.0
     moved = placement.n_cpu_moe * need.expert_bytes_per_layer * expert_fraction
     all_on_gpu = bool(placement.shares) and placement.gpu_layers == need.layers
@@ -69,16 +88,19 @@ def decode_terms(
     if placement.tensor_parallel:
         shares = (min(shares, key=lambda s: s.device.bandwidth_bytes_per_s or 0),)  # the slowest sets the pace
     for i, share in enumerate(shares):
-        read = share.layers * per_layer + (need.weights.head_bytes if share.holds_head else 0)
+        read = share.layers * weights_per_layer + (need.weights.head_bytes if share.holds_head else 0)
+        kv = share.layers * kv_per_layer
         if placement.tensor_parallel:
             read /= len(placement.shares)
+            kv /= len(placement.shares)
         if i == 0:
             read -= moved  # --n-cpu-moe runs on one GPU
         bandwidth = share.device.bandwidth_bytes_per_s
         if not bandwidth:
             return None
         _add(terms, f"bytes:{device_class(share.device)}", read / bandwidth)
-        _add(terms, "layers:gpu", share.layers)
+        _add(terms, f"kv:{device_class(share.device)}", kv / bandwidth)
+        _add(terms, f"layers:{layer_family(share.device)}", share.layers)
     if placement.tensor_parallel:
         terms["tensor_parallel"] = 1.0
     host_layers = need.layers - placement.gpu_layers
@@ -98,13 +120,16 @@ def decode_terms(
 
 def decode_seconds(terms: dict[str, float], calibration: Calibration) -> float:
     seconds = 0.0
+    kv_factor = calibration.kv_read_factor_nofa if "no_flash_attention" in terms else calibration.kv_read_factor
     for key, value in terms.items():
         if key.startswith("bytes:"):
             seconds += value / calibration.decode_efficiency(key[6:])
-        elif key == "layers:gpu":
-            seconds += value * calibration.gpu_layer_seconds
+        elif key.startswith("kv:"):
+            seconds += value * kv_factor / calibration.decode_efficiency(key[3:])
         elif key == "layers:cpu":
             seconds += value * calibration.cpu_layer_seconds
+        elif key.startswith("layers:"):
+            seconds += value * calibration.layer_seconds(key[7:])
     if "tensor_parallel" in terms:
         seconds /= calibration.tensor_parallel_efficiency
     if "host_bytes" in terms:
@@ -123,19 +148,41 @@ def decode_tokens_per_s(
     return 1.0 / seconds if seconds > 0 else None
 
 
-def prefill_flops_per_token(arch: Architecture, active_params: float, prompt_tokens: int, depth: int = 0) -> float:
-    """2 FLOPs per active weight, plus attention (QK and PV) over the cached tokens and, on
-    average, half the prompt (sliding layers over at most their window)."""
+def attention_flops_per_token(arch: Architecture, prompt_tokens: int, depth: int = 0) -> float:
+    """Attention (QK and PV) of one prompt token over the cached tokens and, on average, half the
+    prompt (sliding layers over at most their window).
+
+    Latent attention (DeepSeek's MLA) runs absorbed in llama.cpp, for the prompt as for decode
+    (deepseek2's graph multiplies q_nope by wk_b and attends in the latent space whenever the
+    GGUF has the split wk_b/wv_b, as every conversion since mid-2025 does): each head's query
+    and key are kv_lora_rank + rope wide and its value kv_lora_rank wide, shared across heads
+    (MQA), and wv_b decompresses after. The QK and PV products therefore cost
+    2 × heads × (2 × kv_lora_rank + rope) per position — 3.4× the decompressed
+    2 × heads × (qk_nope + rope + v) for DeepSeek-V3's 512/64 vs 192/128."""
     full_layers = arch.layers - arch.local_attention_layers
     attended = depth + prompt_tokens / 2
     swa_depth = min(attended, arch.sliding_window or 0)
     if arch.uses_mla:
-        qk_dim = arch.qk_nope_head_dim + arch.qk_rope_head_dim
-        attn_dim = arch.attention_heads * (qk_dim + arch.v_head_dim)
+        attn_dim = arch.attention_heads * (2 * arch.kv_lora_rank + arch.qk_rope_head_dim)
     else:
         attn_dim = 2 * arch.attention_heads * arch.head_dim
-    attention = 2 * attn_dim * (full_layers * attended + arch.local_attention_layers * swa_depth)
-    return 2 * active_params + attention
+    return 2 * attn_dim * (full_layers * attended + arch.local_attention_layers * swa_depth)
+
+
+def attention_scores_per_token(arch: Architecture, prompt_tokens: int, depth: int = 0) -> float:
+    """Attention scores (one per head and attended position, in every layer) of one prompt token:
+    what the softmax works through — exponentials and running maxima on the vector units, whatever
+    the head size, so a model with many narrow heads (gpt-oss: 64 of 64) pays more per FLOP of
+    QK and PV than one with fewer wide ones."""
+    full_layers = arch.layers - arch.local_attention_layers
+    attended = depth + prompt_tokens / 2
+    swa_depth = min(attended, arch.sliding_window or 0)
+    return arch.attention_heads * (full_layers * attended + arch.local_attention_layers * swa_depth)
+
+
+def prefill_flops_per_token(arch: Architecture, active_params: float, prompt_tokens: int, depth: int = 0) -> float:
+    """2 FLOPs per active weight, plus attention (attention_flops_per_token)."""
+    return 2 * active_params + attention_flops_per_token(arch, prompt_tokens, depth)
 
 
 def _touched_fraction(arch: Architecture, tokens: int) -> float:
@@ -156,9 +203,12 @@ def matmul_flops(device: Device) -> float | None:
     return device.fp16_flops
 
 
-def _add_flops(terms: dict[str, float], cls: str, seconds_at_peak: float, expert_share: float) -> None:
-    _add(terms, f"flops:{cls}", seconds_at_peak * (1 - expert_share))
+def _add_flops(terms: dict[str, float], cls: str, seconds_at_peak: float, expert_share: float,
+               attention_share: float, scores_per_flop: float) -> None:
+    _add(terms, f"flops:{cls}", seconds_at_peak * (1 - expert_share - attention_share))
     _add(terms, f"moe_flops:{cls}", seconds_at_peak * expert_share)
+    _add(terms, f"attn:{cls}", seconds_at_peak * attention_share)
+    _add(terms, f"scores:{cls}", seconds_at_peak * scores_per_flop)
 
 
 def prefill_terms(
@@ -167,9 +217,12 @@ def prefill_terms(
 ) -> dict[str, float] | None:
     """What processing the prompt costs: ``flops:<class>`` — FLOPs ÷ the device's tensor rate
     (seconds at peak), priced at 1/efficiency; ``cpu_flops`` — FLOPs the CPU does, at a rate per
-    core; ``seconds`` — fixed time for reading the weights once per micro-batch and uploading the
-    RAM-resident ones. ``float`` marks F16/BF16 weights, whose matmuls (cuBLAS) run at another
-    speed than the quantized kernels.
+    core; ``read:<class>`` — reading the weights once per micro-batch (seconds at peak bandwidth,
+    priced at the decode efficiency); ``pcie_bytes`` — RAM-resident weights uploaded per
+    micro-batch; ``attn:<class>`` — the attention FLOPs (priced × the attention factor) and
+    ``scores:<class>`` — the softmax's scores (× FLOP-equivalents per score); ``float:<family>``
+    marks F16/BF16 weights, whose matmuls (cuBLAS/hipBLAS; Metal's own kernels on Apple) run at
+    another speed than the quantized kernels.
 
     Layers kept in RAM are multiplied on the GPU that holds the others (llama.cpp offloads
     large-batch matmuls and streams their weights over PCIe); a CPU-only placement computes on
@@ -180,6 +233,8 @@ def prefill_terms(
         return None
     flops = prefill_flops_per_token(arch, active_params, prompt_tokens, depth) * prompt_tokens
     expert_share = 2 * routed_active_parameter_count(arch) * prompt_tokens / flops if arch.experts else 0.0
+    attention_share = attention_flops_per_token(arch, prompt_tokens, depth) * prompt_tokens / flops
+    scores_per_flop = attention_scores_per_token(arch, prompt_tokens, depth) * prompt_tokens / flops
     ubatches = math.ceil(prompt_tokens / calibration.n_ubatch)
     tokens_per_ubatch = min(prompt_tokens, calibration.n_ubatch)
     terms: dict[str, float] = {}
@@ -188,21 +243,24 @@ def prefill_terms(
         terms["host_cores"] = max(1, budget.cpu_cores)
         return terms
     touched = _touched_fraction(arch, tokens_per_ubatch)
+    if arch.experts:
+        # each routed expert multiplies only its share of the micro-batch: the smaller that GEMM,
+        # the further below the dense rate it runs (calibration.prefill_moe_half_batch)
+        terms["moe_tokens"] = tokens_per_ubatch * arch.experts_per_token / arch.experts
     per_layer_read = need.weights.per_layer_bytes - need.expert_bytes_per_layer * need.moe_layers / need.layers * (1 - touched)
     shares = placement.shares
     k = len(shares)
     if placement.tensor_parallel:
         shares = (min(shares, key=lambda s: matmul_flops(s.device) or 0),)
-    fixed = 0.0
     for share in shares:
         device = share.device
         rate = matmul_flops(device)
         if not rate or not device.bandwidth_bytes_per_s:
             return None
         fraction = 1 / k if placement.tensor_parallel else share.layers / need.layers
-        _add_flops(terms, device_class(device), flops * fraction / rate, expert_share)
+        _add_flops(terms, device_class(device), flops * fraction / rate, expert_share, attention_share, scores_per_flop)
         read = share.layers * per_layer_read / (k if placement.tensor_parallel else 1)
-        fixed += ubatches * read / (device.bandwidth_bytes_per_s * calibration.decode_efficiency(device_class(device)))
+        _add(terms, f"read:{device_class(device)}", ubatches * read / device.bandwidth_bytes_per_s)
     if placement.tensor_parallel:
         terms["tensor_parallel"] = 1.0
     if placement.gpu_layers < need.layers or placement.n_cpu_moe:
@@ -210,29 +268,47 @@ def prefill_terms(
         host_layers = need.layers - placement.gpu_layers
         if placement.n_cpu_moe:
             host_layers = 0  # the layers are on the GPU already; only their experts stream
-        _add_flops(terms, device_class(fastest), flops * host_layers / need.layers / matmul_flops(fastest), expert_share)
+        _add_flops(terms, device_class(fastest), flops * host_layers / need.layers / matmul_flops(fastest), expert_share,
+                   attention_share, scores_per_flop)
         streamed = placement.host_weights_bytes - need.weights.embedding_bytes
-        fixed += streamed * ubatches / calibration.pcie_bytes_per_s
-    _add(terms, "seconds", fixed)
+        _add(terms, "pcie_bytes", streamed * ubatches)
     if float_weights:
-        terms["float"] = 1.0
+        terms[f"float:{layer_family(placement.shares[0].device)}"] = 1.0
     return terms
+
+
+def prefill_fixed_seconds(terms: dict[str, float], calibration: Calibration) -> float:
+    """The part of a prompt's time that is not compute: reading the weights once per micro-batch
+    (at the device's decode efficiency) and uploading the RAM-resident ones over PCIe."""
+    seconds = terms.get("pcie_bytes", 0.0) / calibration.pcie_bytes_per_s
+    for key, value in terms.items():
+        if key.startswith("read:"):
+            seconds += value / calibration.decode_efficiency(key[5:])
+    return seconds
 
 
 def prefill_seconds(terms: dict[str, float], calibration: Calibration) -> float:
     if "cpu_flops" in terms:
         return terms["cpu_flops"] / (terms["host_cores"] * calibration.cpu_flops_per_core)
-    seconds = 0.0
+    seconds = attention = scores = 0.0
+    moe_factor = calibration.prefill_moe_factor * (1 + calibration.prefill_moe_half_batch / terms.get("moe_tokens", math.inf))
     for key, value in terms.items():
         if key.startswith("flops:"):
             seconds += value / calibration.prefill_efficiency(key[6:])
         elif key.startswith("moe_flops:"):
-            seconds += value * calibration.prefill_moe_factor / calibration.prefill_efficiency(key[10:])
-    if "float" in terms:
-        seconds *= calibration.prefill_float_factor
+            seconds += value * moe_factor / calibration.prefill_efficiency(key[10:])
+        elif key.startswith("attn:"):
+            attention += value / calibration.prefill_efficiency(key[5:])
+        elif key.startswith("scores:") and "no_flash_attention" not in terms:
+            scores += value * calibration.prefill_score_flops / calibration.prefill_efficiency(key[7:])
+    for key in terms:
+        if key.startswith("float:"):
+            seconds *= calibration.float_factor(key[6:])
+    seconds += attention * (calibration.prefill_attention_factor_nofa if "no_flash_attention" in terms
+                            else calibration.prefill_attention_factor) + scores
     if "tensor_parallel" in terms:
         seconds /= calibration.tensor_parallel_efficiency
-    return seconds + terms.get("seconds", 0.0)
+    return seconds + prefill_fixed_seconds(terms, calibration)
 
 
 def prefill_tokens_per_s(
@@ -244,3 +320,23 @@ def prefill_tokens_per_s(
         return None
     seconds = prefill_seconds(terms, calibration)
     return prompt_tokens / seconds if seconds > 0 else None
+
+
+def kv_read_bytes_at(need: Need, arch: Architecture, depth: int) -> float:
+    """KV bytes one decode step reads with `depth` tokens in the cache (sliding layers at most
+    their window), from the candidate's KV coefficients (memory.kv_bytes_read_per_token's sum)."""
+    return need.kv.full_per_cell * depth + need.kv.swa_per_cell * min(depth, arch.sliding_window or 0)
+
+
+def speed_range(value: float | None, kind: str, placement: Placement) -> tuple[float, float] | None:
+    """Where a decode or prefill speed likely lands: the value times the 10th and 90th percentiles
+    of measured ÷ estimate over the leave-one-GPU-out predictions of its regime (GPUs only, or
+    work on the CPU) and device class (calibration.SPEED_RANGES)."""
+    if value is None or placement.mode == "none":
+        return None
+    host = placement.mode in ("cpu", "partial_offload") or bool(placement.n_cpu_moe)
+    cls = device_class(placement.shares[0].device) if placement.shares else ""
+    ratios = calibration_speed_range(f"{kind}-host" if host else kind, cls)
+    if ratios is None:
+        return None
+    return value * ratios[0], value * ratios[1]

@@ -72,17 +72,20 @@ def max_context(need: Need, placed: Placement, host_available: int, model_max: i
 
 
 def concurrent_sessions(need: Need, placed: Placement, host_available: int) -> int | None:
-    """Sessions of this context that fit at once beside the weights, each with its own KV cache
-    (llama-server -np N with -c N×context, or vLLM's paged cache): every session adds its
-    full-attention cells, one window per sliding layer, and its share of the compute mask."""
+    """Sessions of this context that fit at once beside the weights, each with its own KV cache:
+    llama-server ``-np N -c N×context`` (an explicit -np leaves kv_unified off, so each slot is a
+    stream of its own; memory.kv_linear's separate-streams layout). Every session adds its
+    full-attention cells and its own window in each sliding layer; the compute buffer stays that of
+    one session, since with separate streams the KQ mask spans one stream's cells (n_ubatch ×
+    context), however many there are. (With -kvu, or -np left on auto, the slots share one unified
+    cache instead: one window of n_swa × N + n_ubatch cells, and a mask over all N × context cells.)"""
     if placed.mode == "none":
         return None
     swa_cells = min(need.cells, need.kv.swa_cap_cells)
     best = math.inf
     for pool in pools(need, placed, host_available):
-        per_session = (pool.mask_bytes_per_cell * need.cells
-                       + pool.kv_fraction * (need.kv.full_per_cell * need.cells + need.kv.swa_per_cell * swa_cells))
-        room = pool.free_bytes - pool.fixed_bytes
+        per_session = pool.kv_fraction * (need.kv.full_per_cell * need.cells + need.kv.swa_per_cell * swa_cells)
+        room = pool.free_bytes - pool.fixed_bytes - pool.mask_bytes_per_cell * need.cells
         if room < per_session:
             return 0
         if per_session > 0:

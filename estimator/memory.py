@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from .calibration import Calibration
 from .catalog import Architecture, GgmlType, Quantization
 from .errors import UsageError
+from .tensors import fused_qkv
 
 KV_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
 KV_PAD = 256  # llama.cpp pads the KV cache to a multiple of 256 cells
@@ -101,12 +102,26 @@ class KvLinear(namedtuple("KvLinear", "full_per_cell swa_per_cell swa_cap_cells"
         return int(self.full_per_cell * cells + self.swa_per_cell * min(cells, self.swa_cap_cells))
 
 
-def kv_linear(arch: Architecture, bytes_per_element: float, n_ubatch: int = 512, sequences: int = 1) -> KvLinear:
-    """KV coefficients; with several sequences a sliding-window layer keeps a window per sequence
-    (llama.cpp sizes the SWA cache as n_swa × n_seq_max + n_ubatch)."""
+def kv_linear(arch: Architecture, bytes_per_element: float, n_ubatch: int = 512, sequences: int = 1,
+              unified: bool = False) -> KvLinear:
+    """KV coefficients for `sequences` sequences sharing P cells in all (P: the padded total context).
+
+    Two layouts, as llama.cpp's context chooses between them (llama_kv_cache_iswa):
+    - separate streams (kv_unified off: llama.cpp's context default, and llama-server's with an explicit
+      ``-np N``): each sequence gets P / N cells, and each stream's sliding-window layers keep their own
+      window, pad(min(P / N, n_swa + n_ubatch)): N × pad(n_swa + n_ubatch) cells in all at most;
+    - one unified cache (``-kvu``, llama-server's default when -np is left on auto): the sequences share
+      P cells and one window of pad(n_swa × N + n_ubatch) cells.
+    With one sequence the two are the same.
+    """
     per_cell = kv_elements_per_cell(arch) * bytes_per_element
     swa_layers = arch.local_attention_layers
-    cap = pad((arch.sliding_window or 0) * sequences + n_ubatch) if swa_layers else 0
+    if not swa_layers:
+        cap = 0
+    elif unified:
+        cap = pad((arch.sliding_window or 0) * sequences + n_ubatch)
+    else:
+        cap = sequences * pad((arch.sliding_window or 0) + n_ubatch)
     return KvLinear(per_cell * (arch.layers - swa_layers), per_cell * swa_layers, cap)
 
 
@@ -129,22 +144,54 @@ def compute_buffer_bytes(arch: Architecture, context: int, calibration: Calibrat
     """llama.cpp's compute buffer on one device: the largest set of f32 activations alive at once
     while one micro-batch (n_ubatch tokens) runs, plus the f16 KQ mask.
 
-    ggml's allocator reuses memory between layers, so the buffer is the peak of two stages,
-    not their sum: the FFN (gate and up outputs side by side) and, on the device that holds
-    the output head, the logits of the whole micro-batch (vocab × n_ubatch f32; for Llama 3
-    that is 250 MiB, the bulk of the ~260 MiB llama.cpp reports for 8B). With flash attention
-    (llama.cpp's default where supported) the attention scores are never materialised; only
-    the mask (n_ubatch × context, f16) grows with the context. The same buffer is needed
-    however few layers a GPU holds (llama.cpp#27953: "as long as there is at least a single
-    complete layer of the model on the GPU it will usually need the same compute buffer").
+    ggml's allocator reuses memory between layers, so the buffer is the peak of the stages, not
+    their sum: the FFN (gate and up outputs side by side); latent attention's (MLA) activations,
+    which grow with the heads (mla_attention_floats); and, on the device that holds the output
+    head, the logits of the whole micro-batch (vocab × n_ubatch f32; for Llama 3 that is 250 MiB,
+    the bulk of the ~260 MiB llama.cpp reports for 8B) with what the allocator leaves below them
+    (output_stage_floats). With flash attention (llama.cpp's default where supported) the
+    attention scores are never materialised; only the mask (n_ubatch × context, f16) grows with
+    the context. The same buffer is needed however few layers a GPU holds (llama.cpp#27953: "as
+    long as there is at least a single complete layer of the model on the GPU it will usually
+    need the same compute buffer").
     """
     ub = calibration.n_ubatch
     h = arch.hidden_size
     widest = max(arch.intermediate_size, (arch.moe_intermediate_size or 0) * max(1, arch.experts_per_token))
     ffn_stage = 2 * widest + 3 * h
-    output_stage = arch.vocab_size + 2 * h if with_output else 0
+    attention_stage = mla_attention_floats(arch)
+    output_stage = output_stage_floats(arch) if with_output else 0
     kq_mask = ub * pad(context) * 2
-    return int(ub * 4 * max(ffn_stage, output_stage) + kq_mask)
+    return int(ub * 4 * max(ffn_stage, attention_stage, output_stage) + kq_mask)
+
+
+def output_stage_floats(arch: Architecture) -> int:
+    """f32 values per token of the micro-batch at the output head: the logits, above the input
+    embeddings and the output norm (2 × hidden). With a fused attn_qkv (Phi-3, phi-4) the
+    allocator leaves two more hidden-size activations below them: the last layer's attention
+    result and residual are placed at the start of the fused Q|K|V output's freed block, above the
+    query copy and the previous layer's output, and the output norm reuses that place in place
+    (measured with llama.cpp: +2 × hidden whatever the KV width, vocabulary or FFN width; with
+    separate attn_q/k/v the same model peaks at vocab + 2 × hidden)."""
+    return arch.vocab_size + (4 if fused_qkv(arch) else 2) * arch.hidden_size
+
+
+def mla_attention_floats(arch: Architecture) -> int:
+    """f32 values per token at the peak of one absorbed-MLA attention (llama.cpp's DeepSeek V2/V3
+    path, the one with the latent KV cache): per head the query (qk_nope + qk_rope), the absorbed
+    query with its RoPE part (kv_lora_rank + qk_rope), the latent attention output (kv_lora_rank)
+    and its decompression by attn_v_b (v_head_dim), plus four hidden-size activations. (At the peak,
+    the absorbed query's concatenation, ggml's allocator holds the absorbed query before and after
+    it, the roped part, the query's freed block below them and three hidden-size activations, with
+    smaller freed blocks between.) For DeepSeek-V3's 128 heads: 1,408 a head, 208,896 a token, 408 MiB
+    at n_ubatch 512 plus the mask, llama.cpp's buffer to the MiB, as at 160 and 192 heads and half
+    the hidden size; 3-4 % above it with half the qk_nope or v_head_dim. Far below the logits for
+    DeepSeek-V2-Lite's 16 heads or Kimi-K2's 64."""
+    if not arch.uses_mla:
+        return 0
+    rope, rank = arch.qk_rope_head_dim or 0, arch.kv_lora_rank or 0
+    per_head = (arch.qk_nope_head_dim or 0) + rope + rank + rope + rank + (arch.v_head_dim or 0)
+    return arch.attention_heads * per_head + 4 * arch.hidden_size
 
 
 def overhead_bytes(arch: Architecture, context: int, calibration: Calibration, devices: int = 1) -> int:

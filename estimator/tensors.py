@@ -44,6 +44,14 @@ def native_expert_type(arch: Architecture) -> str | None:
     return NATIVE_EXPERT_TYPES.get(arch.hf_architecture or "") if arch.experts else None
 
 
+# 1-D weights some families add to every layer (llama.cpp's loaders, src/models/<arch>.cpp; the
+# converter writes them F32): Gemma 2 and 3 norm each block's output again (post_attention_norm,
+# post_ffw_norm, hidden-size each), and Gemma 3, Qwen3 and Qwen3-VL (dense and MoE) norm the queries
+# and keys per head (attn_q_norm, attn_k_norm, head_dim each).
+_POST_NORMS = frozenset({"Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"})
+_QK_NORMS = frozenset({"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "Qwen3ForCausalLM",
+                       "Qwen3MoeForCausalLM", "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"})
+
 # gpt-oss carries biases on the attention projections (q, k, v and output), the router and every
 # expert's gate/up/down, plus one attention-sink logit per head: all 1-D (or per-expert rows of
 # them), all F32 in every GGUF (1.09 MiB a layer; with them the tensors add up to the published
@@ -64,6 +72,18 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
     groups += _attention_groups(arch)
     groups.append(TensorGroup("attn_norm", h, L, h, matrix=False))
     groups.append(TensorGroup("ffn_norm", h, L, h, matrix=False))
+    if arch.hf_architecture in _POST_NORMS:
+        # Gemma 2/3 normalise each block's output again before the residual add
+        groups += [
+            TensorGroup("post_attention_norm", h, L, h, matrix=False),
+            TensorGroup("post_ffw_norm", h, L, h, matrix=False),
+        ]
+    if arch.hf_architecture in _QK_NORMS:
+        # one RMS-norm weight per head dimension, shared by every head, for the queries and the keys
+        groups += [
+            TensorGroup("attn_q_norm", arch.head_dim, L, arch.head_dim, matrix=False),
+            TensorGroup("attn_k_norm", arch.head_dim, L, arch.head_dim, matrix=False),
+        ]
 
     dense_layers = arch.dense_layers if arch.is_moe else L
     if dense_layers:
@@ -92,9 +112,7 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
                 TensorGroup("ffn_exps_bias", arch.experts * (2 * expert_inter + h), moe_layers, expert_inter,
                             expert=True, matrix=False, start=first),
             ]
-        shared_inter = arch.shared_expert_intermediate_size or (
-            expert_inter * arch.shared_experts if arch.shared_experts else 0
-        )
+        shared_inter = shared_expert_width(arch)
         if shared_inter:
             groups += [
                 TensorGroup("ffn_gate_shexp", h * shared_inter, moe_layers, h, start=first),
@@ -104,8 +122,17 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
     return tuple(groups)
 
 
+def shared_expert_width(arch: Architecture) -> int:
+    """Intermediate width of a MoE layer's shared expert(s), 0 where there is none."""
+    if not arch.experts:
+        return 0
+    expert_inter = arch.moe_intermediate_size or arch.intermediate_size
+    return arch.shared_expert_intermediate_size or (expert_inter * arch.shared_experts if arch.shared_experts else 0)
+
+
 # Architectures whose llama.cpp GGUF keeps Q, K and V in one attn_qkv tensor (convert_hf_to_gguf
-# writes Phi-3's qkv_proj as is). It matters for size: the quantizer treats attn_qkv like attn_v.
+# writes Phi-3's qkv_proj as is). It matters for size: the quantizer has its own rule for attn_qkv
+# (quantmix: the older one, which the published files follow), and for the compute buffer (memory).
 _FUSED_QKV = ("Phi3ForCausalLM",)
 
 
@@ -127,12 +154,18 @@ def _attention_groups(arch: Architecture) -> list[TensorGroup]:
             ]
         else:
             groups.append(TensorGroup("attn_q", h * heads * qk_head, L, h))
+        rank, nope = arch.kv_lora_rank, arch.qk_nope_head_dim
         groups += [
-            TensorGroup("attn_kv_a_mqa", h * (arch.kv_lora_rank + arch.qk_rope_head_dim), L, h),
-            TensorGroup("attn_kv_a_norm", arch.kv_lora_rank, L, arch.kv_lora_rank, matrix=False),
-            TensorGroup(
-                "attn_kv_b", arch.kv_lora_rank * heads * (arch.qk_nope_head_dim + arch.v_head_dim), L, arch.kv_lora_rank
-            ),
+            TensorGroup("attn_kv_a_mqa", h * (rank + arch.qk_rope_head_dim), L, h),
+            TensorGroup("attn_kv_a_norm", rank, L, rank, matrix=False),
+            # The latent's up-projection, as convert_hf_to_gguf writes it since llama.cpp's absorbed-MLA
+            # rework (April 2025): kv_b split into attn_k_b, {nope, rank, heads} (rows of qk_nope_head_dim,
+            # 128, which no 256-block type divides: Q4_K falls back to Q5_0, Q6_K to Q8_0), and attn_v_b,
+            # {rank, v_head_dim, heads}. llama.cpp needs the split for MLA, the latent KV cache fitagent
+            # sizes (kv_elements_per_cell); an older file's single attn_kv_b loads as plain multi-head
+            # attention, with a per-head cache.
+            TensorGroup("attn_k_b", nope * rank * heads, L, nope),
+            TensorGroup("attn_v_b", rank * arch.v_head_dim * heads, L, rank),
             TensorGroup("attn_output", heads * arch.v_head_dim * h, L, heads * arch.v_head_dim),
         ]
         return groups

@@ -266,8 +266,7 @@ def tensor_plan(arch: Architecture, quant: Quantization, gguf_arch: str | None =
 
 def _deepseek2_attention(add, arch: Architecture, il: int) -> None:
     """MLA as the current converter writes it: attn_kv_b split into attn_k_b (transposed, per
-    head) and attn_v_b, which llama.cpp's absorbed-MLA path needs; fitagent's attn_kv_b type
-    applies to both (with the fallback their row lengths force)."""
+    head) and attn_v_b, which llama.cpp's absorbed-MLA path needs (fitagent's groups of the same names)."""
     b = "blk.{il}."
     h, heads = arch.hidden_size, arch.attention_heads
     rope, nope, v_dim, rank = arch.qk_rope_head_dim, arch.qk_nope_head_dim, arch.v_head_dim, arch.kv_lora_rank
@@ -279,8 +278,8 @@ def _deepseek2_attention(add, arch: Architecture, il: int) -> None:
         add(b + "attn_q.weight", (h, heads * (nope + rope)), "attn_q", il)
     add(b + "attn_kv_a_norm.weight", (rank,), "attn_kv_a_norm", il)
     add(b + "attn_kv_a_mqa.weight", (h, rank + rope), "attn_kv_a_mqa", il)
-    add(b + "attn_k_b.weight", (nope, rank, heads), "attn_kv_b", il)
-    add(b + "attn_v_b.weight", (rank, v_dim, heads), "attn_kv_b", il)
+    add(b + "attn_k_b.weight", (nope, rank, heads), "attn_k_b", il)
+    add(b + "attn_v_b.weight", (rank, v_dim, heads), "attn_v_b", il)
     add(b + "attn_output.weight", (heads * v_dim, h), "attn_output", il)
 
 

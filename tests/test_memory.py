@@ -92,7 +92,9 @@ def test_longest_context_and_sessions_on_a_16_gb_card(catalog):
     # plus 2 × 512 = 1,024 of mask: 89,357 cells, 89,344 in whole 256-cell pages.
     assert est.weights_bytes == 4912898048
     assert est.max_context == 89344
-    # Sessions of 8192 tokens: 8192 × 132,096 = 1,082,130,432 bytes each → 10 of them.
+    # Sessions of 8192 tokens, each a stream of its own (llama-server -np N): the mask stays one
+    # session's, 8192 × 1,024 = 8,388,608, leaving 11,795,439,616; each session's KV is
+    # 8192 × 131,072 = 1,073,741,824 bytes → 10 of them.
     assert est.concurrent_sessions == 10
 
 

@@ -4,6 +4,9 @@ Parsing and validating the YAML takes longer than estimating the whole catalog, 
 validated catalog is kept as a pickle in the user's cache directory, keyed by a hash of the
 data files and of the code that parses them; any change to either makes a new entry. A
 cache that cannot be read or written is simply not used.
+
+The user's own entries (`fitagent catalog add`, agent/usercatalog.py) overlay models.yaml: one with
+a built-in id replaces that entry. Their file's text is part of the cache key.
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ def cache_dir() -> str:
 _CODE_FILES = ("catalog.py", "memory.py", "quantmix.py", "tensors.py", "quantloss.py")
 
 
-def _cache_key(texts: dict[str, str]) -> str:
-    """A checksum (not a security hash: the cache is the user's own) of data and code."""
+def _cache_key(texts: dict[str, str], user_text: str = "") -> str:
+    """A checksum (not a security hash: the cache is the user's own) of data and code, and of the
+    user's own catalog (agent/usercatalog.py) when there is one."""
     crc = 0
     size = 0
     folder = os.path.dirname(catalog_module.__file__)
@@ -77,6 +81,9 @@ def _cache_key(texts: dict[str, str]) -> str:
         crc, size = zlib.crc32(code, crc), size + len(code)
     for name in DATA_FILES:
         blob = name.encode() + b"\0" + texts[name].encode()
+        crc, size = zlib.crc32(blob, crc), size + len(blob)
+    if user_text:
+        blob = b"user:models.yaml\0" + user_text.encode()
         crc, size = zlib.crc32(blob, crc), size + len(blob)
     return f"{crc:08x}{size:08x}"
 
@@ -139,11 +146,16 @@ def _write_cache(path: str, catalog: Catalog) -> None:
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
+    from .usercatalog import overlay, read_user_text, user_entries
+
     texts = {name: read_data_text(name) for name in DATA_FILES}
-    path = os.path.join(cache_dir(), f"catalog-{_cache_key(texts)}.pickle")
+    user_path, user_text = read_user_text()
+    path = os.path.join(cache_dir(), f"catalog-{_cache_key(texts, user_text)}.pickle")
     cached = _read_cache(path)
     if cached is not None:
         return cached
-    catalog = with_precomputed_weights(build_catalog(*(_yaml_load(texts[name], name) for name in DATA_FILES)))
+    docs = [_yaml_load(texts[name], name) for name in DATA_FILES]
+    docs[0] = overlay(docs[0], user_entries(user_text, user_path), user_path)  # the user's own entries over models.yaml
+    catalog = with_precomputed_weights(build_catalog(*docs))
     _write_cache(path, catalog)
     return catalog

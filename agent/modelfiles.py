@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def config_name(path: Path) -> str:
     snapshot (…/models--Org--Name/snapshots/<rev>/config.json → Org/Name), else the folder holding a
     config.json, else the file's own name. Never the file's `_name_or_path`, which is often where a
     training run kept it."""
-    parts = path.resolve().parts if path.is_absolute() else path.parts
+    # abspath, not resolve: a snapshot's config.json is a link into blobs/, which names no model
+    parts = Path(os.path.abspath(path)).parts
     for i, part in enumerate(parts):
         if part.startswith("models--") and i + 1 < len(parts) and parts[i + 1] == "snapshots":
             return part.removeprefix("models--").replace("--", "/", 1)

@@ -22,6 +22,9 @@ _PARAM_DOCS = {
     "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
     "all_quants": ({"type": "boolean", "default": False},
                    "also offer what the floor leaves out (quantizations that cost too much quality, low scores)"),
+    "installed": ({"type": "boolean", "default": False},
+                  "true: the models installed on this machine (Hugging Face cache, Ollama, LM Studio, llama.cpp's "
+                  "cache, model_dirs), each with its catalog id, how it fits now and its launch line"),
     "explain": ({"type": "string"}, "a catalog model: say where it stands in the ranking and why (adds `explain`)"),
 }
 
@@ -40,7 +43,8 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
     "/v1/estimate": {"get": ("One candidate against the current snapshot, with runtime flags",
                              ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), ("model",),
                              {"404": _ERROR})},
-    "/v1/models": {"get": ("Catalog models, each with its best quantization that runs here", ("use_case", "context"), (), {})},
+    "/v1/models": {"get": ("Catalog models, each with its best quantization that runs here (installed=true: the models "
+                           "installed on this machine)", ("use_case", "context", "installed"), (), {})},
     "/v1/events": {"get": ("Recent changes between scans: free memory, processes, fits", ("since", "limit"), (), {})},
     "/metrics": {"get": ("Prometheus metrics from the current state: GPUs, host, scans, what fits (docs/fleet.md)",
                          (), (), {"200": {"description": "Prometheus text exposition (OpenMetrics when asked)",

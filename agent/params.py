@@ -80,6 +80,7 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "limit": (_whole(1, 1_000_000), "a whole number, 1 or more"),
     "wait": (_seconds, "seconds to wait for the scan, 0 to 60"),
     "all_quants": (_flag, "true or false"),
+    "installed": (_flag, "true or false"),
     "explain": (_text, "a catalog model id or alias whose place in the ranking to explain"),
 }
 

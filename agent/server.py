@@ -93,8 +93,18 @@ def recommendations_body(state: AgentState, recs: Recommendations, considered: i
     body["candidates_considered"] = considered
     body["frontiers"] = {name: [candidate_dict(e, devices) for e in points] for name, points in recs.frontiers.items()}
     body["ranked"] = [candidate_dict(e, devices) for e in (recs.ranked[:top] if top else recs.ranked)]
+    installed = installed_of(state)
+    for entry in (e for points in (*body["frontiers"].values(), body["ranked"]) for e in points):
+        entry.update(installed.fields(entry["model"], entry["quant"]))
     body["scanned_at"] = iso(state.scanned_at)
     return body
+
+
+def installed_of(state: AgentState):
+    """The models the last scan found on disk (none before the first)."""
+    from .localmodels import NOTHING
+
+    return state.installed or NOTHING
 
 
 def health(agent: Agent, now: float | None = None) -> dict:
@@ -272,7 +282,9 @@ def _register_views(app: Flask, agent: Agent) -> None:
             recs, _ = recommendations_for(agent, state, use_case, context)
             if not recs.ranked:
                 return None
-            return _json_bytes({**candidate_dict(recs.ranked[0], state.computed.devices), "scanned_at": iso(state.scanned_at)})
+            best = recs.ranked[0]
+            return _json_bytes({**candidate_dict(best, state.computed.devices),
+                                **installed_of(state).fields(best.model, best.quant), "scanned_at": iso(state.scanned_at)})
 
         body = state.cache.get_or_make(("pick", use_case, context), lambda: make() or b"")
         if not body:
@@ -289,15 +301,18 @@ def _register_views(app: Flask, agent: Agent) -> None:
 
     @app.get("/v1/models")
     def models():
-        q = parse_query(request.args, ("use_case", "context"))
+        q = parse_query(request.args, ("use_case", "context", "installed"))
         state = ready_state(agent)
         use_case, context = defaults(q)
+        on_disk = q.get("installed", False)
 
         def make():
+            if on_disk:
+                return _json_bytes(_installed_models_body(agent, state, use_case, context))
             recs, _ = recommendations_for(agent, state, use_case, context)
             return _json_bytes(_models_body(agent, state, recs))
 
-        return body_response(state.cache.get_or_make(("models", use_case, context), make), state)
+        return body_response(state.cache.get_or_make(("models", use_case, context, on_disk), make), state)
 
     @app.get("/v1/events")
     def events():
@@ -378,6 +393,7 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
         raise ParamError(str(exc)) from None
     result = estimate(model, quant, state.computed.budget, catalog, options)
     body = candidate_dict(result, state.computed.devices)
+    body.update(installed_of(state).fields(result.model, result.quant))
     if context > model.max_context:
         body["notes"] = body["notes"] + [f"context {context} is beyond the model's trained window of {model.max_context} tokens"]
     if quant_note:
@@ -388,13 +404,14 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
 
 def _models_body(agent: Agent, state: AgentState, recs: Recommendations) -> dict:
     best = {e.model: e for e in recs.ranked}
+    on_disk = installed_of(state).index
     rows = []
     for m in agent.catalog.models:
         e = best.get(m.id)
         rows.append({
             "id": m.id, "alias": m.alias, "family": m.family, "modality": m.modality,
             "params_total": m.params_total, "params_active": m.params_active, "max_context": m.max_context,
-            "moe": m.is_moe,
+            "moe": m.is_moe, "installed": m.id in on_disk, "installed_quants": sorted(on_disk.get(m.id, ())),
             "best": None if e is None else {
                 "quant": e.quant, "fits": e.fits, "placement": e.placement, "gpu_layers": e.gpu_layers,
                 "total_bytes": e.total_bytes, "headroom_bytes": e.headroom_bytes,
@@ -402,6 +419,18 @@ def _models_body(agent: Agent, state: AgentState, recs: Recommendations) -> dict
             },
         })
     return {"use_case": recs.use_case, "context": recs.context, "models": rows, "scanned_at": iso(state.scanned_at)}
+
+
+def _installed_models_body(agent: Agent, state: AgentState, use_case: str, context: int) -> dict:
+    """/v1/models?installed=true: what `fitagent models --local --json` says, from the last scan."""
+    from .localmodels import local_rows
+
+    installed = installed_of(state)
+    rows = local_rows(installed, agent.catalog, state.computed.budget, state.computed.devices,
+                      Options(context=context, use_case=use_case))
+    return {"use_case": use_case, "context": context, "budget_bytes": state.computed.budget.budget_bytes,
+            "roots": [r.to_dict() for r in installed.scan.roots], "models": rows, "problems": installed.problems(),
+            "scanned_at": iso(state.scanned_at)}
 
 
 # ---------------------------------------------------------------- serving

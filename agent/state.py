@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Callable, Hashable, Mapping
 
 from ..estimator.budget import Budget, Device, budget_from_snapshot
 from ..estimator.catalog import Catalog
@@ -20,6 +20,9 @@ from ..estimator.hardware import HardwareSnapshot
 from ..estimator.launch import launch_settings
 from ..estimator.recommend import Recommendations, recommend
 from .config import Config
+
+if TYPE_CHECKING:
+    from .localmodels import Installed
 
 RecKey = tuple[str, int]  # (use_case, context)
 
@@ -97,6 +100,7 @@ class AgentState:
     consecutive_failures: int = 0
     scans_total: int = 0
     scan_failures_total: int = 0
+    installed: Installed | None = field(default=None, compare=False)  # models on disk (agent/localmodels), by the scan
     cache: ResponseCache = field(default_factory=lambda: ResponseCache(256), compare=False)  # response bodies
     # recommendations for contexts the scan did not precompute (each ~1 MB before slimming)
     on_demand: ResponseCache = field(default_factory=lambda: ResponseCache(8), compare=False)

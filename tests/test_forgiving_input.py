@@ -153,9 +153,12 @@ def test_an_unknown_architecture_is_estimated_with_the_assumption_named(cli, tmp
 def test_a_config_is_named_by_its_path_not_by_name_or_path(cli, tmp_path):
     config = json.loads((HF_CONFIGS / "qwen3-8b.json").read_text())
     config["_name_or_path"] = "/scratch/run-17/checkpoint-4000"
-    snapshot = tmp_path / "hub" / "models--Qwen--Qwen3-8B" / "snapshots" / "0123abcd"
+    repo = tmp_path / "hub" / "models--Qwen--Qwen3-8B"
+    snapshot = repo / "snapshots" / "0123abcd"
     snapshot.mkdir(parents=True)
-    (snapshot / "config.json").write_text(json.dumps(config))
+    (repo / "blobs").mkdir()
+    (repo / "blobs" / "5f1e0c").write_text(json.dumps(config))
+    (snapshot / "config.json").symlink_to("../../blobs/5f1e0c")  # as the hub lays a snapshot out
     assert _estimate(cli, "--config", str(snapshot / "config.json"))["model"] == "Qwen/Qwen3-8B"
     lone = tmp_path / "my-finetune.json"
     shutil.copyfile(snapshot / "config.json", lone)

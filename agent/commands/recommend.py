@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also offer what the usable floor leaves out (max_quant_loss, quality_floor in the config)")
     parser.add_argument("--explain", metavar="MODEL", help="say where MODEL stands in the ranking and why")
     parser.add_argument("--config", metavar="FILE", help="config file with the floor (default: the agent's config)")
+    parser.add_argument("--installed", action="store_true",
+                        help="only the catalog models installed here (`fitagent models --local` lists what is)")
     add_json(parser)
 
 
@@ -38,21 +40,59 @@ def run(args) -> int:
     # lives until the command exits; frozen, the collections the sweep sets off skip it.
     gc.freeze()
     options = Options(context=args.context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant).check()
-    floor = load_config(args.config, os.environ).floor(args.use_case, args.all_quants)
+    config = load_config(args.config, os.environ)
+    floor = config.floor(args.use_case, args.all_quants)
     if args.explain:
         catalog.model(args.explain)  # an unknown name fails before the sweep
+    from ..localmodels import scan_installed
+
+    installed = scan_installed(catalog, os.environ, model_dirs=config.model_dirs)
+    models = tuple(m for m in catalog.models if m.id in installed.index) if args.installed else None
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
-    result = recommend(catalog, budget, options, top=None if args.explain else args.top, notes=hardware_notes,
-                       floor=floor)
+    if models == ():
+        result = _nothing_installed(budget, options, floor, hardware_notes)
+    else:
+        result = recommend(catalog, budget, options, models=models, top=None if args.explain else args.top,
+                           notes=hardware_notes, floor=floor)
     explained = explain(result, catalog, budget, options, args.explain) if args.explain else None
     if args.json:
         body = {"hardware": snapshot_to_dict(snapshot), **result.to_dict(top=args.top)}
+        for entry in (e for points in (*body["frontiers"].values(), body["ranked"]) for e in points):
+            entry.update(installed.fields(entry["model"], entry["quant"]))
         if explained:
             body["explain"] = explained
         print_json(body)
+    elif models == () and not explained:
+        print("none of the catalog's models is installed here (`fitagent models --local` lists what is, and which "
+              "catalog model each file holds)")
     else:
         from ..render import render_explain, render_recommendations
 
         print(render_explain(explained) if explained else render_recommendations(result, snapshot, top=args.top))
+        if not explained and installed.index:
+            print(_installed_line(result.ranked[:args.top], installed, args.installed))
     return 0
+
+
+def _nothing_installed(budget, options, floor, notes):
+    """The answer of `--installed` when no catalog model is installed: empty, with a note."""
+    from ...estimator.recommend import Recommendations
+
+    note = "none of the catalog's models is installed here (`fitagent models --local` lists what is)"
+    return Recommendations(budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case,
+                           method=options.method, candidates=(), ranked=(), notes=(*notes, note), floor=floor,
+                           frontiers={"quality": [], "speed": [], "efficiency": [], "quality_speed": []})
+
+
+def _installed_line(ranked, installed, only_installed: bool) -> str:
+    """Which ranked picks are on disk already (at that quantization, or at others)."""
+    on_disk = []
+    for rank, e in enumerate(ranked, 1):
+        fields = installed.fields(e.model, e.quant)
+        if fields["installed"]:
+            on_disk.append(f"#{rank} as picked ({fields['installed_at'][0]})")
+        elif fields.get("installed_quants"):
+            on_disk.append(f"#{rank} at {'/'.join(fields['installed_quants'])}")
+    hint = "`fitagent models --local` says how each file runs" if only_installed else "`--installed` ranks only those"
+    return f"on disk: {'; '.join(on_disk) if on_disk else 'none of these'} — {hint}"

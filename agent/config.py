@@ -63,6 +63,12 @@ class Config:
     # measure host RAM bandwidth (about 1 s) on the first scan when nothing else tells it; the
     # figure is remembered in the cache directory, so later starts read it instead
     measure_bandwidth_at_start: bool = False
+    # Node Feature Discovery: after each good scan, write what fits now as NFD labels to this file
+    # (e.g. /etc/kubernetes/node-feature-discovery/features.d/fitagent); null = don't
+    nfd_features_file: str | None = None
+    # folders of model files (GGUF files, safetensors checkpoints) scanned besides the usual stores
+    # (Hugging Face cache, Ollama, LM Studio, llama.cpp's cache): `fitagent models --local`, installed
+    model_dirs: tuple[str, ...] = ()
     log_level: str = "info"
     source: str = field(default="defaults", compare=False)  # where it was read from, for messages
 
@@ -241,6 +247,18 @@ def _check_value(where: str, key: str, value: Any) -> Any:
                 raise ConfigError(f"{where}: {key}.{use_case} is not a use case (choose {', '.join(USE_CASES)})")
             floors[use_case] = _number(where, f"{key}.{use_case}", number, 0.0)
         return floors
+    if key == "nfd_features_file":
+        value = _str(where, key, value, optional=True)
+        if value is not None:
+            if not os.path.isabs(value):
+                raise ConfigError(f"{where}: {key} must be an absolute path (NFD reads "
+                                  f"/etc/kubernetes/node-feature-discovery/features.d/), got {shown(value)}")
+            if os.path.basename(value).startswith(".") or value.endswith("/"):
+                raise ConfigError(f"{where}: {key} must name a file that does not start with a dot (NFD skips "
+                                  f"dot files), got {shown(value)}")
+        return value
+    if key == "model_dirs":
+        return tuple(_str(where, f"model_dirs[{i}]", v) for i, v in enumerate(_list(where, key, value)))
     if key == "measure_bandwidth_at_start":
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: {key} must be true or false, got {shown(value)}")
@@ -274,7 +292,7 @@ def _env_value(name: str, key: str, text: str) -> Any:
     default = getattr(Config(), key)
     if key == "watch_models":
         raise ConfigError(f"{name}: watch_models can only be set in the config file")
-    if key in ("contexts", "use_cases"):
+    if key in ("contexts", "use_cases", "model_dirs"):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         return [_env_scalar(name, key, p, int if key == "contexts" else str) for p in parts]
     if key == "quality_floor":

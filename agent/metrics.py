@@ -11,7 +11,9 @@ the estimator on it, so anything the budget holds must be exported here.
 
 Model series (``fitagent_model_*``) exist only for a bounded set of (model, quant, context):
 the configured watch list, then the Pareto frontiers at the default use case and context,
-at most ``metrics_models_max`` entries.
+at most ``metrics_models_max`` entries. The top recommendation (``fitagent_best_model_*``) is
+exported for each precomputed use case at the default context: at most 5 × 5 series, so that
+``fitagent fleet best`` reads it instead of running a recommendation per host.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class FitagentCollector(Collector):
         yield from host_series(state)
         yield from gpu_series(state)
         yield from fit_series(state, config, self.agent.catalog)
+        yield from best_model_series(state, config)
         yield from model_series(select_models(state, config))
 
 
@@ -216,6 +219,44 @@ def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:
                      ["model", "quant", "placement"])
         ref.add_metric([reference.model, reference.quant, reference.placement], reference.max_context or 0)
         yield ref
+
+
+BEST_LABELS = ("use_case", "context")
+
+
+def best_model_series(state: AgentState, config) -> Iterator[Metric]:
+    """The top recommendation (what ``/v1/recommendations`` ranks first) for each precomputed
+    use case at the default context: an info series naming it, and four gauges. A use case with
+    nothing that runs gets the info series with empty model and quant and placement ``none``."""
+    computed = state.computed
+    context = computed.default_key[1]
+    info = InfoMetricFamily("fitagent_best_model", "The top recommendation for each precomputed use case at the "
+                            "default context (always 1; model empty when nothing runs at a usable speed)",
+                            labels=[*BEST_LABELS, "model", "quant", "placement"])
+    decode = _gauge("fitagent_best_model_decode_tokens_per_second", "Estimated decode speed of the top "
+                    "recommendation, tokens/s", BEST_LABELS)
+    quality = _gauge("fitagent_best_model_quality", "Quality score (0-100) of the top recommendation for its use "
+                     "case, after quantization", BEST_LABELS)
+    layers = _gauge("fitagent_best_model_gpu_layers", "Repeating layers of the top recommendation on GPUs "
+                    "(llama.cpp -ngl; 0 on the CPU)", BEST_LABELS)
+    headroom = _gauge("fitagent_best_model_fit_headroom_bytes", "Free memory left with the top recommendation "
+                      "loaded (negative: short by)", BEST_LABELS, "bytes")
+    order = {u: i for i, u in enumerate(config.precomputed_use_cases)}
+    keys = sorted((k for k in computed.recommendations if k[1] == context), key=lambda k: (order.get(k[0], 99), k[0]))
+    for use_case, ctx in keys:
+        ranked = computed.recommendations[(use_case, ctx)].ranked
+        labels = [use_case, str(ctx)]
+        if not ranked:
+            info.add_metric([*labels, "", "", "none"], {})
+            continue
+        e = ranked[0]
+        info.add_metric([*labels, e.model, e.quant, e.placement], {})
+        if e.decode_tokens_per_s is not None:
+            decode.add_metric(labels, e.decode_tokens_per_s)
+        quality.add_metric(labels, e.quality)
+        layers.add_metric(labels, e.gpu_layers)
+        headroom.add_metric(labels, e.headroom_bytes)
+    yield from (info, decode, quality, layers, headroom)
 
 
 def reference_estimate(state: AgentState, config, catalog) -> Estimate | None:

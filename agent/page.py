@@ -106,19 +106,9 @@ def _panel(name: str, recs: Recommendations, scatter: Sequence[tuple], x_max: fl
         x = px(t * 1e9)
         out.append(f"<line x1='{x:.1f}' y1='{MARGIN_T + h}' x2='{x:.1f}' y2='{MARGIN_T + h + 4}' stroke='#889'/>"
                    f"<text x='{x:.1f}' y='{MARGIN_T + h + 16}' font-size='11' text-anchor='middle' fill='#556'>{t:g}</text>")
-    for t in _ticks(y_max):
-        y = py(t)
-        out.append(f"<line x1='{MARGIN_L - 4}' y1='{y:.1f}' x2='{MARGIN_L + w}' y2='{y:.1f}' stroke='#eef0f3'/>"
-                   f"<text x='{MARGIN_L - 7}' y='{y + 4:.1f}' font-size='11' text-anchor='end' fill='#556'>{t:g}</text>")
-    out.append(f"<text x='{MARGIN_L + w / 2}' y='{PANEL_H - 6}' font-size='12' text-anchor='middle' fill='#334'>memory needed (GB)</text>"
-               f"<text x='16' y='{MARGIN_T + h / 2}' font-size='12' text-anchor='middle' fill='#334' "
-               f"transform='rotate(-90 16 {MARGIN_T + h / 2})'>{_e(label)}</text>"
-               f"<text x='{MARGIN_L}' y='{MARGIN_T - 9}' font-size='13' font-weight='600' fill='#1d232a'>{_e(name)} frontier</text>")
-    for x_bytes, y in others:
-        out.append(f"<circle class='candidate' cx='{px(x_bytes):.1f}' cy='{py(y):.1f}' r='2' fill='#9aa5b1' fill-opacity='0.5'/>")
-    if front:
-        path = " ".join(f"{px(e.total_bytes):.1f},{py(metric(e)):.1f}" for e in front)
-        out.append(f"<polyline points='{path}' fill='none' stroke='#1f6feb' stroke-width='1.6'/>")
+    out.append(_axes_and_dots(py, y_max, "memory needed (GB)", label, f"{name} frontier",
+                              [(px(x), py(y)) for x, y in others],
+                              [(px(e.total_bytes), py(metric(e))) for e in front], "#1f6feb"))
     placed: list[tuple[float, float, float]] = [(MARGIN_L + fit_w - 130, MARGIN_T + 14, 130)]  # labels so far: (x, y, width)
     for e in front:
         x, y = px(e.total_bytes), py(metric(e))
@@ -132,6 +122,27 @@ def _panel(name: str, recs: Recommendations, scatter: Sequence[tuple], x_max: fl
         if spot is not None:  # crowded points keep their tooltip, not a label
             out.append(f"<text class='point-label' x='{spot[0]:.1f}' y='{spot[1]:.1f}' font-size='10' fill='#1d3557'>{_e(text)}</text>")
     out.append("</g>")
+    return "".join(out)
+
+
+def _axes_and_dots(py, y_max: float, x_label: str, y_label: str, title: str, dots: list[tuple[float, float]],
+                   line: list[tuple[float, float]], colour: str) -> str:
+    """A panel's y grid and ticks, axis labels and title, the grey candidates and the frontier's line
+    (points in pixels)."""
+    w, h = PANEL_W - MARGIN_L - MARGIN_R, PANEL_H - MARGIN_T - MARGIN_B
+    out = []
+    for t in _ticks(y_max):
+        y = py(t)
+        out.append(f"<line x1='{MARGIN_L - 4}' y1='{y:.1f}' x2='{MARGIN_L + w}' y2='{y:.1f}' stroke='#eef0f3'/>"
+                   f"<text x='{MARGIN_L - 7}' y='{y + 4:.1f}' font-size='11' text-anchor='end' fill='#556'>{t:g}</text>")
+    out.append(f"<text x='{MARGIN_L + w / 2}' y='{PANEL_H - 6}' font-size='12' text-anchor='middle' fill='#334'>{_e(x_label)}</text>"
+               f"<text x='16' y='{MARGIN_T + h / 2}' font-size='12' text-anchor='middle' fill='#334' "
+               f"transform='rotate(-90 16 {MARGIN_T + h / 2})'>{_e(y_label)}</text>"
+               f"<text x='{MARGIN_L}' y='{MARGIN_T - 9}' font-size='13' font-weight='600' fill='#1d232a'>{_e(title)}</text>")
+    out += [f"<circle class='candidate' cx='{x:.1f}' cy='{y:.1f}' r='2' fill='#9aa5b1' fill-opacity='0.5'/>" for x, y in dots]
+    if line:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in line)
+        out.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1.6'/>")
     return "".join(out)
 
 
@@ -171,19 +182,9 @@ def _speed_panel(recs: Recommendations, scatter: Sequence[tuple], y_offset: int)
         out.append(f"<line x1='{x:.1f}' y1='{MARGIN_T}' x2='{x:.1f}' y2='{MARGIN_T + h + 4}' stroke='#eef0f3'/>"
                    f"<text x='{x:.1f}' y='{MARGIN_T + h + 16}' font-size='11' text-anchor='middle' fill='#556'>{decade:g}</text>")
         decade *= 10
-    for t in _ticks(y_max):
-        y = py(t)
-        out.append(f"<line x1='{MARGIN_L - 4}' y1='{y:.1f}' x2='{MARGIN_L + w}' y2='{y:.1f}' stroke='#eef0f3'/>"
-                   f"<text x='{MARGIN_L - 7}' y='{y + 4:.1f}' font-size='11' text-anchor='end' fill='#556'>{t:g}</text>")
-    out.append(f"<text x='{MARGIN_L + w / 2}' y='{PANEL_H - 6}' font-size='12' text-anchor='middle' fill='#334'>decode tokens/s "
-               f"(log scale), among what fits</text><text x='16' y='{MARGIN_T + h / 2}' font-size='12' text-anchor='middle' "
-               f"fill='#334' transform='rotate(-90 16 {MARGIN_T + h / 2})'>quality score</text>"
-               f"<text x='{MARGIN_L}' y='{MARGIN_T - 9}' font-size='13' font-weight='600' fill='#1d232a'>quality vs speed frontier</text>")
-    for x, y in others:
-        out.append(f"<circle class='candidate' cx='{px(x):.1f}' cy='{py(y):.1f}' r='2' fill='#9aa5b1' fill-opacity='0.5'/>")
-    if front:
-        path = " ".join(f"{px(e.decode_tokens_per_s):.1f},{py(e.quality):.1f}" for e in front)
-        out.append(f"<polyline points='{path}' fill='none' stroke='#b5471b' stroke-width='1.6'/>")
+    out.append(_axes_and_dots(py, y_max, "decode tokens/s (log scale), among what fits", "quality score",
+                              "quality vs speed frontier", [(px(x), py(y)) for x, y in others],
+                              [(px(e.decode_tokens_per_s), py(e.quality)) for e in front], "#b5471b"))
     placed: list[tuple[float, float, float]] = []
     for e in front:
         x, y = px(e.decode_tokens_per_s), py(e.quality)

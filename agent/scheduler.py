@@ -112,11 +112,30 @@ class Agent:
                     generation=old.generation + 1, snapshot=snapshot, computed=computed, scanned_at=now,
                     scan_duration_s=time.monotonic() - started, rescan_interval_s=config.rescan_interval_s,
                     scans_total=old.scans_total + 1, scan_failures_total=old.scan_failures_total,
+                    installed=self._scan_installed(config),
                 )
                 self.events.extend(self._changes(old, new, previous, config), now)
             self._state = new
+        if new.error is None:
+            self._write_node_features(new, config)
         self._after_scan(new)
         return new
+
+    def _write_node_features(self, state: AgentState, config: Config) -> None:
+        """The NFD feature file (``nfd_features_file``), after each good scan; a failure is logged
+        (once per distinct error), never a failed scan: node labels are a side output."""
+        if not config.nfd_features_file:
+            return
+        from .fleet.nfd import write_node_features
+
+        try:
+            write_node_features(config.nfd_features_file, state, config, self.catalog)
+            self._nfd_error = None
+        except Exception as exc:  # noqa: BLE001
+            message = _one_line(exc)
+            if getattr(self, "_nfd_error", None) != message:
+                log.warning("could not write node features to %s: %s", config.nfd_features_file, message)
+            self._nfd_error = message
 
     def _computed_for(self, snapshot: HardwareSnapshot, previous: Precomputed | None, config: Config) -> Precomputed:
         if previous is not None and previous.settings == settings_key(config):
@@ -126,6 +145,20 @@ class Agent:
         computed = precompute(snapshot, self.catalog, config, stop=self._stop, clock=self._clock)
         release_freed_memory()
         return computed
+
+    def _scan_installed(self, config: Config):
+        """The models installed here (agent/localmodels), rescanned through the scan cache: a stat per
+        file, headers read only where a file changed. A failure is logged and leaves the last list,
+        never a failed scan."""
+        import os
+
+        from .localmodels import NOTHING, scan_installed
+
+        try:
+            return scan_installed(self.catalog, os.environ, model_dirs=config.model_dirs)
+        except Exception as exc:  # noqa: BLE001 - the disk's models are a side output of a scan
+            log.warning("could not scan the installed models: %s", _one_line(exc))
+            return self._state.installed or NOTHING
 
     def _failed(self, old: AgentState, message: str, now: float) -> AgentState:
         log.error("scan failed: %s", message)
@@ -224,6 +257,7 @@ class Agent:
         if self._scheduler is not None and old.rescan_interval_s != config.rescan_interval_s:
             self._scheduler.reschedule_job(JOB_ID, trigger="interval", seconds=config.rescan_interval_s)
         changed = settings_key(old) != settings_key(config) or old.hardware != config.hardware
+        changed = changed or old.model_dirs != config.model_dirs  # the installed models' folders
         note = f"; {', '.join(needs_restart)} take effect after a restart" if needs_restart else ""
         self.events.add(Change("config", f"configuration reloaded from {config.source}{note}", {}), self._clock())
         if changed or old.recompute_min_change_bytes != config.recompute_min_change_bytes:

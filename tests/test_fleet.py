@@ -57,8 +57,11 @@ def test_a_70b_fits_only_on_the_two_3090s(fleet, catalog):
     assert (first["host"], first["fits"], first["placement"], first["gpu_layers"]) == ("ws-3090x2", True, "gpu", 80)
     assert [d["layers"] for d in first["devices"]] == [40, 40]
     assert not any(r["fits"] for r in rest)
-    cpu = next(r for r in rest if r["host"] == "cpu-box")
-    assert cpu["placement"] == "cpu" and "below the usable 5 tokens/s" in cpu["note"]
+    assert "cpu-box" not in {r["host"] for r in rest}  # its RAM is too slow for 70B at 5 tokens/s: not estimated
+    everything = answers.place_answer(list(fleet.values()), catalog, "Llama-3.1-70B-Instruct", "Q4_K_M", 4096,
+                                      prefilter=False)
+    cpu = next(r for r in everything["placements"] if r["host"] == "cpu-box")
+    assert cpu["placement"] == "cpu" and not cpu["fits"] and "below the usable 5 tokens/s" in cpu["note"]
     assert answer["summary"].startswith("fits on 1 host; best: ws-3090x2 (10.0.0.2:8765) on GPUs")
     assert answer["down"] == []
 
@@ -74,7 +77,7 @@ def test_an_8b_fits_everywhere_the_4090_first(fleet, catalog):
 def test_same_numbers_as_the_estimator_on_the_snapshot(fleet, catalog):
     from fitagent.estimator.estimate import estimate
 
-    answer = answers.place_answer(list(fleet.values()), catalog, L70, "Q4_K_M", 4096)
+    answer = answers.place_answer(list(fleet.values()), catalog, L70, "Q4_K_M", 4096, prefilter=False)
     by_host = {r["host"]: r for r in answer["placements"]}
     for name in HOSTS:
         budget = budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog)
@@ -82,6 +85,21 @@ def test_same_numbers_as_the_estimator_on_the_snapshot(fleet, catalog):
         row = by_host[HOSTNAMES[name]]
         assert (row["gpu_layers"], row["headroom_bytes"], row["total_bytes"], row["decode_tokens_per_s"]) == \
             (e.gpu_layers, e.headroom_bytes, e.total_bytes, round(e.decode_tokens_per_s, 2))
+
+
+def test_the_prefilter_skips_hosts_too_small_to_hold_the_model(fleet, catalog):
+    answer = answers.place_answer(list(fleet.values()), catalog, L70, "Q4_K_M", 4096)
+    # a 24 GB 4090 cannot hold 40 GB; the CPU box's 205 GB/s RAM cannot decode 40 GB at 5 tokens/s
+    assert {r["host"] for r in answer["placements"]} == {"ws-3090x2"}
+    assert answer["prefilter"]["estimated"] == 1 and answer["prefilter"]["filtered_out"] == 2
+    assert 38e9 < answer["prefilter"]["min_bytes"] < answer["placements"][0]["total_bytes"]
+    assert 204.8e9 <= answer["prefilter"]["cpu_min_bandwidth_bytes_per_s"] < 1e12
+    assert any(n.startswith("2 live hosts not estimated: they cannot run it at a usable speed") for n in answer["notes"])
+    everything = answers.place_answer(list(fleet.values()), catalog, L70, "Q4_K_M", 4096, prefilter=False)
+    cpu = next(r for r in everything["placements"] if r["host"] == "cpu-box")
+    assert cpu["total_bytes"] == answer["prefilter"]["min_bytes"]  # on the CPU the bound is exact
+    fitting = [r for r in everything["placements"] if r["fits"]]
+    assert [r for r in answer["placements"] if r["fits"]] == fitting  # the same places, fewer estimates
 
 
 def test_nowhere_fits_names_the_best_partial_offload(fleet, catalog):
@@ -265,3 +283,62 @@ def test_an_agent_is_not_prometheus(agents, cli):
     result = cli("fleet", "--prometheus", f"http://{agents['rtx4090']}", "hosts")
     assert result.returncode == 1
     assert "is it Prometheus?" in result.stderr and result.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- versions
+
+def test_version_warnings():
+    assert answers.version_warnings({"0.2.0": 3}, "0.2.0") == []
+    (line,) = answers.version_warnings({"0.2.0": 9_998, "0.1.0": 2}, "0.2.0")
+    assert line.startswith("hosts run different fitagent versions: 0.2.0 on 9,998 hosts, 0.1.0 on 2 hosts; ")
+    (line,) = answers.version_warnings({"0.1.0": 1}, "0.2.0")
+    assert line.startswith("the hosts run fitagent 0.1.0, this is 0.2.0")
+
+
+class OldAgent:
+    """Serves a real agent's /metrics with another fitagent version in fitagent_build_info."""
+
+    def __init__(self, text: str, version: str):
+        import http.server
+        import re
+
+        body = re.sub(r'(fitagent_build_info\{[^}]*version=")[^"]*"', rf'\g<1>{version}"', text)
+        body = body.replace('hostname="ws-4090"', 'hostname="ws-old"').encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.target = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_hosts_on_different_versions_are_warned_about(agents, cli):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{agents['rtx4090']}/metrics", timeout=10) as response:
+        old = OldAgent(response.read().decode(), "0.0.9")
+    try:
+        targets = ",".join([agents["rtx4090"], agents["cpu-only"], old.target])
+        result = cli("fleet", "--targets", targets, "hosts", "--json")
+        text = cli("fleet", "--targets", targets, "place", "--model", "llama3.1-8b")
+    finally:
+        old.close()
+    assert result.returncode == 0, result.stderr
+    (warning,) = json.loads(result.stdout)["warnings"]
+    assert "hosts run different fitagent versions: " in warning and "0.0.9 on 1 host" in warning
+    assert result.stderr == f"fitagent fleet: warning: {warning}\n"
+    assert text.returncode == 0 and text.stderr.startswith("fitagent fleet: warning: hosts run different fitagent versions")
+    assert "ws-old" in text.stdout

@@ -20,7 +20,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def test_example_prometheus_config_is_valid_and_finds_its_rules():
     result = promtool("check", "config", "config/prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 1 rule files found" in result.stdout
+    assert "SUCCESS: 2 rule files found" in result.stdout
 
 
 def test_alert_rules_are_valid():
@@ -32,4 +32,12 @@ def test_alert_rules_are_valid():
 def test_alert_rules_fire_as_documented():
     """GPU nearly full on a usable device (not a MIG parent), an agent whose scans stopped, one that is down."""
     result = promtool("test", "rules", "tests/fixtures/alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_recording_rules_are_valid_and_compute_the_fleets_budget():
+    result = promtool("check", "rules", "config/fitagent-rules.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+    result = promtool("test", "rules", "tests/fixtures/fitagent_rules_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -52,7 +52,7 @@ class PrometheusProcess:
         (directory / "targets.json").write_text(json.dumps([{"targets": targets, "labels": {"site": "test"}}]))
         config = yaml.safe_load((REPO / "config" / "prometheus.yml").read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-        config["rule_files"] = [str(REPO / "config" / "alerts.yml")]
+        config["rule_files"] = [str(REPO / "config" / "alerts.yml"), str(REPO / "config" / "fitagent-rules.yml")]
         job = config["scrape_configs"][0]
         job["scrape_timeout"] = "1s"
         job["file_sd_configs"][0]["files"] = [str(directory / "targets.json")]
@@ -154,6 +154,46 @@ def test_hosts_once_prometheus_has_scraped_them(cli, fleet, capsys):
     assert all(0 < scraped[t] <= 300 for t in targets.values())
 
 
+def test_prometheus_computes_the_fleets_budget_inline_and_recorded(cli, fleet, catalog):
+    """The pre-filter's PromQL (inline, and recorded by config/fitagent-rules.yml) gives each
+    host the budget the estimator gets from its snapshot."""
+    from conftest import SNAPSHOTS
+    from fitagent.agent.fleet.prefilter import RECORDED_BUDGET, budget_promql
+    from fitagent.agent.hardware import load_snapshot_file
+    from fitagent.estimator.budget import budget_from_snapshot
+
+    prometheus = fleet["prometheus"]
+    expected = {target: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog).budget_bytes
+                for name, target in fleet["targets"].items()}
+    inline = {r["metric"]["instance"]: float(r["value"][1]) for r in prometheus.query(budget_promql('job="fitagent"'))}
+    assert inline == expected
+    deadline = time.monotonic() + WAIT_S
+    while len(prometheus.query(RECORDED_BUDGET)) < len(expected):  # the rule group's first evaluations
+        assert time.monotonic() < deadline, prometheus.log_tail()
+        time.sleep(0.5)
+    assert {r["metric"]["instance"]: float(r["value"][1]) for r in prometheus.query(RECORDED_BUDGET)} == expected
+
+
+def test_place_reads_only_the_candidates_with_or_without_the_recording_rule(fleet, catalog, monkeypatch):
+    from fitagent.agent.fleet import prefilter, prometheus
+
+    bound = prefilter.bound_for(catalog.model(L70), catalog.quant("Q4_K_M"), catalog, 4096)
+    api = prometheus.PrometheusAPI(fleet["prometheus"].url, 10)
+    recorded, how = prometheus.read_candidates(api, bound)
+    assert how.recorded and recorded.queries == 2  # discovery with the candidates, then their series
+    targets = fleet["targets"]
+    assert [h.target for h in recorded.hosts] == [targets["2x3090"]]  # not the 4090 (memory), nor the CPU box (speed)
+    assert recorded.filtered_out == 2 and all(h.live and h.budget for h in recorded.hosts)
+    # a Prometheus without config/fitagent-rules.yml: the same answer, the budget computed inline
+    monkeypatch.setattr(prometheus, "RECORDED_BUDGET", "fitagent:not_recorded")
+    monkeypatch.setattr(prometheus, "RECORDED_VERSIONS", "fitagent:not_recorded_either")
+    monkeypatch.setattr(prefilter, "RECORDED_BUDGET", "fitagent:not_recorded")
+    inline, how = prometheus.read_candidates(api, bound)
+    assert not how.recorded and inline.queries == 4  # discovery twice (recorded, then raw), candidates, their series
+    assert [(h.target, h.budget) for h in inline.hosts] == [(h.target, h.budget) for h in recorded.hosts]
+    assert inline.filtered_out == 2 and inline.versions == recorded.versions
+
+
 def test_best_model_per_host(cli, fleet, catalog):
     from conftest import SNAPSHOTS
     from fitagent.agent.hardware import load_snapshot_file
@@ -162,6 +202,8 @@ def test_best_model_per_host(cli, fleet, catalog):
     from fitagent.estimator.recommend import recommend
 
     answer = ask(cli, fleet, "best", "--use-case", "code")
+    assert {r["source"] for r in answer["hosts"]} == {"agent"}  # each agent's own series, no sweep here
+    assert answer["warnings"] == [] and answer["notes"] == []
     got = {r["target"]: (r["model"], r["quant"]) for r in answer["hosts"]}
     for name, target in fleet["targets"].items():
         budget = budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog)
@@ -175,6 +217,8 @@ def test_placements_then_the_two_3090_agent_stops(cli, fleet, capsys):
     assert big["model"] == L70 and big["fits_anywhere"]
     assert [r["target"] for r in big["placements"] if r["fits"]] == [targets["2x3090"]]
     assert big["placements"][0]["gpu_layers"] == 80 and 30e9 <= big["placements"][0]["total_bytes"] <= 45e9 + 1e9
+    # Prometheus sent only the hosts that could run it: not the 4090 (memory), nor the CPU box (RAM speed)
+    assert big["prefilter"]["filtered_out"] == 2 and [r["target"] for r in big["placements"]] == [targets["2x3090"]]
 
     small = ask(cli, fleet, "place", "--model", "llama3.1-8b", "--quant", "Q4_K_M", "--context", "4096")
     assert [(r["target"], r["fits"], r["placement"]) for r in small["placements"]] == [

@@ -8,9 +8,8 @@ The samples come from Prometheus' API or from an agent's ``/metrics``; either wa
 from __future__ import annotations
 
 import math
-
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, NamedTuple
 
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget, Device
 from ...estimator.errors import FitagentError
@@ -21,11 +20,26 @@ class FleetError(FitagentError):
     reported as down instead."""
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):  # a tuple: a 10,000-host answer holds a few hundred thousand
     name: str
     labels: Mapping[str, str]
     value: float
+
+
+@dataclass(frozen=True)
+class BestModel:
+    """The agent's own top recommendation for one (use case, context), from its
+    ``fitagent_best_model_*`` series (model None: nothing runs there at a usable speed)."""
+
+    use_case: str
+    context: int
+    model: str | None
+    quant: str | None
+    placement: str
+    decode_tokens_per_s: float | None = None
+    quality: float | None = None
+    gpu_layers: int | None = None
+    headroom_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,11 +67,12 @@ class HostFacts:
     gpus: tuple[GpuFacts, ...] = ()
     host_memory_available_bytes: int | None = None
     budget: Budget | None = None
+    best: Mapping[tuple[str, int], BestModel] = field(default_factory=dict)  # (use_case, context) -> ...
 
     @property
     def live(self) -> bool:
-        """Up, with a scan the estimator can work from."""
-        return self.up and self.ready and self.budget is not None
+        """Up, with a good scan (whose budget the estimator can work from, when it was read)."""
+        return self.up and self.ready and self.error is None
 
     @property
     def name(self) -> str:
@@ -74,11 +89,18 @@ def down(target: str, error: str, job: str | None = None, host: str | None = Non
     return HostFacts(target=target, job=job, host=host, up=False, error=error)
 
 
-def _one(samples: list[Sample], name: str) -> float | None:
+def _index(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """A host's samples by name (read once: a 10,000-host answer has a few hundred thousand)."""
+    by_name: dict[str, list[Sample]] = {}
     for s in samples:
-        if s.name == name:
-            return s.value
-    return None
+        if s.name.startswith("fitagent_"):
+            by_name.setdefault(s.name, []).append(s)
+    return by_name
+
+
+def _one(by_name: dict[str, list[Sample]], name: str) -> float | None:
+    found = by_name.get(name)
+    return found[0].value if found else None
 
 
 # The series a host's facts are built from: every value must be a finite, non-negative number.
@@ -91,37 +113,87 @@ _READ = frozenset({
 })
 
 
-def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: float, job: str | None = None) -> HostFacts:
-    """The host behind one scrape's ``fitagent_*`` samples (a live scrape: ``up`` is true)."""
-    samples = [s for s in samples if s.name.startswith("fitagent_")]
-    build = [s for s in samples if s.name == "fitagent_build_info"]
+def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: float, job: str | None = None,
+                       need_budget: bool = True, details: bool = True) -> HostFacts:
+    """The host behind one scrape's ``fitagent_*`` samples (a live scrape: ``up`` is true).
+    `need_budget` false: only the host's status was read (``fleet best``), and no budget is built;
+    `details` false: no per-GPU list and no best models (``fleet place`` shows neither)."""
+    by_name = _index(samples)
+    build = by_name.get("fitagent_build_info")
     if not build:
         return down(target, "no fitagent metrics there (no fitagent_build_info): not a fitagent agent?", job)
-    broken = sorted({s.name for s in samples if s.name in _READ and not (math.isfinite(s.value) and 0 <= s.value < 1e18)})
+    broken = sorted(name for name in _READ.intersection(by_name)
+                    if not all(math.isfinite(s.value) and 0 <= s.value < 1e18 for s in by_name[name]))
     if broken:
         return down(target, f"exports values no machine has ({', '.join(broken[:3])} is NaN, infinite, negative or "
                             "absurd): not used", job)
-    host_info = [s for s in samples if s.name == "fitagent_host_info"]
+    host_info = by_name.get("fitagent_host_info")
     hostname = host_info[0].labels.get("hostname") or None if host_info else None
-    ready = _one(samples, "fitagent_ready") == 1
-    budget = budget_from_samples(samples) if ready else None
+    ready = _one(by_name, "fitagent_ready") == 1
+    budget = _budget(by_name) if ready else None
     error = None
     if not ready:
         error = "the agent is up but has no successful hardware scan yet"
-    elif budget is None:
+    elif budget is None and need_budget:
         error = "the agent's metrics lack the host memory series (fitagent too old?)"
-    available = _one(samples, "fitagent_host_memory_available_bytes")
+    available = _one(by_name, "fitagent_host_memory_available_bytes")
     return HostFacts(
         target=target, job=job, host=hostname, up=True, error=error,
-        version=build[0].labels.get("version"), ready=ready, stale=_one(samples, "fitagent_stale") == 1,
-        last_scan_at=_one(samples, "fitagent_last_scan_timestamp_seconds"), observed_at=observed_at,
-        gpus=gpus_from_samples(samples), host_memory_available_bytes=None if available is None else int(available),
-        budget=budget,
+        version=build[0].labels.get("version"), ready=ready, stale=_one(by_name, "fitagent_stale") == 1,
+        last_scan_at=_one(by_name, "fitagent_last_scan_timestamp_seconds"), observed_at=observed_at,
+        gpus=_gpus(by_name) if details else (), host_memory_available_bytes=None if available is None else int(available),
+        budget=budget, best=_best(by_name) if ready and details else {},
     )
 
 
-def _by_gpu(samples: list[Sample], name: str) -> dict[tuple[str, str], float]:
-    return {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.value for s in samples if s.name == name}
+_BEST_GAUGES = {
+    "fitagent_best_model_decode_tokens_per_second": "decode_tokens_per_s",
+    "fitagent_best_model_quality": "quality",
+    "fitagent_best_model_gpu_layers": "gpu_layers",
+    "fitagent_best_model_fit_headroom_bytes": "headroom_bytes",
+}
+
+
+def best_from_samples(samples: Iterable[Sample]) -> dict[tuple[str, int], BestModel]:
+    """The agent's top recommendation per (use case, context) it exports; a value that is not a
+    finite number is left out (the fleet then computes that host's answer itself)."""
+    return _best(_index(samples))
+
+
+def _best(by_name: dict[str, list[Sample]]) -> dict[tuple[str, int], BestModel]:
+    info: dict[tuple[str, int], Mapping[str, str]] = {}
+    values: dict[tuple[str, int], dict[str, float]] = {}
+    chosen = [s for name in ("fitagent_best_model_info", *_BEST_GAUGES) for s in by_name.get(name, ())]
+    for s in chosen:
+        try:
+            key = (s.labels.get("use_case", ""), int(s.labels.get("context", "")))
+        except ValueError:
+            continue
+        if s.name == "fitagent_best_model_info":
+            info[key] = s.labels
+        elif s.name in _BEST_GAUGES and math.isfinite(s.value) and abs(s.value) < 1e18:
+            values.setdefault(key, {})[_BEST_GAUGES[s.name]] = s.value
+    out = {}
+    for key, labels in info.items():
+        got = values.get(key, {})
+        model = labels.get("model") or None
+        if model is not None and not {"quality", "gpu_layers", "headroom_bytes"} <= set(got):
+            continue  # a partial scrape: not trusted
+        out[key] = BestModel(
+            use_case=key[0], context=key[1], model=model, quant=labels.get("quant") or None,
+            placement=labels.get("placement") or "none", decode_tokens_per_s=got.get("decode_tokens_per_s"),
+            quality=got.get("quality"), gpu_layers=None if "gpu_layers" not in got else int(got["gpu_layers"]),
+            headroom_bytes=None if "headroom_bytes" not in got else int(got["headroom_bytes"]),
+        )
+    return out
+
+
+def _by_gpu(by_name: dict[str, list[Sample]], name: str) -> dict[tuple[str, str], float]:
+    return {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.value for s in by_name.get(name, ())}
+
+
+def _gpu_info(by_name: dict[str, list[Sample]]) -> dict[tuple[str, str], Mapping[str, str]]:
+    return {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.labels for s in by_name.get("fitagent_gpu_info", ())}
 
 
 def _gpu_order(key: tuple[str, str]):
@@ -129,11 +201,15 @@ def _gpu_order(key: tuple[str, str]):
     return (int(gpu) if gpu.isdigit() else 1 << 30, gpu, uuid)
 
 
-def gpus_from_samples(samples: list[Sample]) -> tuple[GpuFacts, ...]:
-    info = {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.labels for s in samples if s.name == "fitagent_gpu_info"}
-    total = _by_gpu(samples, "fitagent_gpu_memory_total_bytes")
-    free = _by_gpu(samples, "fitagent_gpu_memory_free_bytes")
-    usable = _by_gpu(samples, "fitagent_gpu_usable")
+def gpus_from_samples(samples: Iterable[Sample]) -> tuple[GpuFacts, ...]:
+    return _gpus(_index(samples))
+
+
+def _gpus(by_name: dict[str, list[Sample]]) -> tuple[GpuFacts, ...]:
+    info = _gpu_info(by_name)
+    total = _by_gpu(by_name, "fitagent_gpu_memory_total_bytes")
+    free = _by_gpu(by_name, "fitagent_gpu_memory_free_bytes")
+    usable = _by_gpu(by_name, "fitagent_gpu_usable")
     return tuple(
         GpuFacts(gpu=key[0], uuid=key[1], name=info[key].get("name", ""), usable=usable.get(key) == 1,
                  memory_total_bytes=int(total.get(key, 0)), memory_free_bytes=int(free.get(key, 0)))
@@ -141,24 +217,28 @@ def gpus_from_samples(samples: list[Sample]) -> tuple[GpuFacts, ...]:
     )
 
 
-def budget_from_samples(samples: list[Sample]) -> Budget | None:
+def budget_from_samples(samples: Iterable[Sample]) -> Budget | None:
     """The estimator's budget as the agent computed it (``estimator.budget.budget_from_snapshot``):
     usable GPUs in index order, free memory floored at 0, RAM capped by the cgroup limit,
     the assumed RAM bandwidth when the agent exports none."""
-    available = _one(samples, "fitagent_host_memory_available_bytes")
-    cores = _one(samples, "fitagent_host_cpu_cores")
+    return _budget(_index(samples))
+
+
+def _budget(by_name: dict[str, list[Sample]]) -> Budget | None:
+    available = _one(by_name, "fitagent_host_memory_available_bytes")
+    cores = _one(by_name, "fitagent_host_cpu_cores")
     if available is None or cores is None:
         return None
-    limit = _one(samples, "fitagent_host_memory_limit_bytes")
+    limit = _one(by_name, "fitagent_host_memory_limit_bytes")
     if limit:
         available = min(available, limit)
-    bandwidth = _one(samples, "fitagent_host_memory_bandwidth_bytes_per_second")
-    info = {(s.labels.get("gpu", ""), s.labels.get("uuid", "")): s.labels for s in samples if s.name == "fitagent_gpu_info"}
-    usable = _by_gpu(samples, "fitagent_gpu_usable")
-    total = _by_gpu(samples, "fitagent_gpu_memory_total_bytes")
-    free = _by_gpu(samples, "fitagent_gpu_memory_free_bytes")
-    gpu_bandwidth = _by_gpu(samples, "fitagent_gpu_memory_bandwidth_bytes_per_second")
-    flops = _by_gpu(samples, "fitagent_gpu_fp16_flops")
+    bandwidth = _one(by_name, "fitagent_host_memory_bandwidth_bytes_per_second")
+    info = _gpu_info(by_name)
+    usable = _by_gpu(by_name, "fitagent_gpu_usable")
+    total = _by_gpu(by_name, "fitagent_gpu_memory_total_bytes")
+    free = _by_gpu(by_name, "fitagent_gpu_memory_free_bytes")
+    gpu_bandwidth = _by_gpu(by_name, "fitagent_gpu_memory_bandwidth_bytes_per_second")
+    flops = _by_gpu(by_name, "fitagent_gpu_fp16_flops")
     devices = []
     for key in sorted(info, key=_gpu_order):
         if usable.get(key) != 1 or key not in free or key not in total:

@@ -22,9 +22,10 @@ class FetchFailed(Exception):
         self.status, self.body = status, body
 
 
-def fetch(url: str, timeout_s: float, limit: int, headers: dict | None = None) -> bytes:
+def fetch(url: str, timeout_s: float, limit: int, headers: dict | None = None, data: bytes | None = None) -> bytes:
+    """GET `url` (POST `data` when given), within `timeout_s`, at most `limit` bytes."""
     deadline = time.monotonic() + timeout_s
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return _read(response, deadline, limit, timeout_s)

@@ -63,4 +63,6 @@ def render_best(answer: dict) -> str:
            table(["host", "target", "model", "quant", "placement", "GPU layers", "decode", "note"], rows)]
     if answer["down"]:
         out += [""] + _down_lines(answer)
+    if answer.get("notes"):
+        out += [""] + answer["notes"]
     return "\n".join(out)

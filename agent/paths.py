@@ -15,21 +15,24 @@ def cache_dir(environ=None) -> str:
     return os.path.join(base, "fitagent")
 
 
-def write_private(path: str, text: str) -> None:
-    """Replace `path` with `text` atomically: a fresh temporary file only this user can read
-    (created exclusively, never through a planted link), then renamed over the old one."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+def write_atomic(path: str | os.PathLike, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` whole: a fresh temporary file in the same folder (created
+    exclusively, so never through a planted link; its name starts with a dot, which watchers of
+    the folder such as NFD skip), fsynced, given `mode`, then renamed over the old one."""
+    import tempfile
+
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
     try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, flags, 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    except OSError as exc:  # the same message every time, not the random temporary name
+        raise OSError(exc.errno, f"{exc.strerror} (directory {folder or '.'})") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -37,3 +40,9 @@ def write_private(path: str, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def write_private(path: str, text: str) -> None:
+    """write_atomic into the user's own folder (made 0700 if missing), readable by this user only."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    write_atomic(path, text, 0o600)

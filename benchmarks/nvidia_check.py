@@ -168,7 +168,7 @@ def bandwidth() -> dict:
         read_s = _time_cuda(torch, lambda: src.sum(dtype=torch.float32), 20)
         result[f"copy_{size_gib}gib_bytes_per_s"] = 2 * n * 2 / copy_s  # read + write
         result[f"read_{size_gib}gib_bytes_per_s"] = n * 2 / read_s
-        del src, dst
+        src = dst = None  # free the buffers before the next size
         torch.cuda.empty_cache()
     # Decode reads a matrix once per token: a bf16 GEMV over 8 GiB of weights is the closest kernel.
     rows, cols = 65536, 65536
@@ -176,7 +176,7 @@ def bandwidth() -> dict:
     x = torch.ones(cols, 1, dtype=torch.bfloat16, device=dev)
     gemv_s = _time_cuda(torch, lambda: w @ x, 20)
     result["gemv_bf16_8gib_bytes_per_s"] = rows * cols * 2 / gemv_s
-    del w, x
+    w = x = None
     torch.cuda.empty_cache()
     for dtype_name in ("bfloat16", "float16"):
         dtype = getattr(torch, dtype_name)
@@ -184,7 +184,7 @@ def bandwidth() -> dict:
         b = torch.randn(8192, 8192, dtype=dtype, device=dev)
         mm_s = _time_cuda(torch, lambda: a @ b, 10)
         result[f"matmul_{dtype_name}_8192_flops"] = 2 * 8192 ** 3 / mm_s
-        del a, b
+        a = b = None
     torch.cuda.empty_cache()
     return {k: (round(v) if isinstance(v, float) else v) for k, v in result.items()}
 

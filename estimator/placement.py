@@ -16,7 +16,6 @@ import math
 from collections import namedtuple
 
 from .budget import Device
-from .memory import KvLinear, WeightsSplit
 
 
 # Need, DeviceShare and Placement are namedtuples, not frozen dataclasses: `recommend` builds one

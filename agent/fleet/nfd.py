@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -133,25 +131,10 @@ def render(state, config, catalog) -> str:
 
 
 def write_atomically(path: str | Path, text: str) -> None:
-    """Replace `path` whole: a dot file (which NFD skips) in the same directory, renamed over it."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # the same message every time (not the random temporary name)
-        raise OSError(exc.errno, f"{exc.strerror} (directory {path.parent})") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace `path` whole, world-readable for nfd-worker (a dot file NFD skips, renamed over it)."""
+    from ..paths import write_atomic
+
+    write_atomic(path, text, 0o644)
 
 
 def write_node_features(path: str | Path, state, config, catalog) -> str:

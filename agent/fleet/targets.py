@@ -12,7 +12,6 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from ...estimator.errors import UsageError
 from ..config import shown

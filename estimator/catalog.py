@@ -445,7 +445,7 @@ def check_architecture(arch: Architecture, fail) -> Architecture:
 
 
 _BENCHMARKS = ("mmlu", "humaneval", "gsm8k", "bfcl")
-_MODALITIES = ("text", "vision")
+_MODALITIES = ("text", "vision", "embedding")  # embedding: sized and placed, never recommended for chat
 
 
 def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:

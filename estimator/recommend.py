@@ -110,6 +110,8 @@ def _model_quants(model: Model, catalog: Catalog, swept: tuple[Quantization, ...
 
 
 def _eligible(model: Model, options: Options) -> bool:
+    if model.modality == "embedding":
+        return False  # an embedding model answers no prompt: it is sized and placed, not recommended
     if options.use_case == "vision" and model.modality != "vision":
         return False
     return options.context <= model.max_context

@@ -170,3 +170,14 @@ def test_no_pick_is_dominated_by_a_quantization_of_the_same_model(catalog, frees
                 better_or_equal = all(t >= m for t, m in zip(theirs, mine))
                 assert not (better_or_equal and theirs != mine), (e.model, e.quant, other.quant)
         assert pick_for_model([c for c in by_model[e.model] if c.quant == e.quant]).quant == e.quant
+
+
+def test_embedding_models_are_sized_but_never_recommended_for_chat(cli_module, catalog):
+    embedders = [m.id for m in catalog.models if m.modality == "embedding"]
+    assert embedders
+    for use_case in ("general", "code"):
+        data = cli_module("recommend", "--gpu", "H200", "--use-case", use_case, "--top", "500", "--json")
+        shown = {e["model"] for e in data["ranked"]} | {p["model"] for f in data["frontiers"].values() for p in f}
+        assert not shown & set(embedders)
+    e = cli_module("estimate", "--model", embedders[-1], "--gpu", "RTX 4090", "--json")
+    assert e["weights_bytes"] > 0 and e["loads"]

@@ -80,12 +80,15 @@ def _check(catalog, as_json: bool) -> int:
 
     rows = []
     for m in catalog.models:
+        if m.modality == "embedding":  # not recommended for any generative use case
+            rows.append({"id": m.id, "quality": "embedding", "by_use_case": {}})
+            continue
         cases = [u for u in USE_CASES if u != "vision" or m.modality == "vision"]
         sources = {u: scored(m, u, catalog.benchmark_priors)[1] for u in cases}
         worst = ("estimated" if any(s.startswith("estimated") for s in sources.values())
                  else "stand-in" if any(s.startswith("stand-in") for s in sources.values()) else "benchmarks")
         rows.append({"id": m.id, "quality": worst, "by_use_case": sources})
-    counts = {k: sum(1 for r in rows if r["quality"] == k) for k in ("benchmarks", "stand-in", "estimated")}
+    counts = {k: sum(1 for r in rows if r["quality"] == k) for k in ("benchmarks", "stand-in", "estimated", "embedding")}
     user = _user_catalog()
     if as_json:
         print_json({"models": len(rows), "counts": counts, "check": rows, "user_catalog": user})
@@ -97,8 +100,9 @@ def _check(catalog, as_json: bool) -> int:
         replaced = f", replacing the built-in {', '.join(user['replaces'])}" if user["replaces"] else ""
         print(f"your own entries: {len(user['models'])} in {user['path']} — valid{replaced}")
     print(f"quality from each model's own benchmarks: {counts['benchmarks']}; relying on a stand-in's score: "
-          f"{counts['stand-in']}; estimated from size: {counts['estimated']}")
-    flagged = [r for r in rows if r["quality"] != "benchmarks"]
+          f"{counts['stand-in']}; estimated from size: {counts['estimated']}; embedding models (sized, never "
+          f"recommended for chat): {counts['embedding']}")
+    flagged = [r for r in rows if r["quality"] not in ("benchmarks", "embedding")]
     if flagged:
         print()
         print(table(["model", "quality", "what it rests on"],

@@ -444,7 +444,8 @@ def check_architecture(arch: Architecture, fail) -> Architecture:
     return arch
 
 
-_BENCHMARKS = ("mmlu", "humaneval", "gsm8k", "bfcl")
+# mteb: an embedding model's own benchmark (MTEB, multilingual mean over tasks); no use case weighs it
+_BENCHMARKS = ("mmlu", "humaneval", "gsm8k", "bfcl", "mteb")
 _MODALITIES = ("text", "vision", "embedding")  # embedding: sized and placed, never recommended for chat
 
 

@@ -146,3 +146,15 @@ def test_catalog_loads_without_a_writable_cache(tmp_path, monkeypatch):
         assert len(loader.load_catalog().models) >= 60
     finally:
         loader.load_catalog.cache_clear()
+
+
+def test_at_least_150_models_each_with_a_sourced_benchmark(cli):
+    import json
+
+    out = cli("catalog", "models", "--json")
+    models = json.loads(out.stdout)["models"]
+    assert len(models) >= 150
+    for m in models:
+        assert m["benchmarks"], m["id"]
+        for name in m["benchmarks"]:
+            assert m["sources"][f"benchmark.{name}"].startswith("http"), (m["id"], name)

@@ -43,13 +43,9 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from importlib.metadata import PackageNotFoundError, version
+        from . import package_version
 
-        try:
-            ver = version("fitagent")
-        except PackageNotFoundError:
-            ver = "unknown"
-        parser.exit(0, f"fitagent {ver}\n")
+        parser.exit(0, f"fitagent {package_version()}\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -136,7 +136,3 @@ def resolve_hardware(hardware: str | None, gpu_names: list[str] | None, catalog:
         return snapshot_from_gpu_names(gpu_names, catalog, snapshot, host)
     return snapshot, []
 
-
-def resolve_snapshot(hardware: str | None, gpu_names: list[str] | None, catalog: Catalog | None = None) -> HardwareSnapshot:
-    """resolve_hardware without the notes."""
-    return resolve_hardware(hardware, gpu_names, catalog)[0]

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ..estimator.calibration import DEFAULT_CALIBRATION
 from ..estimator.errors import FitagentError
 from ..estimator.estimate import Estimate, Options, estimate
+from . import package_version
 from .state import AgentState
 
 GPU_LABELS = ("gpu", "uuid")
@@ -40,14 +41,6 @@ MODEL_LABELS = ("model", "quant", "context")
 GPU_INFO_LABELS = ("gpu", "uuid", "name", "vendor", "pci_id", "driver", "compute_capability", "memory_type", "kind",
                    "unified_memory", "mig_role", "mig_profile", "parent_uuid")
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fitagent")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str] = (), unit: str = "") -> GaugeMetricFamily:
@@ -60,7 +53,7 @@ class FitagentCollector(Collector):
 
     def __init__(self, agent):
         self.agent = agent
-        self.version = _version()
+        self.version = package_version()
 
     def collect(self) -> Iterator[Metric]:
         agent = self.agent

@@ -82,15 +82,8 @@ def model_from_gguf_file(path: str | Path, catalog: Catalog) -> Model:
     one shard of a split model (``…-00001-of-00003.gguf``) brings its siblings along."""
     path = Path(path)
     origin = f"--gguf {path}"
-    shards = _shards(path, origin)
-    fields: dict[str, object] = {}
-    tensors: list[tuple[str, int, int, tuple[int, ...]]] = []
-    for i, shard in enumerate(shards):
-        shard_fields, shard_tensors = _read_header(shard, origin)
-        if i == 0:
-            fields = shard_fields
-        tensors += shard_tensors
-    file_type = _file_type_name(fields.get("general.file_type"), catalog)
+    fields, tensors = read_gguf_shards(gguf_shards(path, origin), origin)
+    file_type = file_type_name(fields.get("general.file_type"), catalog)
     model = model_from_gguf(fields, tensors, origin=str(path), file_type=file_type)
     named = with_catalog_facts(model, catalog)
     basename = fields.get("general.basename")
@@ -102,7 +95,8 @@ def model_from_gguf_file(path: str | Path, catalog: Catalog) -> Model:
     return named
 
 
-def _shards(path: Path, origin: str) -> list[Path]:
+def gguf_shards(path: Path, origin: str) -> list[Path]:
+    """The file itself, or every shard of the split model it is one of, in order."""
     if path.is_dir():
         raise UsageError(f"{origin}: is a directory — give the .gguf file itself")
     if not path.exists():
@@ -118,6 +112,19 @@ def _shards(path: Path, origin: str) -> list[Path]:
     return shards
 
 
+def read_gguf_shards(shards, origin: str | None = None) -> tuple[dict[str, object], list]:
+    """The first shard's metadata and every shard's tensors; errors name the file as ``origin``
+    (default: each shard by its own path)."""
+    fields: dict[str, object] = {}
+    tensors: list[tuple[str, int, int, tuple[int, ...]]] = []
+    for i, shard in enumerate(shards):
+        shard_fields, shard_tensors = _read_header(Path(shard), origin or str(shard))
+        if i == 0:
+            fields = shard_fields
+        tensors += shard_tensors
+    return fields, tensors
+
+
 def _read_header(path: Path, origin: str) -> tuple[dict[str, object], list[tuple[str, int, int, tuple[int, ...]]]]:
     """The header's metadata (scalars; small and per-layer numeric arrays as lists; vocabularies and
     other big arrays as their element count) and its tensor table: (name, bytes, elements, shape
@@ -128,7 +135,7 @@ def _read_header(path: Path, origin: str) -> tuple[dict[str, object], list[tuple
     return header.fields, header.tensors
 
 
-def _file_type_name(value: object, catalog: Catalog) -> str | None:
+def file_type_name(value: object, catalog: Catalog) -> str | None:
     """general.file_type (llama.cpp's LLAMA_FTYPE number) as a catalog quantization name."""
     from gguf import LlamaFileType
 

@@ -16,10 +16,6 @@ class ParamError(UsageError):
     """A bad query parameter: HTTP 400, with the parameter's name and the allowed values."""
 
 
-def _context(text: str) -> int:
-    return tokens(text)
-
-
 def _whole(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -70,7 +66,7 @@ def _text(text: str) -> str:
 # name -> (parser, what is allowed, in words)
 PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "use_case": (_choice(USE_CASES), ", ".join(USE_CASES)),
-    "context": (_context, f"a positive number of tokens up to {MAX_CONTEXT:,}, e.g. 8192 or 32k"),
+    "context": (tokens, f"a positive number of tokens up to {MAX_CONTEXT:,}, e.g. 8192 or 32k"),
     "top": (_whole(1, 1000), "a whole number from 1 to 1000"),
     "model": (_text, "a catalog model id or alias (see /v1/models)"),
     "quant": (_text, "a quantization name such as Q4_K_M (see `fitagent catalog quants`)"),

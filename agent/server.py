@@ -24,6 +24,7 @@ from ..estimator.errors import FitagentError, UsageError
 from ..estimator.estimate import Options, estimate
 from ..estimator.hardware import HardwareSnapshot, snapshot_to_dict
 from ..estimator.recommend import Recommendations, explain, recommend
+from . import package_version
 from .config import Config, config_from_mapping
 from .openapi import openapi_document
 from .params import ParamError, parse_query
@@ -51,14 +52,6 @@ def _json_bytes(data: Any) -> bytes:
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(_json_bytes(data), status=status, mimetype="application/json", headers=headers)
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fitagent")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # ---------------------------------------------------------------- reading the state
@@ -222,7 +215,7 @@ class CachedAnswers:
 
 
 def _register_views(app: Flask, agent: Agent) -> None:
-    version = _version()
+    version = package_version()
 
     def body_response(body: bytes, state: AgentState | None = None) -> Response:
         if state is not None and body:

@@ -162,7 +162,7 @@ class Catalog:
     quantizations: tuple[Quantization, ...]
     ggml_types: Mapping[str, GgmlType]
     gpus: tuple[GpuSpec, ...]
-    quant_loss: QuantLossModel = QuantLossModel(8_030_261_248, 0.322, 0.470)
+    quant_loss: QuantLossModel
     # benchmark -> (intercept, slope) of score on log10(effective parameters), over the catalog's
     # own scores, one residual standard deviation low: what a missing benchmark is estimated from
     benchmark_priors: Mapping[str, tuple[float, float]] = field(default_factory=dict)
@@ -258,6 +258,24 @@ _DYNAMIC_NEAREST = {"q2kxl": "Q2_K", "q3kxl": "Q3_K_M", "q4kxl": "Q4_K_M", "q5kx
                     "q8kxl": "Q8_0"}
 
 
+_NAME_TABLES: dict[int, tuple[tuple, dict]] = {}
+
+
+def _name_table(quants) -> dict:
+    """Every name and alias of ``quants`` by its forgiving key, built once per quantization
+    table (the tuple is kept with it, so its id cannot be reused by another)."""
+    hit = _NAME_TABLES.get(id(quants))
+    if hit is not None and hit[0] is quants:
+        return hit[1]
+    by_key: dict[str, Quantization] = {}
+    for q in quants:
+        for label in (q.name, *q.aliases):
+            by_key.setdefault(quant_key(label), q)
+    if isinstance(quants, tuple):
+        _NAME_TABLES[id(quants)] = (quants, by_key)
+    return by_key
+
+
 def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
     """A quantization by the names people give it, and a note when it was read as another:
     case and separators forgiven (q4km, Q4-K-M); '-imat' / 'i1-' (how the file was made) and
@@ -265,10 +283,7 @@ def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
     bare 'q4' refused with its choices."""
     raw = name.strip()
     key = quant_key(raw)
-    by_key = {}
-    for q in quants:
-        for label in (q.name, *q.aliases):
-            by_key.setdefault(quant_key(label), q)
+    by_key = _name_table(quants)
     if key in by_key:
         return by_key[key], None
     stripped, dropped = key, []

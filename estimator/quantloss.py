@@ -11,10 +11,12 @@ test checks that the shipped constants are what the fit gives. `--method seed` k
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
+
+# The fits below import statistics themselves: it pulls in decimal, fractions and random, which
+# every command that loads the catalog would otherwise pay for at start-up.
 
 
 class QuantLossModel(NamedTuple):
@@ -74,6 +76,7 @@ def size_exponent_pairs(benchmarks: Iterable[Mapping]) -> list[tuple[float, str,
 
 def fit_size_exponent(benchmarks: Iterable[Mapping]) -> float:
     """The median exponent over every pair (robust to the noisy small-model and INT8 rows)."""
+    import statistics
     return statistics.median(p[0] for p in size_exponent_pairs(benchmarks))
 
 
@@ -93,6 +96,7 @@ def perplexity_size_exponent(rows: Iterable[Mapping]) -> tuple[float, int]:
     """The same exponent read off perplexity instead of task scores (a cross-check): within each
     published table, for each type measured at two sizes or more, the slope of log(ln PPL ratio)
     against log(params); the median and the number of fits."""
+    import statistics
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         loss = _ln_ppl_ratio(r)
@@ -129,6 +133,7 @@ def fit_kld_to_loss(kld_ref: Mapping[str, float], benchmarks: Iterable[Mapping],
 
 def reference_klds(rows: Iterable[Mapping], model_name: str) -> dict[str, float]:
     """The median mean-KLD per type measured on the reference model (all its tables, imatrix or not)."""
+    import statistics
     by_quant: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         if r.get("model") == model_name and r.get("kld_mean") is not None and r["quant"] not in ("F16", "BF16", "F32"):

@@ -195,17 +195,13 @@ def _attn_output_type(f: str, base: str, arch: Architecture) -> str:
 
 
 def layer_rule(group: TensorGroup, arch: Architecture, quant: Quantization) -> Rule:
-    """The per-layer rule for one per-layer tensor group under a GGUF file type."""
+    """The per-layer rule for one per-layer tensor group under a GGUF file type (experts kept in a
+    native type never get here: group_types answers them first)."""
     f, base = quant.rules, quant.base_type
     role = group.role
     n_gqa = arch.attention_heads // max(1, arch.kv_heads)
     if role == "ffn_gate_inp":
         return (("all", "F32"),)  # routers are never quantized
-    native = native_expert_type(arch) if group.expert else None
-    if native:
-        # Already quantized when converted (gpt-oss's MXFP4 blocks are repacked as they are), and
-        # kept so by every published file type: the uploaders requantize the other tensors only.
-        return (("all", native),)
     if f == "MXFP4":
         return (("all", "MXFP4" if group.expert else "Q8_0"),)
     if role in _ATTN_V_LIKE:
@@ -234,7 +230,7 @@ _RULES: dict[tuple, Rule] = {}
 def _rule(role: str, expert: bool, quant: Quantization, arch: Architecture) -> Rule:
     """layer_rule, memoised on what it reads (quantizations stay alive in _QUANTS, so ids are theirs)."""
     key = (role, expert, id(quant), arch.layers == 80, arch.experts if arch.experts in (0, 8) else min(arch.experts, 4),
-           arch.attention_heads // max(1, arch.kv_heads) >= 4, native_expert_type(arch), _ffn_down_layout(role, arch))
+           arch.attention_heads // max(1, arch.kv_heads) >= 4, _ffn_down_layout(role, arch))
     hit = _RULES.get(key)
     if hit is None:
         _QUANTS[id(quant)] = quant

@@ -16,8 +16,16 @@ from .budget import Budget
 from .catalog import Catalog, Model, Quantization
 from .estimate import Candidate, Estimate, Options, complete, model_terms, sweep_candidate
 from .pareto import frontier
+from .tensors import NATIVE_EXPERT_TYPES
 
 MIN_USABLE_TOKENS_PER_S = 5.0  # below this a chat feels broken; such candidates are not ranked
+
+
+def usable_now(e) -> bool:
+    """Fits the budget whole, loads as placed, and decodes at a usable speed (an Estimate, or a
+    swept Candidate, which has the same fields)."""
+    return bool(e.fits and e.loads and e.placement in ("gpu", "cpu") and e.decode_tokens_per_s is not None
+                and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S)
 SIXTEEN_BIT_TIE = 0.5  # a 16-bit file gives way to the model's Q8_0 when Q8_0 is within this much quality
 QUALITY_TIE = 0.1  # quality points no benchmark tells apart: within this, the faster quantization wins
 _SIXTEEN_BIT = ("F16", "BF16", "F32")
@@ -95,7 +103,6 @@ class Recommendations:
 # format of its own (gpt-oss: MXFP4 experts, which its llama.cpp files keep whatever their type
 # says) is offered in that format alone: the file people run, and the only one priced right.
 _NOT_SWEPT = ("FP8", "MXFP4", "F32", "BF16")
-_NATIVE = {"GptOssForCausalLM": ("MXFP4",)}
 
 
 def candidate_quants(catalog: Catalog) -> tuple[Quantization, ...]:
@@ -105,8 +112,8 @@ def candidate_quants(catalog: Catalog) -> tuple[Quantization, ...]:
 
 
 def _model_quants(model: Model, catalog: Catalog, swept: tuple[Quantization, ...]) -> tuple[Quantization, ...]:
-    native = _NATIVE.get(model.architecture.hf_architecture or "", ())
-    return tuple(catalog.quant(name) for name in native) if native else swept
+    native = NATIVE_EXPERT_TYPES.get(model.architecture.hf_architecture or "")
+    return (catalog.quant(native),) if native else swept
 
 
 def _eligible(model: Model, options: Options) -> bool:
@@ -130,7 +137,7 @@ def recommend(
     """`top` keeps the best `top` of the ranking only: a caller that shows no more (the CLI's
     --top) spares estimating the rest in full."""
     options = options.check()
-    runnable, chosen = _sweep(catalog, budget, options, models or catalog.models)
+    runnable, chosen = _sweep(catalog, budget, options, catalog.models if models is None else models)
     offered, left_out = _apply_floor(runnable, floor, min_tokens_per_s)
     notes = tuple(notes)
     if runnable and not any(c.decode_tokens_per_s and c.decode_tokens_per_s >= min_tokens_per_s for c in offered):

@@ -29,6 +29,7 @@ from fitagent.agent.fleet.prefilter import (
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.estimator.budget import budget_from_snapshot
 from fitagent.estimator.estimate import Options, estimate
+from fitagent.estimator.recommend import usable_now
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,7 +75,7 @@ def test_the_prefilter_never_drops_a_host_the_full_estimate_places(catalog, budg
     for name, shares, ram, bandwidth, cores in fleet:
         budget = host_budget(budgets[name], shares, ram, bandwidth, cores)
         e = estimate(model, quant, budget, catalog, Options(context=context))  # the full estimate, as `recommend` makes it
-        if answers._usable(e):
+        if usable_now(e):
             assert bound.admits(budget), (model.id, quant.name, context, name, budget)
         # the bound is below any placement's total, used or not
         if e.placement != "none":

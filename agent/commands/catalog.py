@@ -137,10 +137,10 @@ def _read_model(args):
         from ..localmodels.cache import model_from_json
         from ..localmodels.records import gguf_record
         from ..catalog import load_catalog
-        from ..modelfiles import _shards
+        from ..modelfiles import gguf_shards
 
         path = Path(args.gguf).expanduser()
-        shards = _shards(path, f"--gguf {path}")
+        shards = gguf_shards(path, f"--gguf {path}")
         record = gguf_record([str(s) for s in shards], load_catalog())
         if record["projector"]:
             raise UsageError(f"--gguf {path}: a vision projector (mmproj), not a model")

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ...estimator.quality import USE_CASES
+from .. import package_version
 from .common import add_json, context_tokens
 
 QUESTIONS = {
@@ -58,14 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="machine-readable JSON on stdout (bytes, tokens/s)")
 
-
-def _local_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fitagent")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _targets(args):
@@ -160,7 +153,7 @@ def run(args) -> int:
         text = render.render_place
     else:
         answer, text = answers.best_answer(read.hosts, catalog, args.use_case, args.context), render.render_best
-    warnings = answers.version_warnings(read.versions, _local_version())
+    warnings = answers.version_warnings(read.versions, package_version())
     answer["warnings"] = warnings
     for line in warnings:
         sys.stderr.write(f"fitagent fleet: warning: {line}\n")

@@ -50,11 +50,11 @@ def run(args) -> int:
     models = tuple(m for m in catalog.models if m.id in installed.index) if args.installed else None
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
+    notes = hardware_notes
     if models == ():
-        result = _nothing_installed(budget, options, floor, hardware_notes)
-    else:
-        result = recommend(catalog, budget, options, models=models, top=None if args.explain else args.top,
-                           notes=hardware_notes, floor=floor)
+        notes = (*notes, "none of the catalog's models is installed here (`fitagent models --local` lists what is)")
+    result = recommend(catalog, budget, options, models=models, top=None if args.explain else args.top,
+                       notes=notes, floor=floor)
     explained = explain(result, catalog, budget, options, args.explain) if args.explain else None
     if args.json:
         body = {"hardware": snapshot_to_dict(snapshot), **result.to_dict(top=args.top)}
@@ -73,16 +73,6 @@ def run(args) -> int:
         if not explained and installed.index:
             print(_installed_line(result.ranked[:args.top], installed, args.installed))
     return 0
-
-
-def _nothing_installed(budget, options, floor, notes):
-    """The answer of `--installed` when no catalog model is installed: empty, with a note."""
-    from ...estimator.recommend import Recommendations
-
-    note = "none of the catalog's models is installed here (`fitagent models --local` lists what is)"
-    return Recommendations(budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case,
-                           method=options.method, candidates=(), ranked=(), notes=(*notes, note), floor=floor,
-                           frontiers={"quality": [], "speed": [], "efficiency": [], "quality_speed": []})
 
 
 def _installed_line(ranked, installed, only_installed: bool) -> str:

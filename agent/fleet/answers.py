@@ -19,7 +19,7 @@ from typing import Iterable
 
 from ...estimator.catalog import Catalog
 from ...estimator.estimate import Options, model_terms, sweep_candidate
-from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S, recommend
+from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S, recommend, usable_now
 from .facts import BestModel, HostFacts
 from .prefilter import bound_for
 
@@ -57,17 +57,10 @@ def hosts_answer(hosts: list[HostFacts]) -> dict:
 
 # ---------------------------------------------------------------- fleet place
 
-def _usable(e) -> bool:
-    """Fits the host's budget whole, loads there as placed, and decodes at a usable speed (an
-    Estimate, or the estimator's swept Candidate, which has the same fields)."""
-    return (e.fits and e.loads and e.placement in ("gpu", "cpu") and e.decode_tokens_per_s is not None
-            and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S)
-
-
 def _placement_row(h: HostFacts, c, total_layers: int) -> dict:
     """A host's row from the estimator's Candidate: `estimate` less what `place` does not show
     (prefill, limits), which is most of its cost."""
-    fits = _usable(c)
+    fits = usable_now(c)
     placed = c.placed
     note = None
     if c.fits and not fits:
@@ -217,7 +210,7 @@ def best_answer(hosts: list[HostFacts], catalog: Catalog, use_case: str, context
             continue
         e = ranked[0]
         rows.append({
-            **_where(h), "model": e.model, "quant": e.quant, "fits": _usable(e), "placement": e.placement,
+            **_where(h), "model": e.model, "quant": e.quant, "fits": usable_now(e), "placement": e.placement,
             "gpu_layers": e.gpu_layers, "total_layers": e.total_layers,
             "decode_tokens_per_s": _round(e.decode_tokens_per_s), "headroom_bytes": e.headroom_bytes,
             "quality": round(e.quality, 2), "note": None, "source": "fleet",

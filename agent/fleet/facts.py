@@ -154,13 +154,9 @@ _BEST_GAUGES = {
 }
 
 
-def best_from_samples(samples: Iterable[Sample]) -> dict[tuple[str, int], BestModel]:
+def _best(by_name: dict[str, list[Sample]]) -> dict[tuple[str, int], BestModel]:
     """The agent's top recommendation per (use case, context) it exports; a value that is not a
     finite number is left out (the fleet then computes that host's answer itself)."""
-    return _best(_index(samples))
-
-
-def _best(by_name: dict[str, list[Sample]]) -> dict[tuple[str, int], BestModel]:
     info: dict[tuple[str, int], Mapping[str, str]] = {}
     values: dict[tuple[str, int], dict[str, float]] = {}
     chosen = [s for name in ("fitagent_best_model_info", *_BEST_GAUGES) for s in by_name.get(name, ())]
@@ -199,10 +195,6 @@ def _gpu_info(by_name: dict[str, list[Sample]]) -> dict[tuple[str, str], Mapping
 def _gpu_order(key: tuple[str, str]):
     gpu, uuid = key
     return (int(gpu) if gpu.isdigit() else 1 << 30, gpu, uuid)
-
-
-def gpus_from_samples(samples: Iterable[Sample]) -> tuple[GpuFacts, ...]:
-    return _gpus(_index(samples))
 
 
 def _gpus(by_name: dict[str, list[Sample]]) -> tuple[GpuFacts, ...]:

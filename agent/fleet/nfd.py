@@ -28,7 +28,7 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S
+from ...estimator.recommend import usable_now
 
 PREFIX = "feature.node.kubernetes.io/fitagent-"
 MAX_FILE_BYTES = 64 * 1024  # NFD ignores a larger feature file
@@ -71,11 +71,6 @@ def model_slug(model: str, quant: str) -> str:
     return f"{model.rsplit('/', 1)[-1]}.{quant}"
 
 
-def _fits_now(e) -> bool:
-    return bool(e.fits and e.loads and e.placement in ("gpu", "cpu") and e.decode_tokens_per_s is not None
-                and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S)
-
-
 def features(state, config, catalog) -> list[tuple[str, str]]:
     """(label name, value) pairs for one successful scan."""
     from ..metrics import reference_estimate
@@ -114,7 +109,7 @@ def features(state, config, catalog) -> list[tuple[str, str]]:
         if slug in seen:
             continue
         seen.add(slug)
-        out.append((label_name(f"fits.{slug}"), "true" if _fits_now(e) else "false"))
+        out.append((label_name(f"fits.{slug}"), "true" if usable_now(e) else "false"))
         out.append((label_name(f"max-context.{slug}"), str(e.max_context or 0)))
     return out
 
@@ -130,14 +125,10 @@ def render(state, config, catalog) -> str:
     return text.encode()[:MAX_FILE_BYTES].decode("utf-8", "ignore")
 
 
-def write_atomically(path: str | Path, text: str) -> None:
+def write_node_features(path: str | Path, state, config, catalog) -> str:
     """Replace `path` whole, world-readable for nfd-worker (a dot file NFD skips, renamed over it)."""
     from ..paths import write_atomic
 
-    write_atomic(path, text, 0o644)
-
-
-def write_node_features(path: str | Path, state, config, catalog) -> str:
     text = render(state, config, catalog)
-    write_atomically(path, text)
+    write_atomic(path, text, 0o644)
     return text

@@ -13,6 +13,8 @@ import os
 import zlib
 
 from ...estimator.catalog import Architecture, FileWeights, Model
+from ...estimator.errors import UsageError
+from ..files import read_text
 
 CACHE_NAME = "localmodels.json"
 MAX_CACHE_BYTES = 256 * 2**20
@@ -58,12 +60,8 @@ class ScanCache:
 
     def _load(self) -> None:
         try:
-            with open(self.path, "rb") as fh:
-                raw = fh.read(MAX_CACHE_BYTES + 1)
-            if len(raw) > MAX_CACHE_BYTES:
-                return
-            data = json.loads(raw)
-        except (OSError, ValueError, RecursionError):
+            data = json.loads(read_text(self.path, "model scan cache", limit=MAX_CACHE_BYTES))
+        except (OSError, UsageError, ValueError, RecursionError):
             return
         if isinstance(data, dict) and data.get("version") == self.version and isinstance(data.get("units"), dict):
             self.units = data["units"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 
 from ...estimator.catalog import Catalog, FileWeights
 from ...estimator.errors import UsageError
@@ -31,15 +30,9 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
     """The header facts of a GGUF model (its shards in order) and the Model they describe.
     UsageError when a header cannot be read (truncated, unreadable, not GGUF)."""
     from ...estimator.ggufmodel import model_from_gguf
-    from ..modelfiles import _read_header
+    from ..modelfiles import file_type_name, read_gguf_shards
 
-    fields: dict[str, object] = {}
-    tensors: list = []
-    for i, path in enumerate(paths):
-        shard_fields, shard_tensors = _read_header(Path(path), path)
-        if i == 0:
-            fields = shard_fields
-        tensors += shard_tensors
+    fields, tensors = read_gguf_shards(paths)
     arch = fields.get("general.architecture")
     names = [v for v in (fields.get("general.name"), fields.get("general.basename")) if isinstance(v, str) and v]
     basename, size_label = fields.get("general.basename"), fields.get("general.size_label")
@@ -49,7 +42,7 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
               "quant": None, "score_quant": None, "projector": arch == "clip", "model": None, "error": None}
     if record["projector"]:
         return record
-    quant = _file_type(fields.get("general.file_type"), catalog)
+    quant = file_type_name(fields.get("general.file_type"), catalog)
     try:
         model = model_from_gguf(fields, tensors, origin=paths[0], file_type=quant)
     except UsageError as exc:
@@ -59,22 +52,6 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
     record.update(quant=quant, model=model_to_json(model),
                   score_quant=quant or nearest_quant(8 * total / max(model.params_total, 1), catalog))
     return record
-
-
-_FILE_TYPES: dict[tuple[int, object], str | None] = {}
-
-
-def _file_type(value: object, catalog: Catalog) -> str | None:
-    """general.file_type as a catalog quantization name (modelfiles._file_type_name), remembered: the
-    lookup rebuilds the catalog's name table each time, and a scan asks it for every file."""
-    from ..modelfiles import _file_type_name
-
-    if not isinstance(value, int):
-        return None  # absent, or not a number (a malformed header): no type to name
-    key = (id(catalog), value)
-    if key not in _FILE_TYPES:
-        _FILE_TYPES[key] = _file_type_name(value, catalog)
-    return _FILE_TYPES[key]
 
 
 def safetensors_record(config_path: str, weight_paths: list[str], name: str, catalog: Catalog) -> dict:

@@ -25,9 +25,6 @@ class Installed:
     models: tuple[tuple[LocalModel, Model, str | None], ...]  # (as found, as estimated, catalog id or None)
     index: Mapping[str, Mapping[str, tuple[str, ...]]]  # catalog id → quantization → paths holding it
 
-    def catalog_ids(self) -> tuple[str, ...]:
-        return tuple(self.index)
-
     def fields(self, model_id: str, quant: str) -> dict:
         """What a recommendation of (model_id, quant) says about the disk: installed, installed_at, and
         installed_quants when other quantizations of that model are there."""
@@ -104,7 +101,6 @@ def local_rows(installed: Installed, catalog: Catalog, budget: Budget, devices: 
                options: Options) -> list[dict]:
     """One row per installed model: what it is, and how it fits and runs here now."""
     rows = []
-    quants: dict[str, object] = {}  # catalog.quant() rebuilds its name table on every call
     options = dataclasses.replace(options, detail=False)  # no prefill or limits: a row shows neither
     for local, model, catalog_id in installed.models:
         row = {
@@ -116,21 +112,18 @@ def local_rows(installed: Installed, catalog: Catalog, budget: Budget, devices: 
         }
         if local.dtypes is not None:
             row["dtypes"] = dict(local.dtypes)
-        row.update(_fit(local, model, catalog, budget, devices, options, quants))
+        row.update(_fit(local, model, catalog, budget, devices, options))
         rows.append(row)
     return rows
 
 
 def _fit(local: LocalModel, model: Model, catalog: Catalog, budget: Budget, devices: tuple[Device, ...],
-         options: Options, quants: dict) -> dict:
+         options: Options) -> dict:
     notes = []
-    quant = quants.get(local.score_quant)
-    if quant is None:
-        try:
-            quant = catalog.quant(local.score_quant)
-        except FitagentError:
-            quant = catalog.quant("Q4_K_M")
-        quants[local.score_quant] = quant
+    try:
+        quant = catalog.quant(local.score_quant)
+    except FitagentError:
+        quant = catalog.quant("Q4_K_M")
     if catalog_quant(local) != quant.name:
         notes.append(f"{local.quant or 'an unnamed type'} is scored as {quant.name}, the nearest catalog "
                      "quantization; memory is the files' exact size")

@@ -31,7 +31,6 @@ class Summary:
     """One file's tensors, summed (or several files', added up)."""
 
     data_bytes: int = 0
-    tensors: int = 0
     dtype_bytes: dict[str, int] = field(default_factory=dict)
     layers_bytes: int = 0
     expert_bytes: int = 0
@@ -41,7 +40,6 @@ class Summary:
 
     def add(self, other: "Summary") -> None:
         self.data_bytes += other.data_bytes
-        self.tensors += other.tensors
         for dtype, n in other.dtype_bytes.items():
             self.dtype_bytes[dtype] = self.dtype_bytes.get(dtype, 0) + n
         self.layers_bytes += other.layers_bytes
@@ -49,13 +47,6 @@ class Summary:
         self.embedding_bytes += other.embedding_bytes
         self.head_bytes += other.head_bytes
         self.lm_head = self.lm_head or other.lm_head
-
-    def to_json(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Summary":
-        return cls(**data)
 
 
 def _group(summary: Summary, name: str, n_bytes: int) -> None:
@@ -141,7 +132,6 @@ def _summarise(header: dict, data_size: int, bad) -> Summary:
                 bad(f"tensor {name[:80]!r}: {shape} of {dtype} is {elements * width:,} bytes, its range {n_bytes:,}")
         if end > furthest:
             furthest, furthest_name = end, name
-        summary.tensors += 1
         summary.data_bytes += n_bytes
         summary.dtype_bytes[dtype] = summary.dtype_bytes.get(dtype, 0) + n_bytes
         _group(summary, name, n_bytes)

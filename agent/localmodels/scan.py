@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 
 from ...estimator.catalog import Catalog, Model
 from ...estimator.errors import UsageError
+from ..files import read_text
 from .cache import ScanCache, model_from_json
 from .records import gguf_record, is_projector_name, safetensors_record
 from .roots import GGUF_TREE, HF_HUB, OLLAMA, ONE_FILE, Root
@@ -272,9 +273,8 @@ class _Scanner:
         try:
             if not self.walker.inside(self.walker.resolve(ref)):
                 raise OSError("a link out of the store")  # read nothing outside the roots: take the newest
-            with open(ref, "rb") as fh:
-                revision = fh.read(256).decode("ascii", "replace").strip()
-        except OSError:
+            revision = read_text(ref, "refs/main", limit=256).strip()  # a FIFO must not hang the scan
+        except (OSError, UsageError):
             revision = ""
         if revision and "/" not in revision and revision not in (".", "..") and os.path.isdir(os.path.join(snapshots, revision)):
             return os.path.join(snapshots, revision)
@@ -367,8 +367,6 @@ class _Scanner:
                      projector=projector)
 
     def _manifest_blobs(self, root: Root, manifest: FileStat) -> list[str | None] | None:
-        from ..files import read_text
-
         try:
             data = json.loads(read_text(manifest.path, "Ollama manifest", limit=MAX_MANIFEST_BYTES))
         except FileNotFoundError:

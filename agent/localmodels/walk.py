@@ -109,10 +109,10 @@ class Walker:
         self.visited.add(key)
         return True
 
-    def tree(self, top: str, wanted: Callable[[str], bool], max_depth: int = MAX_DEPTH,
-             entered: bool = False) -> Iterator[tuple[str, list[FileStat]]]:
+    def tree(self, top: str, wanted: Callable[[str], bool],
+             max_depth: int = MAX_DEPTH) -> Iterator[tuple[str, list[FileStat]]]:
         """(folder, the wanted files in it) for `top` and every folder below it, parents first."""
-        if not entered and not self.enter(top):
+        if not self.enter(top):
             return
         stack = [(top, 0)]
         while stack:

@@ -28,12 +28,12 @@ def _path(ctx) -> str | None:
 
 
 def _load(path: str) -> dict:
+    from ...estimator.errors import UsageError
+    from ..files import read_text
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            if os.fstat(handle.fileno()).st_size > 1 << 20:
-                return {}
-            data = json.load(handle)
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, "bandwidth cache"))
+    except (OSError, UsageError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) and isinstance(data.get("machines"), dict) else {}
 

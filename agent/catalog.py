@@ -35,7 +35,9 @@ def _yaml_load(text: str, origin: str):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise DataError(f"{origin}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); reinstall fitagent or fix the file") from None
+        raise DataError(
+            f"{origin}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); reinstall fitagent or fix the file"
+        ) from None
 
 
 def read_data_text(name: str) -> str:

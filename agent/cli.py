@@ -12,7 +12,10 @@ COMMANDS = {
     "probe": ("probe", "what this machine has: GPUs, free memory, bandwidth, RAM"),
     "estimate": ("estimate", "memory and speed of one model at one quantization and context"),
     "recommend": ("recommend", "the models that fit, ranked, with the three Pareto frontiers"),
-    "models": ("models", "the models installed here (Hugging Face, Ollama, LM Studio, llama.cpp, folders) and how each fits"),
+    "models": (
+        "models",
+        "the models installed here (Hugging Face, Ollama, LM Studio, llama.cpp, folders) and how each fits",
+    ),
     "catalog": ("catalog", "list the models, GPUs and quantizations fitagent knows; add and remove your own models"),
     "pick": ("pick", "the one best model, quantization and GPU layers, on one line for a launcher"),
     "serve": ("serve", "run the agent: rescan on a schedule, answer launchers over HTTP"),
@@ -84,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug must still end in one readable line
         if os.environ.get("FITAGENT_DEBUG"):
             raise
-        print(f"fitagent {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(a bug in fitagent; FITAGENT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"fitagent {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(a bug in fitagent; FITAGENT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -8,9 +8,10 @@ where it came from (file or variable), so ``fitagent serve`` can print it and ex
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..estimator.errors import DataError
 from ..estimator.quality import USE_CASES
@@ -136,6 +137,7 @@ def _got(key: str, value: Any) -> str:
         return f"a {type(value).__name__}"
     return shown(value)
 
+
 def _int(where: str, key: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where}: {key} must be a whole number, got {_got(key, value)}")
@@ -184,11 +186,13 @@ def _watch(where: str, value: Any) -> tuple[WatchedModel, ...]:
         unknown = sorted(set(item) - {"model", "quant", "context"})
         if unknown:
             raise ConfigError(f"{where}: {key}.{unknown[0]} is not a known key (allowed: model, quant, context)")
-        out.append(WatchedModel(
-            model=_str(where, f"{key}.model", item.get("model")),
-            quant=_str(where, f"{key}.quant", item.get("quant", "Q4_K_M")),
-            context=_int(where, f"{key}.context", item.get("context", 8192), 1, 10_000_000),
-        ))
+        out.append(
+            WatchedModel(
+                model=_str(where, f"{key}.model", item.get("model")),
+                quant=_str(where, f"{key}.quant", item.get("quant", "Q4_K_M")),
+                context=_int(where, f"{key}.context", item.get("context", 8192), 1, 10_000_000),
+            )
+        )
     return tuple(out)
 
 
@@ -251,11 +255,15 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         value = _str(where, key, value, optional=True)
         if value is not None:
             if not os.path.isabs(value):
-                raise ConfigError(f"{where}: {key} must be an absolute path (NFD reads "
-                                  f"/etc/kubernetes/node-feature-discovery/features.d/), got {shown(value)}")
+                raise ConfigError(
+                    f"{where}: {key} must be an absolute path (NFD reads "
+                    f"/etc/kubernetes/node-feature-discovery/features.d/), got {shown(value)}"
+                )
             if os.path.basename(value).startswith(".") or value.endswith("/"):
-                raise ConfigError(f"{where}: {key} must name a file that does not start with a dot (NFD skips "
-                                  f"dot files), got {shown(value)}")
+                raise ConfigError(
+                    f"{where}: {key} must name a file that does not start with a dot (NFD skips "
+                    f"dot files), got {shown(value)}"
+                )
         return value
     if key == "model_dirs":
         return tuple(_str(where, f"model_dirs[{i}]", v) for i, v in enumerate(_list(where, key, value)))
@@ -287,6 +295,7 @@ def _consistent(config: Config) -> Config:
 
 # ---------------------------------------------------------------- environment
 
+
 def _env_value(name: str, key: str, text: str) -> Any:
     """Turns a variable's text into the type the key wants; the check is _check_value's."""
     default = getattr(Config(), key)
@@ -310,7 +319,9 @@ def _env_scalar(name: str, key: str, text: str, kind):
     try:
         return kind(text.replace("_", "")) if kind is not str else text
     except ValueError:
-        raise ConfigError(f"{name}: {key} must be {'a whole number' if kind is int else 'a number'}, got '{text}'") from None
+        raise ConfigError(
+            f"{name}: {key} must be {'a whole number' if kind is int else 'a number'}, got '{text}'"
+        ) from None
 
 
 def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
@@ -320,7 +331,7 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
-        key = name[len(ENV_PREFIX):].lower()
+        key = name[len(ENV_PREFIX) :].lower()
         if key not in KNOWN_KEYS:
             continue
         values[key] = _check_value(name, key, _env_value(name, key, text))
@@ -330,6 +341,7 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
 
 
 # ---------------------------------------------------------------- files
+
 
 def default_config_path(environ: Mapping[str, str] = os.environ) -> Path | None:
     """FITAGENT_CONFIG, else the user's, else the system's file — the first that exists."""
@@ -352,7 +364,9 @@ def read_config_file(path: str | Path) -> Config:
     try:
         text = read_text(path, "config")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (config/fitagent.yaml in the source is a documented example)") from None
+        raise ConfigError(
+            f"{path}: no such config file (config/fitagent.yaml in the source is a documented example)"
+        ) from None
     except UsageError as exc:
         raise ConfigError(str(exc)) from None
     try:
@@ -360,14 +374,17 @@ def read_config_file(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{line} not valid YAML ({shown(getattr(exc, 'problem', None) or exc, 120)})") from None
+        raise ConfigError(
+            f"{path}:{line} not valid YAML ({shown(getattr(exc, 'problem', None) or exc, 120)})"
+        ) from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     return config_from_mapping(data, str(path))
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] = os.environ,
-                overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] = os.environ, overrides: Mapping[str, Any] | None = None
+) -> Config:
     """The effective configuration: file (given or default), then environment, then overrides (flags)."""
     path = path or default_config_path(environ)
     config = read_config_file(path) if path else Config()

@@ -10,8 +10,9 @@ import datetime as dt
 import logging
 import threading
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..estimator.estimate import Estimate
 from ..estimator.hardware import GpuSnapshot, HardwareSnapshot
@@ -34,7 +35,13 @@ class Event:
 
     def to_dict(self) -> dict:
         at = dt.datetime.fromtimestamp(self.at, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-        return {"id": self.id, "at": at, "kind": self.change.kind, "message": self.change.message, **self.change.details}
+        return {
+            "id": self.id,
+            "at": at,
+            "kind": self.change.kind,
+            "message": self.change.message,
+            **self.change.details,
+        }
 
 
 class EventLog:
@@ -85,6 +92,7 @@ class EventLog:
 
 # ---------------------------------------------------------------- differences
 
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
@@ -115,8 +123,13 @@ def hardware_changes(old: HardwareSnapshot, new: HardwareSnapshot, min_change_by
     for key, gpu in new_gpus.items():
         before = old_gpus.get(key)
         if before is None:
-            changes.append(Change("gpu_added", f"{_gpu_label(gpu)} appeared with {_gb(gpu.memory_free_bytes)} free",
-                                  {"gpu": key, "free_bytes": gpu.memory_free_bytes}))
+            changes.append(
+                Change(
+                    "gpu_added",
+                    f"{_gpu_label(gpu)} appeared with {_gb(gpu.memory_free_bytes)} free",
+                    {"gpu": key, "free_bytes": gpu.memory_free_bytes},
+                )
+            )
             continue
         if before.usable and not gpu.usable:
             why = gpu.error or ("not visible" if not gpu.visible else "unusable")
@@ -131,11 +144,21 @@ def hardware_changes(old: HardwareSnapshot, new: HardwareSnapshot, min_change_by
         message = f"{_gpu_label(gpu)}: free {_gb(before.memory_free_bytes)} → {_gb(gpu.memory_free_bytes)} ({sign}{_gb(abs(delta))})"
         if moved:
             message += ": " + "; ".join(m["text"] for m in moved)
-        changes.append(Change("gpu_memory", message, {
-            "gpu": key, "gpu_index": gpu.index, "gpu_name": gpu.name, "free_bytes_before": before.memory_free_bytes,
-            "free_bytes": gpu.memory_free_bytes, "delta_bytes": delta,
-            "processes": [{k: v for k, v in m.items() if k != "text"} for m in moved],
-        }))
+        changes.append(
+            Change(
+                "gpu_memory",
+                message,
+                {
+                    "gpu": key,
+                    "gpu_index": gpu.index,
+                    "gpu_name": gpu.name,
+                    "free_bytes_before": before.memory_free_bytes,
+                    "free_bytes": gpu.memory_free_bytes,
+                    "delta_bytes": delta,
+                    "processes": [{k: v for k, v in m.items() if k != "text"} for m in moved],
+                },
+            )
+        )
     for key, gpu in old_gpus.items():
         if key not in new_gpus:
             changes.append(Change("gpu_lost", f"{_gpu_label(gpu)} is gone", {"gpu": key}))
@@ -154,8 +177,15 @@ def _process_moves(before: GpuSnapshot, after: GpuSnapshot, threshold: int) -> l
             continue
         name = (new.get(pid) or old.get(pid)).get("name") or "?"
         verb = "took" if delta > 0 else "released"
-        moves.append({"pid": pid, "process": name, "delta_bytes": delta, "used_bytes": now,
-                      "text": f"pid {pid} {name} {verb} {_gb(abs(delta))}"})
+        moves.append(
+            {
+                "pid": pid,
+                "process": name,
+                "delta_bytes": delta,
+                "used_bytes": now,
+                "text": f"pid {pid} {name} {verb} {_gb(abs(delta))}",
+            }
+        )
     moves.sort(key=lambda m: -abs(m["delta_bytes"]))
     return moves
 
@@ -179,8 +209,15 @@ def _cause(hardware: list[Change], old_host: int, new_host: int, lost: bool) -> 
 _LISTED = 6  # models named in a fit change's message; the details list them all
 
 
-def fit_changes(before: Mapping[str, tuple[str, float]], after: Mapping[str, tuple[str, float]], context: int,
-                use_case: str, hardware: list[Change], old_host_bytes: int, new_host_bytes: int) -> list[Change]:
+def fit_changes(
+    before: Mapping[str, tuple[str, float]],
+    after: Mapping[str, tuple[str, float]],
+    context: int,
+    use_case: str,
+    hardware: list[Change],
+    old_host_bytes: int,
+    new_host_bytes: int,
+) -> list[Change]:
     """One change per scan for the models whose best whole-fit quantization changed
     (model -> (quant, quality)): which no longer fit as before, which now fit better, and why."""
     lost, gained = [], []
@@ -197,14 +234,21 @@ def fit_changes(before: Mapping[str, tuple[str, float]], after: Mapping[str, tup
     cause = _cause(hardware, old_host_bytes, new_host_bytes, bool(lost) and len(lost) >= len(gained))
     parts = []
     if lost:
-        named = [f"{x['model']} {x['quant']}" + (f" (best now {x['now_quant']})" if x["now_quant"] else "") for x in lost]
+        named = [
+            f"{x['model']} {x['quant']}" + (f" (best now {x['now_quant']})" if x["now_quant"] else "") for x in lost
+        ]
         parts.append(f"{len(lost)} no longer fit{'s' if len(lost) == 1 else ''}: " + _listed(named))
     if gained:
         named = [f"{x['model']} {x['quant']}" + (f" (was {x['was_quant']})" if x["was_quant"] else "") for x in gained]
         parts.append(f"{len(gained)} now fit{'s' if len(gained) == 1 else ''}: " + _listed(named))
     message = f"at {context:,} tokens ({use_case}), {cause}: " + "; ".join(parts)
-    return [Change("fit_changed", message, {"context": context, "use_case": use_case, "cause": cause,
-                                            "lost": lost, "gained": gained})]
+    return [
+        Change(
+            "fit_changed",
+            message,
+            {"context": context, "use_case": use_case, "cause": cause, "lost": lost, "gained": gained},
+        )
+    ]
 
 
 def _listed(names: list[str]) -> str:
@@ -212,8 +256,13 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:_LISTED]) + more
 
 
-def watched_changes(old: tuple[Estimate, ...], new: tuple[Estimate, ...], hardware: list[Change],
-                    old_host_bytes: int, new_host_bytes: int) -> list[Change]:
+def watched_changes(
+    old: tuple[Estimate, ...],
+    new: tuple[Estimate, ...],
+    hardware: list[Change],
+    old_host_bytes: int,
+    new_host_bytes: int,
+) -> list[Change]:
     before = {(e.model, e.quant, e.context): e for e in old}
     changes = []
     for e in new:
@@ -223,7 +272,11 @@ def watched_changes(old: tuple[Estimate, ...], new: tuple[Estimate, ...], hardwa
         lost = not e.fits
         cause = _cause(hardware, old_host_bytes, new_host_bytes, lost)
         verb = "no longer fits" if lost else "now fits"
-        changes.append(Change("fit_lost" if lost else "fit_gained",
-                              f"watched {e.model} {e.quant} {verb} at {e.context:,} tokens: {cause}",
-                              {"model": e.model, "quant": e.quant, "context": e.context, "watched": True, "cause": cause}))
+        changes.append(
+            Change(
+                "fit_lost" if lost else "fit_gained",
+                f"watched {e.model} {e.quant} {verb} at {e.context:,} tokens: {cause}",
+                {"model": e.model, "quant": e.quant, "context": e.context, "watched": True, "cause": cause},
+            )
+        )
     return changes

@@ -56,14 +56,32 @@ SUPPORTED_VERSIONS = (2, 3)
 # The {architecture}.KEY metadata estimator/ggufmodel.py reads. Some are per-layer arrays in some
 # files (head counts, FFN widths, the sliding-window pattern): those come back as lists, whatever
 # their length (up to MAX_LAYER_ARRAY), where any other big array comes back as its count.
-LAYER_KEYS = frozenset({
-    "block_count", "embedding_length", "feed_forward_length", "context_length", "vocab_size",
-    "attention.head_count", "attention.head_count_kv", "attention.key_length", "attention.value_length",
-    "attention.key_length_mla", "attention.value_length_mla", "attention.kv_lora_rank", "attention.q_lora_rank",
-    "attention.sliding_window", "attention.sliding_window_pattern", "rope.dimension_count",
-    "expert_count", "expert_used_count", "expert_shared_count", "expert_feed_forward_length",
-    "expert_shared_feed_forward_length", "leading_dense_block_count",
-})
+LAYER_KEYS = frozenset(
+    {
+        "block_count",
+        "embedding_length",
+        "feed_forward_length",
+        "context_length",
+        "vocab_size",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+        "attention.key_length_mla",
+        "attention.value_length_mla",
+        "attention.kv_lora_rank",
+        "attention.q_lora_rank",
+        "attention.sliding_window",
+        "attention.sliding_window_pattern",
+        "rope.dimension_count",
+        "expert_count",
+        "expert_used_count",
+        "expert_shared_count",
+        "expert_feed_forward_length",
+        "expert_shared_feed_forward_length",
+        "leading_dense_block_count",
+    }
+)
 
 # Strings shown to the user: control characters (ANSI escapes, newlines, bidi overrides) removed.
 PRINTED_KEYS = ("general.architecture", "general.name", "general.basename")
@@ -71,12 +89,29 @@ PRINTED_KEYS = ("general.architecture", "general.name", "general.basename")
 # GGUF value types (docs/gguf.md, gguf_metadata_value_type): id -> (struct code, size in bytes).
 _UINT8, _INT8, _UINT16, _INT16, _UINT32, _INT32, _FLOAT32, _BOOL, _STRING, _ARRAY, _UINT64, _INT64, _FLOAT64 = range(13)
 _SCALARS = {
-    _UINT8: ("B", 1), _INT8: ("b", 1), _UINT16: ("H", 2), _INT16: ("h", 2), _UINT32: ("I", 4), _INT32: ("i", 4),
-    _FLOAT32: ("f", 4), _BOOL: ("?", 1), _UINT64: ("Q", 8), _INT64: ("q", 8), _FLOAT64: ("d", 8),
+    _UINT8: ("B", 1),
+    _INT8: ("b", 1),
+    _UINT16: ("H", 2),
+    _INT16: ("h", 2),
+    _UINT32: ("I", 4),
+    _INT32: ("i", 4),
+    _FLOAT32: ("f", 4),
+    _BOOL: ("?", 1),
+    _UINT64: ("Q", 8),
+    _INT64: ("q", 8),
+    _FLOAT64: ("d", 8),
 }
-_TYPE_NAMES = {_STRING: "string", _ARRAY: "array", **{t: n for t, n in zip(
-    (_UINT8, _INT8, _UINT16, _INT16, _UINT32, _INT32, _FLOAT32, _BOOL, _UINT64, _INT64, _FLOAT64),
-    ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "uint64", "int64", "float64"))}}
+_TYPE_NAMES = {
+    _STRING: "string",
+    _ARRAY: "array",
+    **{
+        t: n
+        for t, n in zip(
+            (_UINT8, _INT8, _UINT16, _INT16, _UINT32, _INT32, _FLOAT32, _BOOL, _UINT64, _INT64, _FLOAT64),
+            ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "uint64", "int64", "float64"),
+        )
+    },
+}
 _MIN_KV_BYTES = 8 + 4 + 1  # empty key, value type, the smallest value
 _MIN_TENSOR_BYTES = 8 + 4 + 8 + 4 + 8  # empty name, n_dims, one dim, type, offset
 _CHUNK = 1 << 20
@@ -129,8 +164,10 @@ class _Source:
         """Count ``count`` more numbers returned in a list, within MAX_LIST_NUMBERS."""
         self.numbers += count
         if self.numbers > MAX_LIST_NUMBERS:
-            self.bad(f"{_describe(self.entry)} brings the numbers in arrays to {self.numbers:,}, more than the "
-                     f"{MAX_LIST_NUMBERS:,} fitagent reads")
+            self.bad(
+                f"{_describe(self.entry)} brings the numbers in arrays to {self.numbers:,}, more than the "
+                f"{MAX_LIST_NUMBERS:,} fitagent reads"
+            )
 
     @property
     def offset(self) -> int:
@@ -145,11 +182,15 @@ class _Source:
     def check(self, n: int, what: str) -> None:
         """n more bytes must exist, and lie within the header limit."""
         if n > self.size - self.offset:
-            self.bad(f"truncated or corrupt header: {self.describe(what)} at byte {self.offset:,} needs {n:,} "
-                     f"bytes but only {self.left():,} remain")
+            self.bad(
+                f"truncated or corrupt header: {self.describe(what)} at byte {self.offset:,} needs {n:,} "
+                f"bytes but only {self.left():,} remain"
+            )
         if self.offset + n > MAX_HEADER_BYTES:
-            self.bad(f"the header runs past the first {MAX_HEADER_BYTES:,} bytes, all fitagent reads: "
-                     f"{self.describe(what)} at byte {self.offset:,} would end at byte {self.offset + n:,}")
+            self.bad(
+                f"the header runs past the first {MAX_HEADER_BYTES:,} bytes, all fitagent reads: "
+                f"{self.describe(what)} at byte {self.offset:,} would end at byte {self.offset + n:,}"
+            )
 
     def need(self, n: int, what: str) -> None:
         """buf[pos:pos+n] available (checked first)."""
@@ -159,10 +200,12 @@ class _Source:
         end = self.base + len(self.buf)  # where the raw file stands
         want = max(n - (len(self.buf) - self.pos), min(_CHUNK, self.size - end, MAX_HEADER_BYTES - end))
         chunk = self._read(want)
-        self.buf, self.base, self.pos = self.buf[self.pos:] + chunk, self.offset, 0
+        self.buf, self.base, self.pos = self.buf[self.pos :] + chunk, self.offset, 0
         if len(self.buf) < n:  # the file shrank while being read
-            self.bad(f"truncated or corrupt header: {self.describe(what)} at byte {self.offset:,} runs past "
-                     "the end of the file")
+            self.bad(
+                f"truncated or corrupt header: {self.describe(what)} at byte {self.offset:,} runs past "
+                "the end of the file"
+            )
 
     def _read(self, n: int) -> bytes:
         parts, got = [], 0
@@ -187,7 +230,7 @@ class _Source:
 
     def take(self, n: int, what: str) -> bytes:
         self.need(n, what)
-        data = self.buf[self.pos:self.pos + n]
+        data = self.buf[self.pos : self.pos + n]
         self.pos += n
         return data
 
@@ -207,8 +250,10 @@ class _Source:
         length = self.u64(f"the length of {what}")
         if length > limit:
             if length > self.left():
-                self.bad(f"truncated or corrupt header: {self.describe(what)} declares {length:,} bytes but only "
-                         f"{self.left():,} remain")
+                self.bad(
+                    f"truncated or corrupt header: {self.describe(what)} declares {length:,} bytes but only "
+                    f"{self.left():,} remain"
+                )
             self.bad(f"{self.describe(what)} is {length:,} bytes long, more than the {limit:,} fitagent accepts")
         return self.take(length, what).decode("utf-8", errors="replace")
 
@@ -234,8 +279,10 @@ class _Source:
                 what = f"string {i:,}"
                 length = self.u64(f"the length of {what}")
                 if length > MAX_STRING_BYTES:
-                    self.bad(f"{self.describe(what)} is {length:,} bytes long, more than the {MAX_STRING_BYTES:,} "
-                             "fitagent accepts")
+                    self.bad(
+                        f"{self.describe(what)} is {length:,} bytes long, more than the {MAX_STRING_BYTES:,} "
+                        "fitagent accepts"
+                    )
                 self.skip(length, what)
                 i += 1
 
@@ -267,8 +314,9 @@ def read_gguf_header(path: str | os.PathLike, origin: str | None = None) -> GGUF
 
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-                     | getattr(os, "O_BINARY", 0))
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        )
     except FileNotFoundError:
         fail("no such file")
     except IsADirectoryError:
@@ -318,19 +366,24 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
         bad(f"GGUF version {version}: fitagent reads versions 2 and 3")
     tensor_count = src.u64("the tensor count")
     kv_count = src.u64("the metadata count")
-    for count, noun, smallest, cap in ((kv_count, "metadata key/value pairs", _MIN_KV_BYTES, MAX_KV_COUNT),
-                                       (tensor_count, "tensors", _MIN_TENSOR_BYTES, MAX_TENSOR_COUNT)):
+    for count, noun, smallest, cap in (
+        (kv_count, "metadata key/value pairs", _MIN_KV_BYTES, MAX_KV_COUNT),
+        (tensor_count, "tensors", _MIN_TENSOR_BYTES, MAX_TENSOR_COUNT),
+    ):
         if count * smallest > src.left():
-            bad(f"truncated or corrupt header: it declares {count:,} {noun} (at least {smallest} bytes each) "
-                f"but only {src.left():,} bytes remain")
+            bad(
+                f"truncated or corrupt header: it declares {count:,} {noun} (at least {smallest} bytes each) "
+                f"but only {src.left():,} bytes remain"
+            )
         if count > cap:
             bad(f"it declares {count:,} {noun}, more than the {cap:,} fitagent accepts")
     if kv_count * _MIN_KV_BYTES + tensor_count * _MIN_TENSOR_BYTES > src.left():
-        bad(f"truncated or corrupt header: {kv_count:,} metadata key/value pairs and {tensor_count:,} tensors "
-            f"cannot fit in the {src.left():,} bytes that remain")
+        bad(
+            f"truncated or corrupt header: {kv_count:,} metadata key/value pairs and {tensor_count:,} tensors "
+            f"cannot fit in the {src.left():,} bytes that remain"
+        )
 
-    fields: dict[str, object] = {"GGUF.version": version, "GGUF.tensor_count": tensor_count,
-                                 "GGUF.kv_count": kv_count}
+    fields: dict[str, object] = {"GGUF.version": version, "GGUF.tensor_count": tensor_count, "GGUF.kv_count": kv_count}
     deferred: list[tuple[str, int, int, int]] = []  # (key, file offset, element type, count)
     order = src.order
     for index in range(kv_count):
@@ -364,8 +417,10 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
         if key == "general.alignment":
             alignment = fields[key]
             if vtype != _UINT32 or not alignment or alignment & (alignment - 1):
-                bad(f"general.alignment must be a power of two as a uint32, got {_TYPE_NAMES.get(vtype, vtype)} "
-                    f"{alignment!r}")
+                bad(
+                    f"general.alignment must be a power of two as a uint32, got {_TYPE_NAMES.get(vtype, vtype)} "
+                    f"{alignment!r}"
+                )
     alignment = fields.get("general.alignment", DEFAULT_ALIGNMENT)
 
     tensors_raw = _tensor_table(src, tensor_count, bad)
@@ -382,14 +437,18 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
                 qtype = GGMLQuantizationType(ggml_type)
                 sizes[ggml_type] = (*GGML_QUANT_SIZES[qtype], qtype.name)
             except (ValueError, KeyError):
-                bad(f"tensor {_quote(name)} has ggml type {ggml_type}, not one fitagent knows (a file from a newer "
-                    "llama.cpp? a newer gguf package may read it)")
+                bad(
+                    f"tensor {_quote(name)} has ggml type {ggml_type}, not one fitagent knows (a file from a newer "
+                    "llama.cpp? a newer gguf package may read it)"
+                )
         block_size, type_size, type_name = sizes[ggml_type]
         if not all(dims):
             bad(f"tensor {_quote(name)} has a zero dimension {list(dims)}")
         if dims[0] % block_size:
-            bad(f"tensor {_quote(name)}: its rows of {dims[0]:,} values are not whole {type_name} blocks of "
-                f"{block_size}")
+            bad(
+                f"tensor {_quote(name)}: its rows of {dims[0]:,} values are not whole {type_name} blocks of "
+                f"{block_size}"
+            )
         n_elements = 1
         for d in dims:
             n_elements *= d
@@ -402,19 +461,30 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
         total += n_bytes
         tensors.append((name, n_bytes, n_elements, dims))
     if furthest:
-        fail(f"truncated: tensor {_quote(furthest_name)} ends at byte {furthest:,} but the file has only "
-             f"{size:,} bytes (an interrupted download, or a header-only copy?)")
+        fail(
+            f"truncated: tensor {_quote(furthest_name)} ends at byte {furthest:,} but the file has only "
+            f"{size:,} bytes (an interrupted download, or a header-only copy?)"
+        )
     if total > size - data_offset and tensors:
-        bad(f"the tensors' data adds up to {total:,} bytes, more than the {size - data_offset:,} bytes after "
-            "the header (overlapping tensors?)")
+        bad(
+            f"the tensors' data adds up to {total:,} bytes, more than the {size - data_offset:,} bytes after "
+            "the header (overlapping tensors?)"
+        )
 
     _read_layer_arrays(src, fields, deferred)
     for key in PRINTED_KEYS:
         if isinstance(fields.get(key), str):
             fields[key] = printable(fields[key])
-    return GGUFHeader(version=version, byte_order=order, alignment=alignment, header_end=header_end,
-                      data_offset=data_offset,
-                      file_size=size, fields=fields, tensors=tensors)
+    return GGUFHeader(
+        version=version,
+        byte_order=order,
+        alignment=alignment,
+        header_end=header_end,
+        data_offset=data_offset,
+        file_size=size,
+        fields=fields,
+        tensors=tensors,
+    )
 
 
 def _tensor_table(src: _Source, count: int, bad) -> list[tuple[str, tuple[int, ...], int, int]]:
@@ -435,7 +505,7 @@ def _tensor_table(src: _Source, count: int, bad) -> list[tuple[str, tuple[int, .
                 n_dims = u32(buf, name_end)[0]
                 tail = name_end + 4 + 8 * n_dims
                 if 1 <= n_dims <= MAX_DIMS and tail + 12 <= end:
-                    name = buf[pos + 8:name_end].decode("utf-8", errors="replace")
+                    name = buf[pos + 8 : name_end].decode("utf-8", errors="replace")
                     if name not in names and name_end - pos - 8 <= MAX_NAME_BYTES:
                         names.add(name)
                         table.append((name, dims_of[n_dims](buf, name_end + 4), *type_offset(buf, tail)))
@@ -461,10 +531,13 @@ def _tensor_table(src: _Source, count: int, bad) -> list[tuple[str, tuple[int, .
 def _skip_array(src: _Source, etype: int, count: int, depth: int) -> None:
     """Step over ``count`` elements of type ``etype`` (``src.entry`` names the array), each length
     checked against the bytes left before anything is read."""
+
     def short(noun: str, least: int):
         what = _describe(src.entry)
-        src.bad(f"truncated or corrupt header: {what} declares {count:,} {noun} ({least:,} bytes"
-                f"{' at least' if noun in ('strings', 'arrays') else ''}) but only {src.left():,} bytes remain")
+        src.bad(
+            f"truncated or corrupt header: {what} declares {count:,} {noun} ({least:,} bytes"
+            f"{' at least' if noun in ('strings', 'arrays') else ''}) but only {src.left():,} bytes remain"
+        )
 
     if etype in _SCALARS:
         width = _SCALARS[etype][1]
@@ -476,8 +549,10 @@ def _skip_array(src: _Source, etype: int, count: int, depth: int) -> None:
             short("strings", count * 8)
         src.strings += count
         if src.strings > MAX_ARRAY_STRINGS:
-            src.bad(f"{_describe(src.entry)} brings the strings in arrays to {src.strings:,}, more than the "
-                    f"{MAX_ARRAY_STRINGS:,} fitagent accepts")
+            src.bad(
+                f"{_describe(src.entry)} brings the strings in arrays to {src.strings:,}, more than the "
+                f"{MAX_ARRAY_STRINGS:,} fitagent accepts"
+            )
         src.skip_strings(count)
     elif etype == _ARRAY:
         if depth >= MAX_ARRAY_DEPTH:
@@ -486,8 +561,10 @@ def _skip_array(src: _Source, etype: int, count: int, depth: int) -> None:
             short("arrays", count * 12)
         src.inner_arrays += count
         if src.inner_arrays > MAX_INNER_ARRAYS:
-            src.bad(f"{_describe(src.entry)} brings the arrays inside arrays to {src.inner_arrays:,}, more than "
-                    f"the {MAX_INNER_ARRAYS:,} fitagent accepts")
+            src.bad(
+                f"{_describe(src.entry)} brings the arrays inside arrays to {src.inner_arrays:,}, more than "
+                f"the {MAX_INNER_ARRAYS:,} fitagent accepts"
+            )
         outer = src.entry
         key = outer[1] if outer[0] == "array" else "?"
         for i in range(count):
@@ -510,8 +587,10 @@ def _read_layer_arrays(src: _Source, fields: dict, deferred) -> None:
         if not key.startswith(arch + "."):
             continue
         if count > MAX_LAYER_ARRAY:
-            src.bad(f"array {_quote(key)} has {count:,} entries, more than the {MAX_LAYER_ARRAY:,} a per-layer "
-                    "array may have")
+            src.bad(
+                f"array {_quote(key)} has {count:,} entries, more than the {MAX_LAYER_ARRAY:,} a per-layer "
+                "array may have"
+            )
         code, width = _SCALARS[etype]
         src.entry = ("array", key)
         src.listed(count)

@@ -19,7 +19,9 @@ def load_snapshot_file(path: str | os.PathLike) -> HardwareSnapshot:
     try:
         text = read_text(path, "--hardware", limit=MAX_SNAPSHOT_BYTES)
     except FileNotFoundError:
-        raise UsageError(f"--hardware {path}: no such file (save one with `fitagent probe --json > {os.path.basename(path)}`)") from None
+        raise UsageError(
+            f"--hardware {path}: no such file (save one with `fitagent probe --json > {os.path.basename(path)}`)"
+        ) from None
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
@@ -58,21 +60,26 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number a snapshot can hold (bytes and bytes/s are finite)")
 
 
-def snapshot_from_gpu_names(names: list[str], catalog: Catalog, base: HardwareSnapshot,
-                            host: HostOverrides = HostOverrides()) -> tuple[HardwareSnapshot, list[str]]:
+def snapshot_from_gpu_names(
+    names: list[str], catalog: Catalog, base: HardwareSnapshot, host: HostOverrides = HostOverrides()
+) -> tuple[HardwareSnapshot, list[str]]:
     """The named catalog GPUs, all of their memory free, on the base snapshot's host (as far as
     `host` does not describe another), and notes saying which host figures were used."""
     notes: list[str] = []
     specs = [catalog.gpu(name) for name in names]
     unified = [spec for spec in specs if spec.unified_memory]
     if unified and len(specs) > 1:
-        raise UsageError("a unified-memory GPU (Apple silicon, Strix Halo, GB10) is the whole machine: give it alone to --gpu")
+        raise UsageError(
+            "a unified-memory GPU (Apple silicon, Strix Halo, GB10) is the whole machine: give it alone to --gpu"
+        )
     h = base.host
     ram = host.ram_bytes
     if unified and ram is None:
         ram = unified[0].memory_bytes
-        notes.append(f"{unified[0].name}: the catalog's configuration of {ram / 1e9:.0f} GB of unified memory "
-                     "(--host-ram sets another)")
+        notes.append(
+            f"{unified[0].name}: the catalog's configuration of {ram / 1e9:.0f} GB of unified memory "
+            "(--host-ram sets another)"
+        )
     gpus = []
     for index, spec in enumerate(specs):
         total = spec.memory_bytes
@@ -82,15 +89,28 @@ def snapshot_from_gpu_names(names: list[str], catalog: Catalog, base: HardwareSn
             if spec.vendor == "apple":
                 share = apple_gpu_share(ram)
                 total = int(ram * share)
-                notes.append(f"{spec.name}: the GPU may wire {share:.0%} of {ram / 1e9:.0f} GB by default "
-                             f"({total / 1e9:.1f} GB; raise it with `sudo sysctl iogpu.wired_limit_mb`)")
-        gpus.append(GpuSnapshot(
-            index=index, vendor=spec.vendor, name=spec.name, uuid=None,
-            pci_id=spec.pci_ids[0] if spec.pci_ids else None, memory_total_bytes=total,
-            memory_free_bytes=total, memory_used_bytes=0,
-            memory_bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s, bandwidth_source=bandwidth_source,
-            compute_capability=None, driver_version=None, mig=None, unified_memory=spec.unified_memory or None,
-        ))
+                notes.append(
+                    f"{spec.name}: the GPU may wire {share:.0%} of {ram / 1e9:.0f} GB by default "
+                    f"({total / 1e9:.1f} GB; raise it with `sudo sysctl iogpu.wired_limit_mb`)"
+                )
+        gpus.append(
+            GpuSnapshot(
+                index=index,
+                vendor=spec.vendor,
+                name=spec.name,
+                uuid=None,
+                pci_id=spec.pci_ids[0] if spec.pci_ids else None,
+                memory_total_bytes=total,
+                memory_free_bytes=total,
+                memory_used_bytes=0,
+                memory_bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
+                bandwidth_source=bandwidth_source,
+                compute_capability=None,
+                driver_version=None,
+                mig=None,
+                unified_memory=spec.unified_memory or None,
+            )
+        )
     bandwidth = host.bandwidth_bytes_per_s
     if unified and bandwidth is None:
         bandwidth = unified[0].memory_bandwidth_bytes_per_s  # one memory for CPU and GPU
@@ -103,22 +123,35 @@ def snapshot_from_gpu_names(names: list[str], catalog: Catalog, base: HardwareSn
         memory_bandwidth_source="what-if" if bandwidth is not None else h.memory_bandwidth_source,
         cpu_cores=host.cpu_cores or h.cpu_cores,
     )
-    mine = [what for what, given in (("RAM", ram), ("RAM bandwidth", bandwidth), ("CPU cores", host.cpu_cores))
-            if given is None]
+    mine = [
+        what
+        for what, given in (("RAM", ram), ("RAM bandwidth", bandwidth), ("CPU cores", host.cpu_cores))
+        if given is None
+    ]
     if mine:
         figures = {
             "RAM": f"{h.memory_available_bytes / 1e9:.1f} GB of RAM available",
-            "RAM bandwidth": (f"{h.memory_bandwidth_bytes_per_s / 1e9:.1f} GB/s RAM bandwidth"
-                              if h.memory_bandwidth_bytes_per_s else "RAM bandwidth unknown (51.2 GB/s assumed)"),
+            "RAM bandwidth": (
+                f"{h.memory_bandwidth_bytes_per_s / 1e9:.1f} GB/s RAM bandwidth"
+                if h.memory_bandwidth_bytes_per_s
+                else "RAM bandwidth unknown (51.2 GB/s assumed)"
+            ),
             "CPU cores": f"{h.cpu_cores} CPU cores",
         }
-        notes.append("what-if host: this machine's " + ", ".join(figures[m] for m in mine)
-                     + " — describe another with --host-ram, --host-bandwidth, --cpu-cores")
+        notes.append(
+            "what-if host: this machine's "
+            + ", ".join(figures[m] for m in mine)
+            + " — describe another with --host-ram, --host-bandwidth, --cpu-cores"
+        )
     return replace(base, host=new_host, gpus=tuple(gpus), problems=(), source="gpu-spec"), notes
 
 
-def resolve_hardware(hardware: str | None, gpu_names: list[str] | None, catalog: Catalog | None = None,
-                     host: HostOverrides = HostOverrides()) -> tuple[HardwareSnapshot, list[str]]:
+def resolve_hardware(
+    hardware: str | None,
+    gpu_names: list[str] | None,
+    catalog: Catalog | None = None,
+    host: HostOverrides = HostOverrides(),
+) -> tuple[HardwareSnapshot, list[str]]:
     """--hardware FILE, else --gpu NAME… (on this host or the one described), else a fresh
     probe; with notes on what a what-if assumed."""
     if hardware and gpu_names:
@@ -135,4 +168,3 @@ def resolve_hardware(hardware: str | None, gpu_names: list[str] | None, catalog:
             catalog = load_catalog()
         return snapshot_from_gpu_names(gpu_names, catalog, snapshot, host)
     return snapshot, []
-

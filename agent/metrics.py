@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -38,9 +38,21 @@ from .state import AgentState
 
 GPU_LABELS = ("gpu", "uuid")
 MODEL_LABELS = ("model", "quant", "context")
-GPU_INFO_LABELS = ("gpu", "uuid", "name", "vendor", "pci_id", "driver", "compute_capability", "memory_type", "kind",
-                   "unified_memory", "mig_role", "mig_profile", "parent_uuid")
-
+GPU_INFO_LABELS = (
+    "gpu",
+    "uuid",
+    "name",
+    "vendor",
+    "pci_id",
+    "driver",
+    "compute_capability",
+    "memory_type",
+    "kind",
+    "unified_memory",
+    "mig_role",
+    "mig_profile",
+    "parent_uuid",
+)
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str] = (), unit: str = "") -> GaugeMetricFamily:
@@ -59,16 +71,26 @@ class FitagentCollector(Collector):
         agent = self.agent
         state: AgentState = agent.state  # once per scrape: every series below is from one scan
         config = agent.config
-        build = InfoMetricFamily("fitagent_build", "The running fitagent: version and Python (always 1)",
-                                 labels=["version", "python_version"])
+        build = InfoMetricFamily(
+            "fitagent_build",
+            "The running fitagent: version and Python (always 1)",
+            labels=["version", "python_version"],
+        )
         build.add_metric([self.version, platform.python_version()], {})
         yield build
         now = time.time()
         yield from self._scan_series(state, config, now)
         if not state.ready:
             return
-        key = ("metrics", config.metrics_models_max, config.metrics_reference_model, config.metrics_reference_quant,
-               config.watch_models, config.default_use_case, config.default_context)
+        key = (
+            "metrics",
+            config.metrics_models_max,
+            config.metrics_reference_model,
+            config.metrics_reference_quant,
+            config.watch_models,
+            config.default_use_case,
+            config.default_context,
+        )
         yield from state.cache.get_or_make(key, lambda: tuple(self._state_series(state, config)))
 
     # ------------------------------------------------------------ the agent and its scans
@@ -82,22 +104,32 @@ class FitagentCollector(Collector):
         stale.add_metric([], 1 if state.stale(now) else 0)
         yield stale
         if state.scanned_at is not None:
-            last = _gauge("fitagent_last_scan_timestamp_seconds", "When the last successful hardware scan finished "
-                          "(Unix time)", unit="seconds")
+            last = _gauge(
+                "fitagent_last_scan_timestamp_seconds",
+                "When the last successful hardware scan finished (Unix time)",
+                unit="seconds",
+            )
             last.add_metric([], state.scanned_at)
             yield last
         if state.scan_duration_s is not None:
-            duration = _gauge("fitagent_scan_duration_seconds", "How long the last successful scan took: probe "
-                              "and recommendations", unit="seconds")
+            duration = _gauge(
+                "fitagent_scan_duration_seconds",
+                "How long the last successful scan took: probe and recommendations",
+                unit="seconds",
+            )
             duration.add_metric([], state.scan_duration_s)
             yield duration
         interval = _gauge("fitagent_rescan_interval_seconds", "Configured time between hardware scans", unit="seconds")
         interval.add_metric([], config.rescan_interval_s)
         yield interval
-        yield CounterMetricFamily("fitagent_scans", "Hardware scans attempted since the agent started",
-                                  value=state.scans_total)
-        yield CounterMetricFamily("fitagent_scan_errors", "Hardware scans that failed since the agent started",
-                                  value=state.scan_failures_total)
+        yield CounterMetricFamily(
+            "fitagent_scans", "Hardware scans attempted since the agent started", value=state.scans_total
+        )
+        yield CounterMetricFamily(
+            "fitagent_scan_errors",
+            "Hardware scans that failed since the agent started",
+            value=state.scan_failures_total,
+        )
         failures = _gauge("fitagent_scan_consecutive_failures", "Scans that failed in a row (0 after a good scan)")
         failures.add_metric([], state.consecutive_failures)
         yield failures
@@ -114,17 +146,26 @@ class FitagentCollector(Collector):
 
 def host_series(state: AgentState) -> Iterator[Metric]:
     host = state.snapshot.host
-    info = InfoMetricFamily("fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model"])
+    info = InfoMetricFamily(
+        "fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model"]
+    )
     info.add_metric([host.hostname, host.os, host.cpu_model or ""], {})
     yield info
     values = [
         ("fitagent_host_memory_total_bytes", "Host RAM", host.memory_total_bytes),
         ("fitagent_host_memory_available_bytes", "Host RAM available to new processes", host.memory_available_bytes),
-        ("fitagent_host_memory_limit_bytes", "The cgroup limit on this agent's RAM (models placed on the CPU fit under it)",
-         host.memory_limit_bytes),
-        ("fitagent_host_memory_bandwidth_bytes_per_second", f"Host RAM peak bandwidth (source: "
-         f"{host.memory_bandwidth_source}); absent when unknown, and the estimator assumes "
-         "51.2e9 (dual-channel DDR4-3200)", host.memory_bandwidth_bytes_per_s),
+        (
+            "fitagent_host_memory_limit_bytes",
+            "The cgroup limit on this agent's RAM (models placed on the CPU fit under it)",
+            host.memory_limit_bytes,
+        ),
+        (
+            "fitagent_host_memory_bandwidth_bytes_per_second",
+            f"Host RAM peak bandwidth (source: "
+            f"{host.memory_bandwidth_source}); absent when unknown, and the estimator assumes "
+            "51.2e9 (dual-channel DDR4-3200)",
+            host.memory_bandwidth_bytes_per_s,
+        ),
         ("fitagent_host_cpu_cores", "Physical CPU cores", host.cpu_cores),
     ]
     for name, doc, value in values:
@@ -139,30 +180,62 @@ def gpu_series(state: AgentState) -> Iterator[Metric]:
     snapshot = state.snapshot
     budget_devices = {d.id: d for d in state.computed.budget.devices}
     reserve = DEFAULT_CALIBRATION.runtime_reserve_bytes
-    info = InfoMetricFamily("fitagent_gpu", "Constant facts about each GPU or MIG instance (always 1); memory_type "
-                            "and kind come from fitagent's GPU catalog", labels=list(GPU_INFO_LABELS))
+    info = InfoMetricFamily(
+        "fitagent_gpu",
+        "Constant facts about each GPU or MIG instance (always 1); memory_type "
+        "and kind come from fitagent's GPU catalog",
+        labels=list(GPU_INFO_LABELS),
+    )
     total = _gauge("fitagent_gpu_memory_total_bytes", "GPU memory", GPU_LABELS, "bytes")
-    free = _gauge("fitagent_gpu_memory_free_bytes", "GPU memory free (what a model can be loaded into)", GPU_LABELS, "bytes")
+    free = _gauge(
+        "fitagent_gpu_memory_free_bytes", "GPU memory free (what a model can be loaded into)", GPU_LABELS, "bytes"
+    )
     used = _gauge("fitagent_gpu_memory_used_bytes", "GPU memory in use", GPU_LABELS, "bytes")
-    usable = _gauge("fitagent_gpu_usable", "1 when models can be placed on this device (visible, healthy, not a MIG "
-                    "parent)", GPU_LABELS)
-    bandwidth = _gauge("fitagent_gpu_memory_bandwidth_bytes_per_second", "GPU memory peak bandwidth the estimator "
-                       "uses (probe, else catalog; a MIG instance its share)", GPU_LABELS)
-    flops = _gauge("fitagent_gpu_fp16_flops", "Peak dense FP16 tensor throughput the estimator uses, floating-point "
-                   "operations per second (catalog; a MIG instance its share)", GPU_LABELS)
-    headroom = _gauge("fitagent_gpu_fit_headroom_bytes", "Memory a model can still take on this GPU or MIG instance: "
-                      f"free minus the runtime's per-GPU reserve ({reserve} bytes); 0 when not placeable",
-                      GPU_LABELS, "bytes")
+    usable = _gauge(
+        "fitagent_gpu_usable",
+        "1 when models can be placed on this device (visible, healthy, not a MIG parent)",
+        GPU_LABELS,
+    )
+    bandwidth = _gauge(
+        "fitagent_gpu_memory_bandwidth_bytes_per_second",
+        "GPU memory peak bandwidth the estimator uses (probe, else catalog; a MIG instance its share)",
+        GPU_LABELS,
+    )
+    flops = _gauge(
+        "fitagent_gpu_fp16_flops",
+        "Peak dense FP16 tensor throughput the estimator uses, floating-point "
+        "operations per second (catalog; a MIG instance its share)",
+        GPU_LABELS,
+    )
+    headroom = _gauge(
+        "fitagent_gpu_fit_headroom_bytes",
+        "Memory a model can still take on this GPU or MIG instance: "
+        f"free minus the runtime's per-GPU reserve ({reserve} bytes); 0 when not placeable",
+        GPU_LABELS,
+        "bytes",
+    )
     for gpu in snapshot.gpus:
         labels = [str(gpu.index), gpu.uuid or ""]
         device = budget_devices.get(gpu.uuid or f"{gpu.vendor}:{gpu.index}") if gpu.usable else None
         mig = gpu.mig or {}
-        info.add_metric([
-            str(gpu.index), gpu.uuid or "", gpu.name, gpu.vendor, gpu.pci_id or "", gpu.driver_version or "",
-            gpu.compute_capability or "", (device.memory_type if device else None) or "",
-            (device.kind if device else None) or "", "true" if device and device.unified else "false",
-            str(mig.get("role") or ""), str(mig.get("profile") or ""), str(mig.get("parent_uuid") or ""),
-        ], {})
+        info.add_metric(
+            [
+                str(gpu.index),
+                gpu.uuid or "",
+                gpu.name,
+                gpu.vendor,
+                gpu.pci_id or "",
+                gpu.driver_version or "",
+                gpu.compute_capability or "",
+                (device.memory_type if device else None) or "",
+                (device.kind if device else None) or "",
+                "true" if device and device.unified else "false",
+                str(mig.get("role") or ""),
+                str(mig.get("profile") or ""),
+                str(mig.get("parent_uuid") or ""),
+            ],
+            {},
+        )
         total.add_metric(labels, gpu.memory_total_bytes)
         free.add_metric(labels, gpu.memory_free_bytes)
         used.add_metric(labels, gpu.memory_used_bytes)
@@ -181,12 +254,23 @@ def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:
     """What fits now, without model labels (one series per precomputed context at most)."""
     computed = state.computed
     use_case = computed.default_key[0]
-    runnable = _gauge("fitagent_runnable_candidates", f"Catalog (model, quantization) pairs that run here at this "
-                      f"context: on GPUs, partly offloaded or on the CPU (use case {use_case})", ["context"])
-    fitting = _gauge("fitagent_fitting_models", "Catalog models whose best quantization fits whole in fast memory "
-                     "and decodes at a usable speed (5 tokens/s or more)", ["context"])
-    best = _gauge("fitagent_best_decode_tokens_per_second", "Fastest decode of any candidate that fits whole, tokens/s",
-                  ["context"])
+    runnable = _gauge(
+        "fitagent_runnable_candidates",
+        f"Catalog (model, quantization) pairs that run here at this "
+        f"context: on GPUs, partly offloaded or on the CPU (use case {use_case})",
+        ["context"],
+    )
+    fitting = _gauge(
+        "fitagent_fitting_models",
+        "Catalog models whose best quantization fits whole in fast memory "
+        "and decodes at a usable speed (5 tokens/s or more)",
+        ["context"],
+    )
+    best = _gauge(
+        "fitagent_best_decode_tokens_per_second",
+        "Fastest decode of any candidate that fits whole, tokens/s",
+        ["context"],
+    )
     for (uc, context), recs in sorted(computed.recommendations.items(), key=lambda kv: kv[0][1]):
         if uc != use_case:
             continue
@@ -197,8 +281,11 @@ def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:
             best.add_metric([str(context)], max(speeds))
     yield from (runnable, fitting, best)
 
-    largest = _gauge("fitagent_largest_fitting_model_parameters", "Parameters of the largest catalog model that "
-                     "fits whole now (its best-quality quantization)", MODEL_LABELS)
+    largest = _gauge(
+        "fitagent_largest_fitting_model_parameters",
+        "Parameters of the largest catalog model that fits whole now (its best-quality quantization)",
+        MODEL_LABELS,
+    )
     if computed.best_fitting:
         params = {m: catalog.model(m).params_total for m in computed.best_fitting}
         model = max(params, key=lambda m: (params[m], m))
@@ -207,9 +294,12 @@ def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:
 
     reference = reference_estimate(state, config, catalog)
     if reference is not None:
-        ref = _gauge("fitagent_reference_model_max_context_tokens", "Longest context (tokens) of the reference model "
-                     "that fits now with the placement it gets at the default context; 0 if none",
-                     ["model", "quant", "placement"])
+        ref = _gauge(
+            "fitagent_reference_model_max_context_tokens",
+            "Longest context (tokens) of the reference model "
+            "that fits now with the placement it gets at the default context; 0 if none",
+            ["model", "quant", "placement"],
+        )
         ref.add_metric([reference.model, reference.quant, reference.placement], reference.max_context or 0)
         yield ref
 
@@ -223,17 +313,33 @@ def best_model_series(state: AgentState, config) -> Iterator[Metric]:
     nothing that runs gets the info series with empty model and quant and placement ``none``."""
     computed = state.computed
     context = computed.default_key[1]
-    info = InfoMetricFamily("fitagent_best_model", "The top recommendation for each precomputed use case at the "
-                            "default context (always 1; model empty when nothing runs at a usable speed)",
-                            labels=[*BEST_LABELS, "model", "quant", "placement"])
-    decode = _gauge("fitagent_best_model_decode_tokens_per_second", "Estimated decode speed of the top "
-                    "recommendation, tokens/s", BEST_LABELS)
-    quality = _gauge("fitagent_best_model_quality", "Quality score (0-100) of the top recommendation for its use "
-                     "case, after quantization", BEST_LABELS)
-    layers = _gauge("fitagent_best_model_gpu_layers", "Repeating layers of the top recommendation on GPUs "
-                    "(llama.cpp -ngl; 0 on the CPU)", BEST_LABELS)
-    headroom = _gauge("fitagent_best_model_fit_headroom_bytes", "Free memory left with the top recommendation "
-                      "loaded (negative: short by)", BEST_LABELS, "bytes")
+    info = InfoMetricFamily(
+        "fitagent_best_model",
+        "The top recommendation for each precomputed use case at the "
+        "default context (always 1; model empty when nothing runs at a usable speed)",
+        labels=[*BEST_LABELS, "model", "quant", "placement"],
+    )
+    decode = _gauge(
+        "fitagent_best_model_decode_tokens_per_second",
+        "Estimated decode speed of the top recommendation, tokens/s",
+        BEST_LABELS,
+    )
+    quality = _gauge(
+        "fitagent_best_model_quality",
+        "Quality score (0-100) of the top recommendation for its use case, after quantization",
+        BEST_LABELS,
+    )
+    layers = _gauge(
+        "fitagent_best_model_gpu_layers",
+        "Repeating layers of the top recommendation on GPUs (llama.cpp -ngl; 0 on the CPU)",
+        BEST_LABELS,
+    )
+    headroom = _gauge(
+        "fitagent_best_model_fit_headroom_bytes",
+        "Free memory left with the top recommendation loaded (negative: short by)",
+        BEST_LABELS,
+        "bytes",
+    )
     order = {u: i for i, u in enumerate(config.precomputed_use_cases)}
     keys = sorted((k for k in computed.recommendations if k[1] == context), key=lambda k: (order.get(k[0], 99), k[0]))
     for use_case, ctx in keys:
@@ -283,14 +389,24 @@ def select_models(state: AgentState, config) -> list[Estimate]:
 
 
 def model_series(estimates: list[Estimate]) -> Iterator[Metric]:
-    headroom = _gauge("fitagent_model_fit_headroom_bytes", "Free GPU memory left with this model loaded (whole on "
-                      "GPUs); for other placements the budget minus its size, negative when short", MODEL_LABELS, "bytes")
-    decode = _gauge("fitagent_model_decode_tokens_per_second", "Estimated decode speed of one stream, tokens/s",
-                    MODEL_LABELS)
-    layers = _gauge("fitagent_model_gpu_layers", "Repeating layers placed on GPUs (llama.cpp -ngl; 0 on the CPU)",
-                    MODEL_LABELS)
-    fits = _gauge("fitagent_model_fits", "1 when the model fits whole in fast memory (all layers on GPUs, or the CPU "
-                  "on a host without GPUs)", MODEL_LABELS)
+    headroom = _gauge(
+        "fitagent_model_fit_headroom_bytes",
+        "Free GPU memory left with this model loaded (whole on "
+        "GPUs); for other placements the budget minus its size, negative when short",
+        MODEL_LABELS,
+        "bytes",
+    )
+    decode = _gauge(
+        "fitagent_model_decode_tokens_per_second", "Estimated decode speed of one stream, tokens/s", MODEL_LABELS
+    )
+    layers = _gauge(
+        "fitagent_model_gpu_layers", "Repeating layers placed on GPUs (llama.cpp -ngl; 0 on the CPU)", MODEL_LABELS
+    )
+    fits = _gauge(
+        "fitagent_model_fits",
+        "1 when the model fits whole in fast memory (all layers on GPUs, or the CPU on a host without GPUs)",
+        MODEL_LABELS,
+    )
     for e in estimates:
         labels = [e.model, e.quant, str(e.context)]
         headroom.add_metric(labels, e.headroom_bytes)
@@ -302,6 +418,7 @@ def model_series(estimates: list[Estimate]) -> Iterator[Metric]:
 
 
 # ---------------------------------------------------------------- the registry
+
 
 def make_registry(agent) -> CollectorRegistry:
     """The agent's own registry (not the process-global one: tests run several agents in

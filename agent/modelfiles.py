@@ -43,18 +43,31 @@ def with_catalog_facts(model: Model, catalog: Catalog) -> Model:
     for known in catalog.models:
         if key in (model_key(known.id), model_key(known.alias)) and _shape(known.architecture) == shape:
             return dataclasses.replace(
-                model, id=known.id, alias=known.alias, benchmarks=known.benchmarks, modality=known.modality,
-                sources={**known.sources, **model.sources}, params_active=known.params_active,
+                model,
+                id=known.id,
+                alias=known.alias,
+                benchmarks=known.benchmarks,
+                modality=known.modality,
+                sources={**known.sources, **model.sources},
+                params_active=known.params_active,
                 params_total=known.params_total if model.file_weights is None else model.params_total,
-                family=known.family, stand_ins=known.stand_ins,
+                family=known.family,
+                stand_ins=known.stand_ins,
                 notes=model.notes + (f"{model.id} is the catalog's {known.id}: its benchmarks score the quality",),
             )
     return model
 
 
 def _shape(arch) -> tuple:
-    return (arch.layers, arch.hidden_size, arch.attention_heads, arch.kv_heads, arch.vocab_size, arch.experts,
-            arch.experts_per_token)
+    return (
+        arch.layers,
+        arch.hidden_size,
+        arch.attention_heads,
+        arch.kv_heads,
+        arch.vocab_size,
+        arch.experts,
+        arch.experts_per_token,
+    )
 
 
 def model_from_config_file(path: str | Path, catalog: Catalog | None = None) -> Model:
@@ -108,7 +121,9 @@ def gguf_shards(path: Path, origin: str) -> list[Path]:
     shards = [path.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
     missing = [s.name for s in shards if not s.exists()]
     if missing:
-        raise UsageError(f"{origin}: split model, but {missing[0]} is not beside it ({len(missing)} of {count} shards missing)")
+        raise UsageError(
+            f"{origin}: split model, but {missing[0]} is not beside it ({len(missing)} of {count} shards missing)"
+        )
     return shards
 
 

@@ -8,10 +8,14 @@ _JSON = {"application/json": {"schema": {"type": "object"}}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 _PARAM_DOCS = {
-    "use_case": ({"type": "string", "enum": ["general", "code", "tool-calling", "math", "vision"]},
-                 "weights the quality score (default from the config)"),
-    "context": ({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["8192", "32k"]},
-                "context length in tokens (default from the config)"),
+    "use_case": (
+        {"type": "string", "enum": ["general", "code", "tool-calling", "math", "vision"]},
+        "weights the quality score (default from the config)",
+    ),
+    "context": (
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["8192", "32k"]},
+        "context length in tokens (default from the config)",
+    ),
     "top": ({"type": "integer", "minimum": 1}, "how many ranked models (default from the config)"),
     "model": ({"type": "string"}, "catalog model id or alias"),
     "quant": ({"type": "string", "default": "Q4_K_M"}, "quantization"),
@@ -20,42 +24,99 @@ _PARAM_DOCS = {
     "since": ({"type": "integer", "minimum": 0}, "events after this id, oldest first (pass the last answer's `next`)"),
     "limit": ({"type": "integer", "minimum": 1}, "at most this many (default 100), oldest first"),
     "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
-    "all_quants": ({"type": "boolean", "default": False},
-                   "also offer what the floor leaves out (quantizations that cost too much quality, low scores)"),
-    "installed": ({"type": "boolean", "default": False},
-                  "true: the models installed on this machine (Hugging Face cache, Ollama, LM Studio, llama.cpp's "
-                  "cache, model_dirs), each with its catalog id, how it fits now and its launch line"),
+    "all_quants": (
+        {"type": "boolean", "default": False},
+        "also offer what the floor leaves out (quantizations that cost too much quality, low scores)",
+    ),
+    "installed": (
+        {"type": "boolean", "default": False},
+        "true: the models installed on this machine (Hugging Face cache, Ollama, LM Studio, llama.cpp's "
+        "cache, model_dirs), each with its catalog id, how it fits now and its launch line",
+    ),
     "explain": ({"type": "string"}, "a catalog model: say where it stands in the ranking and why (adds `explain`)"),
 }
 
 # path -> method -> (summary, query parameters, required parameters, extra responses)
 ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]] = {
-    "/": {"get": ("Page for people: GPUs, Pareto frontiers plot, ranked table, last scan",
-                  ("use_case", "context"), (), {"200": {"description": "HTML page", "content": {"text/html": {}}}})},
-    "/healthz": {"get": ("Agent health: last scan time, age, staleness and error", (), (),
-                         {"503": {"description": "no scan has succeeded yet", "content": _JSON}})},
+    "/": {
+        "get": (
+            "Page for people: GPUs, Pareto frontiers plot, ranked table, last scan",
+            ("use_case", "context"),
+            (),
+            {"200": {"description": "HTML page", "content": {"text/html": {}}}},
+        )
+    },
+    "/healthz": {
+        "get": (
+            "Agent health: last scan time, age, staleness and error",
+            (),
+            (),
+            {"503": {"description": "no scan has succeeded yet", "content": _JSON}},
+        )
+    },
     "/openapi.json": {"get": ("This document", (), (), {})},
     "/v1/hardware": {"get": ("The current hardware snapshot (same JSON as `fitagent probe --json`)", (), (), {})},
-    "/v1/recommendations": {"get": ("Frontiers and ranking for a use case and context, with runtime flags",
-                                    ("use_case", "context", "top", "all_quants", "explain"), (), {"404": _ERROR})},
-    "/v1/pick": {"get": ("The one best model, quantization and GPU layers, with runtime flags",
-                         ("use_case", "context"), (), {"404": _ERROR})},
-    "/v1/estimate": {"get": ("One candidate against the current snapshot, with runtime flags",
-                             ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), ("model",),
-                             {"404": _ERROR})},
-    "/v1/models": {"get": ("Catalog models, each with its best quantization that runs here (installed=true: the models "
-                           "installed on this machine)", ("use_case", "context", "installed"), (), {})},
+    "/v1/recommendations": {
+        "get": (
+            "Frontiers and ranking for a use case and context, with runtime flags",
+            ("use_case", "context", "top", "all_quants", "explain"),
+            (),
+            {"404": _ERROR},
+        )
+    },
+    "/v1/pick": {
+        "get": (
+            "The one best model, quantization and GPU layers, with runtime flags",
+            ("use_case", "context"),
+            (),
+            {"404": _ERROR},
+        )
+    },
+    "/v1/estimate": {
+        "get": (
+            "One candidate against the current snapshot, with runtime flags",
+            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"),
+            ("model",),
+            {"404": _ERROR},
+        )
+    },
+    "/v1/models": {
+        "get": (
+            "Catalog models, each with its best quantization that runs here (installed=true: the models "
+            "installed on this machine)",
+            ("use_case", "context", "installed"),
+            (),
+            {},
+        )
+    },
     "/v1/events": {"get": ("Recent changes between scans: free memory, processes, fits", ("since", "limit"), (), {})},
-    "/metrics": {"get": ("Prometheus metrics from the current state: GPUs, host, scans, what fits (docs/fleet.md)",
-                         (), (), {"200": {"description": "Prometheus text exposition (OpenMetrics when asked)",
-                                          "content": {"text/plain": {}}}})},
-    "/v1/rescan": {"post": ("Rescan now (needs the token: `Authorization: Bearer TOKEN`)", ("wait",), (),
-                            {"202": {"description": "scan scheduled", "content": _JSON},
-                             "401": _ERROR})},
+    "/metrics": {
+        "get": (
+            "Prometheus metrics from the current state: GPUs, host, scans, what fits (docs/fleet.md)",
+            (),
+            (),
+            {
+                "200": {
+                    "description": "Prometheus text exposition (OpenMetrics when asked)",
+                    "content": {"text/plain": {}},
+                }
+            },
+        )
+    },
+    "/v1/rescan": {
+        "post": (
+            "Rescan now (needs the token: `Authorization: Bearer TOKEN`)",
+            ("wait",),
+            (),
+            {"202": {"description": "scan scheduled", "content": _JSON}, "401": _ERROR},
+        )
+    },
 }
 
 
-def _operation(path: str, method: str, summary: str, params: tuple[str, ...], required: tuple[str, ...], extra: dict) -> dict:
+def _operation(
+    path: str, method: str, summary: str, params: tuple[str, ...], required: tuple[str, ...], extra: dict
+) -> dict:
     responses: dict[str, Any] = {"400": _ERROR}
     if "200" not in extra and not (method == "post"):
         responses["200"] = {"description": "OK", "content": _JSON}
@@ -68,7 +129,13 @@ def _operation(path: str, method: str, summary: str, params: tuple[str, ...], re
         "summary": summary,
         "operationId": (method + path.replace("/", "_").replace(".", "_")).rstrip("_") or method,
         "parameters": [
-            {"name": p, "in": "query", "required": p in required, "schema": _PARAM_DOCS[p][0], "description": _PARAM_DOCS[p][1]}
+            {
+                "name": p,
+                "in": "query",
+                "required": p in required,
+                "schema": _PARAM_DOCS[p][0],
+                "description": _PARAM_DOCS[p][1],
+            }
             for p in params
         ],
         "responses": dict(sorted(responses.items())),
@@ -81,14 +148,19 @@ def _operation(path: str, method: str, summary: str, params: tuple[str, ...], re
 def openapi_document(version: str) -> dict:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "fitagent", "version": version,
-                 "description": "Which LLM, quantization and context fit this machine now. Memory in bytes, speed in tokens/s."},
+        "info": {
+            "title": "fitagent",
+            "version": version,
+            "description": "Which LLM, quantization and context fit this machine now. Memory in bytes, speed in tokens/s.",
+        },
         "paths": {
             path: {method: _operation(path, method, *spec) for method, spec in methods.items()}
             for path, methods in ROUTES.items()
         },
         "components": {
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+            },
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -28,8 +28,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def render_snapshot(snap: HardwareSnapshot) -> str:
     h = snap.host
     cpu = f"{h.cpu_model or 'unknown CPU'} ({h.cpu_cores} cores)"
-    bw = f"bandwidth {gb(h.memory_bandwidth_bytes_per_s, 0)}/s ({h.memory_bandwidth_source})" if h.memory_bandwidth_bytes_per_s else "bandwidth unknown (`fitagent probe --measure-bandwidth` measures it once)"
-    limit = f", limited to {gb(h.memory_limit_bytes)} by {h.memory_limit_source or 'cgroup'}" if h.memory_limit_bytes else ""
+    bw = (
+        f"bandwidth {gb(h.memory_bandwidth_bytes_per_s, 0)}/s ({h.memory_bandwidth_source})"
+        if h.memory_bandwidth_bytes_per_s
+        else "bandwidth unknown (`fitagent probe --measure-bandwidth` measures it once)"
+    )
+    limit = (
+        f", limited to {gb(h.memory_limit_bytes)} by {h.memory_limit_source or 'cgroup'}"
+        if h.memory_limit_bytes
+        else ""
+    )
     out = [
         f"Host  {h.hostname} · {h.os} · {cpu}",
         f"RAM   {gb(h.memory_total_bytes)} total, {gb(h.memory_available_bytes)} available{limit} · {bw}",
@@ -38,14 +46,32 @@ def render_snapshot(snap: HardwareSnapshot) -> str:
     if snap.gpus:
         rows = []
         for g in snap.gpus:
-            status = "ok" if g.usable else ("lost: " + g.error if g.error else "not visible" if not g.visible else "MIG parent")
-            bandwidth = f"{g.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s ({g.bandwidth_source})" if g.memory_bandwidth_bytes_per_s else "—"
-            rows.append([g.index, g.name, f"{g.memory_free_bytes / 1e9:.1f} / {g.memory_total_bytes / 1e9:.1f} GB",
-                         bandwidth, g.driver_version or "—", status])
+            status = (
+                "ok"
+                if g.usable
+                else ("lost: " + g.error if g.error else "not visible" if not g.visible else "MIG parent")
+            )
+            bandwidth = (
+                f"{g.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s ({g.bandwidth_source})"
+                if g.memory_bandwidth_bytes_per_s
+                else "—"
+            )
+            rows.append(
+                [
+                    g.index,
+                    g.name,
+                    f"{g.memory_free_bytes / 1e9:.1f} / {g.memory_total_bytes / 1e9:.1f} GB",
+                    bandwidth,
+                    g.driver_version or "—",
+                    status,
+                ]
+            )
         out.append(table(["GPU", "name", "free / total", "bandwidth", "driver", "status"], rows))
         for g in snap.gpus:
             for proc in g.processes:
-                out.append(f"  GPU {g.index}: pid {proc.get('pid')} {proc.get('name') or '?'} holds {gb(proc.get('used_bytes'))}")
+                out.append(
+                    f"  GPU {g.index}: pid {proc.get('pid')} {proc.get('name') or '?'} holds {gb(proc.get('used_bytes'))}"
+                )
     else:
         out.append("No usable GPU found: estimates run on the CPU and RAM.")
     if snap.problems:
@@ -77,11 +103,17 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         if e.n_cpu_moe:
             placement += f", experts of {e.n_cpu_moe} layers in RAM"
     elif e.placement == "gpu":
-        placement += f" · {e.total_layers}/{e.total_layers} layers" + (" · tensor parallel" if e.tensor_parallel else "")
+        placement += f" · {e.total_layers}/{e.total_layers} layers" + (
+            " · tensor parallel" if e.tensor_parallel else ""
+        )
     fit = _fit_words(e)
     if not e.loads:
         placement = "does not load" + (f" · {e.gpu_layers}/{e.total_layers} layers forced on GPU" if e.devices else "")
-    ttft = f" · first token after {e.time_to_first_token_s:.2f} s ({e.prompt_tokens}-token prompt)" if e.time_to_first_token_s else ""
+    ttft = (
+        f" · first token after {e.time_to_first_token_s:.2f} s ({e.prompt_tokens}-token prompt)"
+        if e.time_to_first_token_s
+        else ""
+    )
     lines = [
         f"{e.model} · {e.quant} · context {e.context:,} · {e.method} method",
         f"on {_hardware_line(snap)}",
@@ -95,9 +127,19 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
     ]
     if e.max_context is not None:
-        where = "on the GPU" if e.placement == "gpu" else "with this split" if e.placement == "partial_offload" else "in RAM"
+        where = (
+            "on the GPU"
+            if e.placement == "gpu"
+            else "with this split"
+            if e.placement == "partial_offload"
+            else "in RAM"
+        )
         plural = "s" if e.concurrent_sessions != 1 else ""
-        sessions = f" · {e.concurrent_sessions} session{plural} of {e.context:,} tokens at once" if e.concurrent_sessions else ""
+        sessions = (
+            f" · {e.concurrent_sessions} session{plural} of {e.context:,} tokens at once"
+            if e.concurrent_sessions
+            else ""
+        )
         lines.append(f"limits     longest context {where}: {e.max_context:,} tokens{sessions}")
     for d in e.devices:
         short = "  ← more than is free" if d.bytes > d.free_bytes else ""
@@ -107,7 +149,7 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
 
 
 def _likely(span) -> str:
-    """", likely 125–150": the range a speed lands in against measurements (out of sample)."""
+    """ ", likely 125–150": the range a speed lands in against measurements (out of sample)."""
     if not span:
         return ""
     low, high = span
@@ -138,10 +180,12 @@ def _quality(e) -> str:
 
 
 _LEGEND = "quality: ~ estimated from the model's size (no benchmark score), * a related model's score stands in"
-_FRONTIER_TITLES = {"quality": "quality frontier (best quality at each memory)",
-                    "speed": "speed frontier (fastest at each memory)",
-                    "efficiency": "efficiency frontier",
-                    "quality_speed": "quality vs speed (what each step of speed costs in quality)"}
+_FRONTIER_TITLES = {
+    "quality": "quality frontier (best quality at each memory)",
+    "speed": "speed frontier (fastest at each memory)",
+    "efficiency": "efficiency frontier",
+    "quality_speed": "quality vs speed (what each step of speed costs in quality)",
+}
 
 
 def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str:
@@ -155,7 +199,11 @@ def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str
     else:
         rows = []
         for i, e in enumerate(result.ranked[:top], 1):
-            where = _PLACEMENT_WORDS[e.placement] if e.placement != "partial_offload" else f"{e.gpu_layers}/{e.total_layers} layers on GPU"
+            where = (
+                _PLACEMENT_WORDS[e.placement]
+                if e.placement != "partial_offload"
+                else f"{e.gpu_layers}/{e.total_layers} layers on GPU"
+            )
             rows.append([i, e.model, e.quant, gb(e.total_bytes), where, rate(e.decode_tokens_per_s), _quality(e)])
             marked = marked or _quality(e)[0] in "~*"
         lines.append(table(["#", "model", "quant", "memory", "placement", "decode", "quality"], rows))
@@ -170,10 +218,15 @@ def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str
         lines.append(f"{_FRONTIER_TITLES.get(name, name + ' frontier')} ({len(points)} points{more}):")
         for e in shown:
             if name == "quality_speed":
-                lines.append(f"  {rate(e.decode_tokens_per_s):>14}  {_quality(e):>6}  {gb(e.total_bytes):>9}  {e.model} {e.quant}")
+                lines.append(
+                    f"  {rate(e.decode_tokens_per_s):>14}  {_quality(e):>6}  {gb(e.total_bytes):>9}  {e.model} {e.quant}"
+                )
                 continue
-            metric = {"quality": _quality(e), "speed": rate(e.decode_tokens_per_s),
-                      "efficiency": f"{e.efficiency:.3f}" if e.efficiency is not None else "—"}[name]
+            metric = {
+                "quality": _quality(e),
+                "speed": rate(e.decode_tokens_per_s),
+                "efficiency": f"{e.efficiency:.3f}" if e.efficiency is not None else "—",
+            }[name]
             lines.append(f"  {gb(e.total_bytes):>9}  {metric:>14}  {e.model} {e.quant}")
             marked = marked or (name == "quality" and metric[0] in "~*")
     if marked:
@@ -183,19 +236,36 @@ def render_recommendations(result, snap: HardwareSnapshot, top: int = 10) -> str
 
 def render_explain(x: dict) -> str:
     """`recommend --explain MODEL`: its quantizations, the pick, and what ranks ahead."""
-    lines = [f"{x['model']}: " + (f"ranked {x['rank']}" if x["rank"] else "not ranked")
-             + (f", {x['chosen']} chosen" if x["chosen"] else "")
-             + (f" · quality from {x['quality_source']}" if x.get("quality_source") else ""), ""]
+    lines = [
+        f"{x['model']}: "
+        + (f"ranked {x['rank']}" if x["rank"] else "not ranked")
+        + (f", {x['chosen']} chosen" if x["chosen"] else "")
+        + (f" · quality from {x['quality_source']}" if x.get("quality_source") else ""),
+        "",
+    ]
     if x["quants"]:
-        rows = [[q["quant"], gb(q["total_bytes"]), q["placement"], rate(q["decode_tokens_per_s"]),
-                 f"{q['quality']:.1f}", f"{q['quant_retention']:.1%}", q["fate"]] for q in x["quants"]]
+        rows = [
+            [
+                q["quant"],
+                gb(q["total_bytes"]),
+                q["placement"],
+                rate(q["decode_tokens_per_s"]),
+                f"{q['quality']:.1f}",
+                f"{q['quant_retention']:.1%}",
+                q["fate"],
+            ]
+            for q in x["quants"]
+        ]
         lines.append(table(["quant", "memory", "placement", "decode", "quality", "kept", "fate"], rows))
         lines.append("")
     lines += [f"why: {w}" for w in x["why"]]
     if x["beaten_by"]:
         lines.append("ahead of it:")
-        lines += [f"  {b['model']} {b['quant']}: quality {b['quality']:.1f} (+{b['quality_ahead']:.1f}), "
-                  f"{rate(b['decode_tokens_per_s'])}" for b in x["beaten_by"]]
+        lines += [
+            f"  {b['model']} {b['quant']}: quality {b['quality']:.1f} (+{b['quality_ahead']:.1f}), "
+            f"{rate(b['decode_tokens_per_s'])}"
+            for b in x["beaten_by"]
+        ]
     return "\n".join(lines)
 
 

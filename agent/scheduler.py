@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Callable
 
 from ..estimator.budget import budget_from_snapshot
 from ..estimator.catalog import Catalog
@@ -46,8 +46,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Agent:
-    def __init__(self, config: Config, prober: Prober | None = None, catalog: Catalog | None = None,
-                 notify: Callable[[str], bool] = sdnotify.notify, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        config: Config,
+        prober: Prober | None = None,
+        catalog: Catalog | None = None,
+        notify: Callable[[str], bool] = sdnotify.notify,
+        clock: Callable[[], float] = time.time,
+    ):
         if catalog is None:
             from .catalog import load_catalog
 
@@ -59,8 +65,14 @@ class Agent:
         self._notify = notify
         self._clock = clock
         self.events = EventLog(config.events_max)
-        self._state = AgentState(generation=0, snapshot=None, computed=None, scanned_at=None,
-                                 scan_duration_s=None, rescan_interval_s=config.rescan_interval_s)
+        self._state = AgentState(
+            generation=0,
+            snapshot=None,
+            computed=None,
+            scanned_at=None,
+            scan_duration_s=None,
+            rescan_interval_s=config.rescan_interval_s,
+        )
         self._scan_lock = threading.Lock()
         self._scanned = threading.Condition()
         self._stop = threading.Event()
@@ -109,9 +121,14 @@ class Agent:
                 new = self._failed(old, _one_line(exc), now)
             else:
                 new = AgentState(
-                    generation=old.generation + 1, snapshot=snapshot, computed=computed, scanned_at=now,
-                    scan_duration_s=time.monotonic() - started, rescan_interval_s=config.rescan_interval_s,
-                    scans_total=old.scans_total + 1, scan_failures_total=old.scan_failures_total,
+                    generation=old.generation + 1,
+                    snapshot=snapshot,
+                    computed=computed,
+                    scanned_at=now,
+                    scan_duration_s=time.monotonic() - started,
+                    rescan_interval_s=config.rescan_interval_s,
+                    scans_total=old.scans_total + 1,
+                    scan_failures_total=old.scan_failures_total,
                     installed=self._scan_installed(config),
                 )
                 self.events.extend(self._changes(old, new, previous, config), now)
@@ -163,16 +180,29 @@ class Agent:
     def _failed(self, old: AgentState, message: str, now: float) -> AgentState:
         log.error("scan failed: %s", message)
         if old.error != message:
-            kept = f"keeping the scan from {old.age_s(now):.0f} s ago" if old.scanned_at is not None else "no good scan yet"
+            kept = (
+                f"keeping the scan from {old.age_s(now):.0f} s ago"
+                if old.scanned_at is not None
+                else "no good scan yet"
+            )
             self.events.add(Change("scan_failed", f"scan failed: {message} ({kept})", {"error": message}), now)
-        return replace(old, generation=old.generation + 1, error=message, error_at=now,
-                       consecutive_failures=old.consecutive_failures + 1, scans_total=old.scans_total + 1,
-                       scan_failures_total=old.scan_failures_total + 1, cache=ResponseCache(256))
+        return replace(
+            old,
+            generation=old.generation + 1,
+            error=message,
+            error_at=now,
+            consecutive_failures=old.consecutive_failures + 1,
+            scans_total=old.scans_total + 1,
+            scan_failures_total=old.scan_failures_total + 1,
+            cache=ResponseCache(256),
+        )
 
     def _changes(self, old: AgentState, new: AgentState, previous: Precomputed | None, config: Config) -> list[Change]:
         changes = []
         if old.error is not None:
-            changes.append(Change("scan_recovered", f"scans work again after {old.consecutive_failures} failure(s)", {}))
+            changes.append(
+                Change("scan_recovered", f"scans work again after {old.consecutive_failures} failure(s)", {})
+            )
         if old.snapshot is None:
             return changes
         hardware = hardware_changes(old.snapshot, new.snapshot, config.recompute_min_change_bytes)
@@ -183,7 +213,9 @@ class Agent:
         old_host, new_host = previous.budget.host_available_bytes, computed.budget.host_available_bytes
         if previous.default_key == computed.default_key:
             use_case, context = computed.default_key
-            changes += fit_changes(previous.best_fitting, computed.best_fitting, context, use_case, hardware, old_host, new_host)
+            changes += fit_changes(
+                previous.best_fitting, computed.best_fitting, context, use_case, hardware, old_host, new_host
+            )
         changes += watched_changes(previous.watched, computed.watched, hardware, old_host, new_host)
         return changes
 
@@ -231,13 +263,28 @@ class Agent:
         interval = self._config.rescan_interval_s
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog is not None and interval * 2 > watchdog:
-            log.warning("rescan_interval_s %.0f s is more than half of systemd's WatchdogSec (%.0f s); "
-                        "raise WatchdogSec or the service will be restarted", interval, watchdog)
-        scheduler = BackgroundScheduler(timezone=timezone.utc, executors={"default": ThreadPoolExecutor(1)},
-                                        job_defaults={"max_instances": 1, "coalesce": True})
-        scheduler.add_job(self._scheduled_scan, "interval", seconds=interval, id=JOB_ID, max_instances=1,
-                          coalesce=True, misfire_grace_time=int(interval) or 1, next_run_time=datetime.now(timezone.utc),
-                          replace_existing=True)
+            log.warning(
+                "rescan_interval_s %.0f s is more than half of systemd's WatchdogSec (%.0f s); "
+                "raise WatchdogSec or the service will be restarted",
+                interval,
+                watchdog,
+            )
+        scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"max_instances": 1, "coalesce": True},
+        )
+        scheduler.add_job(
+            self._scheduled_scan,
+            "interval",
+            seconds=interval,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(interval) or 1,
+            next_run_time=datetime.now(timezone.utc),
+            replace_existing=True,
+        )
         scheduler.start()
         self._scheduler = scheduler
 

@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -53,8 +54,8 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
     return Response(_json_bytes(data), status=status, mimetype="application/json", headers=headers)
 
 
-
 # ---------------------------------------------------------------- reading the state
+
 
 def ready_state(agent: Agent) -> AgentState:
     state = agent.state
@@ -64,8 +65,9 @@ def ready_state(agent: Agent) -> AgentState:
     return state
 
 
-def recommendations_for(agent: Agent, state: AgentState, use_case: str, context: int,
-                        all_quants: bool = False) -> tuple[Recommendations, int]:
+def recommendations_for(
+    agent: Agent, state: AgentState, use_case: str, context: int, all_quants: bool = False
+) -> tuple[Recommendations, int]:
     """Precomputed when the scan did it, else computed now and kept with this state."""
     computed = state.computed
     key = (use_case, context)
@@ -73,8 +75,12 @@ def recommendations_for(agent: Agent, state: AgentState, use_case: str, context:
         return computed.recommendations[key], computed.considered[key]
 
     def make():
-        full = recommend(agent.catalog, computed.budget, Options(context=context, use_case=use_case),
-                         floor=agent.config.floor(use_case, all_quants))
+        full = recommend(
+            agent.catalog,
+            computed.budget,
+            Options(context=context, use_case=use_case),
+            floor=agent.config.floor(use_case, all_quants),
+        )
         return slim(full), len(full.candidates)
 
     return state.on_demand.get_or_make((use_case, context, all_quants), make)
@@ -104,7 +110,15 @@ def health(agent: Agent, now: float | None = None) -> dict:
     state = agent.state
     now = time.time() if now is None else now
     stale = state.stale(now)
-    status = "starting" if not state.ready and state.error is None else "error" if not state.ready else "stale" if stale else "ok"
+    status = (
+        "starting"
+        if not state.ready and state.error is None
+        else "error"
+        if not state.ready
+        else "stale"
+        if stale
+        else "ok"
+    )
     computed = state.computed
     return {
         "status": status,
@@ -128,8 +142,14 @@ def health(agent: Agent, now: float | None = None) -> dict:
 
 # ---------------------------------------------------------------- the app
 
-def create_app(config: Config | Mapping | None = None, prober: Callable[[], HardwareSnapshot] | None = None,
-               catalog=None, start: bool = True, agent: Agent | None = None) -> Flask:
+
+def create_app(
+    config: Config | Mapping | None = None,
+    prober: Callable[[], HardwareSnapshot] | None = None,
+    catalog=None,
+    start: bool = True,
+    agent: Agent | None = None,
+) -> Flask:
     """The Flask app over one Agent. `prober` replaces the hardware probe (tests, what-if runs);
     `start=False` leaves the scheduler off (call `app.extensions["fitagent"].scan_once()`)."""
     if config is None:
@@ -188,10 +208,16 @@ class LoopbackHosts:
             host = environ.get("HTTP_HOST", "")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if host and name.lower() not in _LOOPBACK_NAMES and not name.startswith("127."):
-                body = json.dumps({"error": f"this agent answers requests to localhost only, not to {host[:80]!r} "
-                                            "(set host in the config to serve other names)"}).encode()
-                start_response("421 Misdirected Request", [("Content-Type", "application/json"),
-                                                           ("Content-Length", str(len(body)))])
+                body = json.dumps(
+                    {
+                        "error": f"this agent answers requests to localhost only, not to {host[:80]!r} "
+                        "(set host in the config to serve other names)"
+                    }
+                ).encode()
+                start_response(
+                    "421 Misdirected Request",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
                 return [body]
         return self.wsgi_app(environ, start_response)
 
@@ -240,7 +266,9 @@ def _register_views(app: Flask, agent: Agent) -> None:
     def hardware():
         parse_query(request.args, ())
         state = ready_state(agent)
-        return body_response(state.cache.get_or_make(("hardware",), lambda: _json_bytes(snapshot_to_dict(state.snapshot))), state)
+        return body_response(
+            state.cache.get_or_make(("hardware",), lambda: _json_bytes(snapshot_to_dict(state.snapshot))), state
+        )
 
     @app.get("/v1/recommendations")
     def recommendations():
@@ -256,8 +284,13 @@ def _register_views(app: Flask, agent: Agent) -> None:
             body = recommendations_body(state, recs, considered, top)
             if explained:
                 try:
-                    body["explain"] = explain(recs, agent.catalog, state.computed.budget,
-                                              Options(context=context, use_case=use_case), explained)
+                    body["explain"] = explain(
+                        recs,
+                        agent.catalog,
+                        state.computed.budget,
+                        Options(context=context, use_case=use_case),
+                        explained,
+                    )
                 except FitagentError as exc:
                     raise type(exc)(f"explain: {exc}") from None
             return _json_bytes(body)
@@ -276,18 +309,30 @@ def _register_views(app: Flask, agent: Agent) -> None:
             if not recs.ranked:
                 return None
             best = recs.ranked[0]
-            return _json_bytes({**candidate_dict(best, state.computed.devices),
-                                **installed_of(state).fields(best.model, best.quant), "scanned_at": iso(state.scanned_at)})
+            return _json_bytes(
+                {
+                    **candidate_dict(best, state.computed.devices),
+                    **installed_of(state).fields(best.model, best.quant),
+                    "scanned_at": iso(state.scanned_at),
+                }
+            )
 
         body = state.cache.get_or_make(("pick", use_case, context), lambda: make() or b"")
         if not body:
-            return _json({"error": f"nothing in the catalog runs at a usable speed here for use case {use_case} "
-                                   f"at context {context:,} (try a smaller context)"}, 404)
+            return _json(
+                {
+                    "error": f"nothing in the catalog runs at a usable speed here for use case {use_case} "
+                    f"at context {context:,} (try a smaller context)"
+                },
+                404,
+            )
         return body_response(body, state)
 
     @app.get("/v1/estimate")
     def estimate_one():
-        q = parse_query(request.args, ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), required=("model",))
+        q = parse_query(
+            request.args, ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), required=("model",)
+        )
         state = ready_state(agent)
         key = ("estimate",) + tuple(sorted(q.items()))
         return body_response(state.cache.get_or_make(key, lambda: _json_bytes(_estimate_body(agent, state, q))), state)
@@ -313,8 +358,12 @@ def _register_views(app: Flask, agent: Agent) -> None:
         since = q.get("since", 0)
         found = agent.events.since(since, q.get("limit", EVENTS_PAGE))
         oldest = agent.events.oldest_id
-        body = {"events": [e.to_dict() for e in found], "next": found[-1].id if found else since,
-                "last_id": agent.events.last_id, "oldest_id": oldest}
+        body = {
+            "events": [e.to_dict() for e in found],
+            "next": found[-1].id if found else since,
+            "last_id": agent.events.last_id,
+            "oldest_id": oldest,
+        }
         if since + 1 < oldest:
             body["missed"] = oldest - since - 1  # dropped from the bounded log before this client asked
         return _json(body)
@@ -324,13 +373,19 @@ def _register_views(app: Flask, agent: Agent) -> None:
         q = parse_query(request.args, ("wait",))
         expected = agent.token
         if not expected:
-            return _json({"error": "rescans on request are off: no token is configured (set token or token_file)"}, 401,
-                         headers={"WWW-Authenticate": "Bearer"})
+            return _json(
+                {"error": "rescans on request are off: no token is configured (set token or token_file)"},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         given = request.headers.get("Authorization", "")
         given = given[7:].strip() if given[:7].lower() == "bearer " else request.headers.get("X-Fitagent-Token", "")
         if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-            return _json({"error": "missing or wrong token (send `Authorization: Bearer TOKEN`)"}, 401,
-                         headers={"WWW-Authenticate": "Bearer"})
+            return _json(
+                {"error": "missing or wrong token (send `Authorization: Bearer TOKEN`)"},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         generation = agent.state.generation
         agent.request_rescan()
         if q.get("wait"):
@@ -378,8 +433,12 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     except FitagentError as exc:
         raise type(exc)(f"quant: {exc}") from None
     context = q.get("context", min(agent.config.default_context, model.max_context))
-    options = Options(context=context, use_case=q.get("use_case", agent.config.default_use_case),
-                      kv_quant=q.get("kv_quant", "f16"), gpu_layers=q.get("gpu_layers"))
+    options = Options(
+        context=context,
+        use_case=q.get("use_case", agent.config.default_use_case),
+        kv_quant=q.get("kv_quant", "f16"),
+        gpu_layers=q.get("gpu_layers"),
+    )
     try:
         options.check()
     except UsageError as exc:
@@ -388,7 +447,9 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     body = candidate_dict(result, state.computed.devices)
     body.update(installed_of(state).fields(result.model, result.quant))
     if context > model.max_context:
-        body["notes"] = body["notes"] + [f"context {context} is beyond the model's trained window of {model.max_context} tokens"]
+        body["notes"] = body["notes"] + [
+            f"context {context} is beyond the model's trained window of {model.max_context} tokens"
+        ]
     if quant_note:
         body["notes"] = body["notes"] + [quant_note]
     body["scanned_at"] = iso(state.scanned_at)
@@ -401,16 +462,32 @@ def _models_body(agent: Agent, state: AgentState, recs: Recommendations) -> dict
     rows = []
     for m in agent.catalog.models:
         e = best.get(m.id)
-        rows.append({
-            "id": m.id, "alias": m.alias, "family": m.family, "modality": m.modality,
-            "params_total": m.params_total, "params_active": m.params_active, "max_context": m.max_context,
-            "moe": m.is_moe, "installed": m.id in on_disk, "installed_quants": sorted(on_disk.get(m.id, ())),
-            "best": None if e is None else {
-                "quant": e.quant, "fits": e.fits, "placement": e.placement, "gpu_layers": e.gpu_layers,
-                "total_bytes": e.total_bytes, "headroom_bytes": e.headroom_bytes,
-                "decode_tokens_per_s": e.to_dict()["decode_tokens_per_s"], "quality": round(e.quality, 2),
-            },
-        })
+        rows.append(
+            {
+                "id": m.id,
+                "alias": m.alias,
+                "family": m.family,
+                "modality": m.modality,
+                "params_total": m.params_total,
+                "params_active": m.params_active,
+                "max_context": m.max_context,
+                "moe": m.is_moe,
+                "installed": m.id in on_disk,
+                "installed_quants": sorted(on_disk.get(m.id, ())),
+                "best": None
+                if e is None
+                else {
+                    "quant": e.quant,
+                    "fits": e.fits,
+                    "placement": e.placement,
+                    "gpu_layers": e.gpu_layers,
+                    "total_bytes": e.total_bytes,
+                    "headroom_bytes": e.headroom_bytes,
+                    "decode_tokens_per_s": e.to_dict()["decode_tokens_per_s"],
+                    "quality": round(e.quality, 2),
+                },
+            }
+        )
     return {"use_case": recs.use_case, "context": recs.context, "models": rows, "scanned_at": iso(state.scanned_at)}
 
 
@@ -419,14 +496,26 @@ def _installed_models_body(agent: Agent, state: AgentState, use_case: str, conte
     from .localmodels import local_rows
 
     installed = installed_of(state)
-    rows = local_rows(installed, agent.catalog, state.computed.budget, state.computed.devices,
-                      Options(context=context, use_case=use_case))
-    return {"use_case": use_case, "context": context, "budget_bytes": state.computed.budget.budget_bytes,
-            "roots": [r.to_dict() for r in installed.scan.roots], "models": rows, "problems": installed.problems(),
-            "scanned_at": iso(state.scanned_at)}
+    rows = local_rows(
+        installed,
+        agent.catalog,
+        state.computed.budget,
+        state.computed.devices,
+        Options(context=context, use_case=use_case),
+    )
+    return {
+        "use_case": use_case,
+        "context": context,
+        "budget_bytes": state.computed.budget.budget_bytes,
+        "roots": [r.to_dict() for r in installed.scan.roots],
+        "models": rows,
+        "problems": installed.problems(),
+        "scanned_at": iso(state.scanned_at),
+    }
 
 
 # ---------------------------------------------------------------- serving
+
 
 def _whole_response_writes() -> dict:
     """Every answer here is one in-memory bytes object. With waitress's default send_bytes=1
@@ -448,8 +537,13 @@ def _whole_response_writes() -> dict:
 # request announcing one over 1 KiB is refused (413) instead of buffered to a temporary file; an
 # idle connection is closed after 10 s; a request must arrive whole within REQUEST_DEADLINE_S of
 # its first byte (a client dripping a header line at a time is dropped); up to 512 connections.
-SERVER_LIMITS = {"max_request_body_size": 1024, "max_request_header_size": 64 * 1024, "channel_timeout": 10,
-                 "cleanup_interval": 2, "connection_limit": 512}
+SERVER_LIMITS = {
+    "max_request_body_size": 1024,
+    "max_request_header_size": 64 * 1024,
+    "channel_timeout": 10,
+    "cleanup_interval": 2,
+    "connection_limit": 512,
+}
 REQUEST_DEADLINE_S = 10.0
 STOP_GRACE_S = 1.5  # SIGTERM ends the process within this (plus waitress's own close) whatever a scan is doing
 
@@ -478,8 +572,9 @@ def _deadline_channel_class():
     return DeadlineChannel
 
 
-def serve(app: Flask, config: Config, reload: Callable[[], None] | None = None,
-          on_bound: Callable[[str], None] | None = None) -> int:
+def serve(
+    app: Flask, config: Config, reload: Callable[[], None] | None = None, on_bound: Callable[[str], None] | None = None
+) -> int:
     """Serve with waitress until SIGTERM/SIGINT; SIGHUP calls `reload`. Returns the exit code."""
     import signal
 
@@ -499,12 +594,21 @@ def serve(app: Flask, config: Config, reload: Callable[[], None] | None = None,
         raise _Stop(0)
 
     try:
-        server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="fitagent",
-                               **SERVER_LIMITS, **_whole_response_writes())
+        server = create_server(
+            app,
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            ident="fitagent",
+            **SERVER_LIMITS,
+            **_whole_response_writes(),
+        )
         server.channel_class = _deadline_channel_class()
     except OSError as exc:
-        raise UsageError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
-                         "is another agent running? (set port in the config or --port)") from None
+        raise UsageError(
+            f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
+            "is another agent running? (set port in the config or --port)"
+        ) from None
     url = f"http://{config.host}:{server.effective_port}"
     log.info("serving on %s", url)
     if on_bound:

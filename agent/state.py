@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
 
 from ..estimator.budget import Budget, Device, budget_from_snapshot
 from ..estimator.catalog import Catalog
@@ -121,8 +122,14 @@ class AgentState:
 
 
 def settings_key(config: Config) -> tuple:
-    return (config.precomputed_use_cases, config.precomputed_contexts, (config.default_use_case, config.default_context),
-            config.watch_models, config.max_quant_loss, tuple(sorted(config.quality_floor.items())))
+    return (
+        config.precomputed_use_cases,
+        config.precomputed_contexts,
+        (config.default_use_case, config.default_context),
+        config.watch_models,
+        config.max_quant_loss,
+        tuple(sorted(config.quality_floor.items())),
+    )
 
 
 def runtime_devices(snapshot: HardwareSnapshot, budget: Budget) -> tuple[Device, ...]:
@@ -141,7 +148,12 @@ def budget_moved(old: Budget, new: Budget, min_change_bytes: int) -> bool:
     if [d.id for d in old.devices] != [d.id for d in new.devices]:
         return True
     for a, b in zip(old.devices, new.devices):
-        if (a.total_bytes, a.bandwidth_bytes_per_s, a.fp16_flops, a.unified) != (b.total_bytes, b.bandwidth_bytes_per_s, b.fp16_flops, b.unified):
+        if (a.total_bytes, a.bandwidth_bytes_per_s, a.fp16_flops, a.unified) != (
+            b.total_bytes,
+            b.bandwidth_bytes_per_s,
+            b.fp16_flops,
+            b.unified,
+        ):
             return True
         if abs(a.free_bytes - b.free_bytes) > min_change_bytes:
             return True
@@ -151,8 +163,13 @@ def budget_moved(old: Budget, new: Budget, min_change_bytes: int) -> bool:
     return (old.host_bandwidth_bytes_per_s, old.cpu_cores) != (new.host_bandwidth_bytes_per_s, new.cpu_cores)
 
 
-def precompute(snapshot: HardwareSnapshot, catalog: Catalog, config: Config,
-               stop: threading.Event | None = None, clock: Callable[[], float] = time.time) -> Precomputed:
+def precompute(
+    snapshot: HardwareSnapshot,
+    catalog: Catalog,
+    config: Config,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Precomputed:
     started = time.monotonic()
     budget = budget_from_snapshot(snapshot, catalog)
     default_key = (config.default_use_case, config.default_context)
@@ -170,17 +187,32 @@ def precompute(snapshot: HardwareSnapshot, catalog: Catalog, config: Config,
             recs[key] = slim(full)
             if key == default_key:
                 best = best_fitting(full)
-                scatter = tuple((e.total_bytes, e.quality, e.decode_tokens_per_s, e.efficiency) for e in full.candidates)
+                scatter = tuple(
+                    (e.total_bytes, e.quality, e.decode_tokens_per_s, e.efficiency) for e in full.candidates
+                )
             del full
     watched = tuple(
-        estimate(catalog.model(w.model), catalog.quant(w.quant), budget, catalog,
-                 Options(context=w.context, use_case=config.default_use_case))
+        estimate(
+            catalog.model(w.model),
+            catalog.quant(w.quant),
+            budget,
+            catalog,
+            Options(context=w.context, use_case=config.default_use_case),
+        )
         for w in config.watch_models
     )
     return Precomputed(
-        budget=budget, devices=runtime_devices(snapshot, budget), recommendations=recs, considered=considered,
-        default_key=default_key, best_fitting=best, scatter=scatter, watched=watched,
-        computed_at=clock(), duration_s=time.monotonic() - started, settings=settings_key(config),
+        budget=budget,
+        devices=runtime_devices(snapshot, budget),
+        recommendations=recs,
+        considered=considered,
+        default_key=default_key,
+        best_fitting=best,
+        scatter=scatter,
+        watched=watched,
+        computed_at=clock(),
+        duration_s=time.monotonic() - started,
+        settings=settings_key(config),
     )
 
 

@@ -8,20 +8,25 @@ whose id is a built-in's replaces that entry. The file is written atomically, re
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any
 
 from ..estimator.catalog import Architecture, Model, model_key, parse_models
 from ..estimator.errors import DataError, UsageError
 
 MAX_USER_CATALOG_BYTES = 4 << 20
-HEADER = ("# fitagent's user catalog: models added with `fitagent catalog add` (same fields as the built-in\n"
-          "# data/models.yaml; an entry with a built-in id replaces it). `fitagent catalog remove ID` removes one.\n")
+HEADER = (
+    "# fitagent's user catalog: models added with `fitagent catalog add` (same fields as the built-in\n"
+    "# data/models.yaml; an entry with a built-in id replaces it). `fitagent catalog remove ID` removes one.\n"
+)
 
 
 def user_catalog_path(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
-    base = environ.get("XDG_DATA_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "share")
+    base = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(base, "fitagent", "models.yaml")
 
 
@@ -62,7 +67,9 @@ def overlay(builtin_doc: Any, entries: list[dict], path: str) -> Any:
     if not isinstance(builtin_doc, Mapping) or not isinstance(builtin_doc.get("models"), list):
         return builtin_doc  # the built-in parser names what is wrong with it
     replaced = {str(e["id"]).lower() for e in entries}
-    kept = [m for m in builtin_doc["models"] if not (isinstance(m, Mapping) and str(m.get("id", "")).lower() in replaced)]
+    kept = [
+        m for m in builtin_doc["models"] if not (isinstance(m, Mapping) and str(m.get("id", "")).lower() in replaced)
+    ]
     taken = {}
     for m in kept:
         if isinstance(m, Mapping):
@@ -72,8 +79,10 @@ def overlay(builtin_doc: Any, entries: list[dict], path: str) -> Any:
     for entry in entries:
         for key in (entry["id"], entry["alias"]):
             if key.lower() in taken:
-                raise DataError(f"{path}: entry '{entry['id']}': '{key}' is also the name of the built-in "
-                                f"{taken[key.lower()]} — `fitagent catalog remove {entry['id']}` and add it again with --alias")
+                raise DataError(
+                    f"{path}: entry '{entry['id']}': '{key}' is also the name of the built-in "
+                    f"{taken[key.lower()]} — `fitagent catalog remove {entry['id']}` and add it again with --alias"
+                )
     return {**builtin_doc, "models": kept + entries}
 
 
@@ -85,12 +94,24 @@ def entry_from_model(model: Model, alias: str | None, source: str) -> dict:
         model_id = "local/" + "-".join(model_id.split())
     arch = {f.name: getattr(model.architecture, f.name) for f in fields(Architecture)}
     defaults = Architecture(1, 1, 1, 1, 1, 1, 1)
-    arch = {k: v for k, v in arch.items() if v is not None and (k in ("layers", "hidden_size", "attention_heads",
-            "kv_heads", "head_dim", "intermediate_size", "vocab_size") or v != getattr(defaults, k))}
+    arch = {
+        k: v
+        for k, v in arch.items()
+        if v is not None
+        and (
+            k in ("layers", "hidden_size", "attention_heads", "kv_heads", "head_dim", "intermediate_size", "vocab_size")
+            or v != getattr(defaults, k)
+        )
+    }
     entry = {
-        "id": model_id, "alias": (alias or model_id.rsplit("/", 1)[-1]).strip().lower(),
-        "family": model.family or "unknown", "modality": model.modality, "params_total": int(model.params_total),
-        "params_active": int(model.params_active), "max_context": int(model.max_context), "architecture": arch,
+        "id": model_id,
+        "alias": (alias or model_id.rsplit("/", 1)[-1]).strip().lower(),
+        "family": model.family or "unknown",
+        "modality": model.modality,
+        "params_total": int(model.params_total),
+        "params_active": int(model.params_active),
+        "max_context": int(model.max_context),
+        "architecture": arch,
         "config_source": source,
     }
     if not entry["alias"]:
@@ -113,5 +134,9 @@ def find_entry(entries: list[dict], name: str) -> int | None:
     for i, entry in enumerate(entries):
         if key in (str(entry.get("id", "")).lower(), str(entry.get("alias", "")).lower()):
             return i
-    loose = [i for i, e in enumerate(entries) if model_key(name) in (model_key(str(e.get("id", ""))), model_key(str(e.get("alias", ""))))]
+    loose = [
+        i
+        for i, e in enumerate(entries)
+        if model_key(name) in (model_key(str(e.get("id", ""))), model_key(str(e.get("alias", ""))))
+    ]
     return loose[0] if len(loose) == 1 else None

@@ -69,11 +69,19 @@ class Host:
 # The host behind each row, from the row's own cpu/ram columns: peak bandwidth = MT/s × 8 bytes
 # × channels (hardware-notes §3) unless the source states a figure.
 HOSTS = {
-    ("AMD EPYC 9274F", "MBW 460.8 GB/s (as stated in post)"): Host(460.8e9, 24, "460.8 GB/s as the post states (12 × DDR5-4800)"),
-    ("Intel Core i9-10900X", "62 GB"): Host(102.4e9, 10, "quad-channel DDR4-3200 = 102.4 GB/s (the same machine's PR #774 states ~102 GB/s)"),
-    ("Intel Core i9-10900X", "quad-channel DDR4 (~102 GB/s measured, per PR)"): Host(102.4e9, 10, "quad-channel DDR4 ≈ 102 GB/s, as the PR states"),
+    ("AMD EPYC 9274F", "MBW 460.8 GB/s (as stated in post)"): Host(
+        460.8e9, 24, "460.8 GB/s as the post states (12 × DDR5-4800)"
+    ),
+    ("Intel Core i9-10900X", "62 GB"): Host(
+        102.4e9, 10, "quad-channel DDR4-3200 = 102.4 GB/s (the same machine's PR #774 states ~102 GB/s)"
+    ),
+    ("Intel Core i9-10900X", "quad-channel DDR4 (~102 GB/s measured, per PR)"): Host(
+        102.4e9, 10, "quad-channel DDR4 ≈ 102 GB/s, as the PR states"
+    ),
     ("AMD Ryzen 7 5800X", "2 sticks DDR4-2133"): Host(34.1e9, 8, "2 × DDR4-2133 (dual channel) = 34.1 GB/s"),
-    ("AMD EPYC 7343", "64 GB DDR4-3200"): Host(102.4e9, 16, "64 GB DDR4-3200, channel count not given: 4 × 25.6 GB/s assumed"),
+    ("AMD EPYC 7343", "64 GB DDR4-3200"): Host(
+        102.4e9, 16, "64 GB DDR4-3200, channel count not given: 4 × 25.6 GB/s assumed"
+    ),
 }
 NO_HOST = Host(None, 8, "not given")
 UNIFIED_HOST_BYTES = 512 * 2**30  # a unified-memory machine's "host" holds nothing the GPU doesn't
@@ -81,26 +89,41 @@ UNIFIED_HOST_BYTES = 512 * 2**30  # a unified-memory machine's "host" holds noth
 # Documented exclusions: (rule, reason). A row matching a rule is still reported, with its
 # errors, but left out of the group figures.
 EXCLUSIONS = [
-    (lambda r: r["kind"] == "file_size" and "9fb13f9" in r["notes"] + r["source"] or
-     (r["kind"] == "file_size" and "PR 'llama : add Mixtral support'" in r["notes"]),
-     "file from llama.cpp build 1631 (Dec 2023, the PR that added Mixtral): its Q4_K_M is the size of its "
-     "Q4_0 and Q5_K_M of Q5_0 — the per-tensor mixes did not yet reach the expert tensors, unlike every "
-     "llama-quantize since"),
-    (lambda r: r["kind"] == "decode" and r["cpu"] == "AMD Ryzen 7 5800X",
-     "20.1 t/s of DeepSeek-Coder-V2-Lite (≈2.2 GB read per token at Q6_K_L) needs ≥ 44 GB/s from RAM, more than "
-     "the 34.1 GB/s peak of the two DDR4-2133 sticks the source describes: the row's hardware description cannot be right"),
-    (lambda r: "WARNING: F16 pp512 far below" in r["notes"],
-     "the source's own warning: this F16 pp512 is far below the same card's Q4_K_M pp512, unlike on every other card"),
-    (lambda r: r["kind"] == "prefill" and "PR 'llama : add Mixtral support'" in r["notes"],
-     "prompt processing on the build that added Mixtral (1631, December 2023), before Metal's mul_mat_id batched "
-     "the experts: 40–90 t/s on a 38-core M2 Max, 2–5 % of its FLOPS, against 670 t/s for a dense 7B on the same chip"),
-    (lambda r: "M1_8GB" in r["source"] and ("pp8192" in r["notes"] or "tg4096" in r["notes"]),
-     "the 8 GB M1's long runs are not measurements of what they name: the same notebook's pp8192 (1849 ± 289 t/s) "
-     "and tg8192 (1133 t/s) are 19× and 100× its pp4096 and tg512, and its tg4096 (11.8) is above its own tg512 "
-     "(10.2) with tg2048 at 7.3 ± 0.95 — the machine ran out of memory"),
-    (lambda r: r["cpu"] == "AMD EPYC 7343",
-     "64 GB of RAM for the 63 GB of gpt-oss-120b weights kept in RAM: the source's own notes flag these runs "
-     "as RAM-starved (≈1.6 t/s, far below other reports); weights stream from disk, which no memory model covers"),
+    (
+        lambda r: (
+            r["kind"] == "file_size"
+            and "9fb13f9" in r["notes"] + r["source"]
+            or (r["kind"] == "file_size" and "PR 'llama : add Mixtral support'" in r["notes"])
+        ),
+        "file from llama.cpp build 1631 (Dec 2023, the PR that added Mixtral): its Q4_K_M is the size of its "
+        "Q4_0 and Q5_K_M of Q5_0 — the per-tensor mixes did not yet reach the expert tensors, unlike every "
+        "llama-quantize since",
+    ),
+    (
+        lambda r: r["kind"] == "decode" and r["cpu"] == "AMD Ryzen 7 5800X",
+        "20.1 t/s of DeepSeek-Coder-V2-Lite (≈2.2 GB read per token at Q6_K_L) needs ≥ 44 GB/s from RAM, more than "
+        "the 34.1 GB/s peak of the two DDR4-2133 sticks the source describes: the row's hardware description cannot be right",
+    ),
+    (
+        lambda r: "WARNING: F16 pp512 far below" in r["notes"],
+        "the source's own warning: this F16 pp512 is far below the same card's Q4_K_M pp512, unlike on every other card",
+    ),
+    (
+        lambda r: r["kind"] == "prefill" and "PR 'llama : add Mixtral support'" in r["notes"],
+        "prompt processing on the build that added Mixtral (1631, December 2023), before Metal's mul_mat_id batched "
+        "the experts: 40–90 t/s on a 38-core M2 Max, 2–5 % of its FLOPS, against 670 t/s for a dense 7B on the same chip",
+    ),
+    (
+        lambda r: "M1_8GB" in r["source"] and ("pp8192" in r["notes"] or "tg4096" in r["notes"]),
+        "the 8 GB M1's long runs are not measurements of what they name: the same notebook's pp8192 (1849 ± 289 t/s) "
+        "and tg8192 (1133 t/s) are 19× and 100× its pp4096 and tg512, and its tg4096 (11.8) is above its own tg512 "
+        "(10.2) with tg2048 at 7.3 ± 0.95 — the machine ran out of memory",
+    ),
+    (
+        lambda r: r["cpu"] == "AMD EPYC 7343",
+        "64 GB of RAM for the 63 GB of gpt-oss-120b weights kept in RAM: the source's own notes flag these runs "
+        "as RAM-starved (≈1.6 t/s, far below other reports); weights stream from disk, which no memory model covers",
+    ),
 ]
 
 
@@ -141,7 +164,11 @@ class Row:
             extra.append(f"n-cpu-moe {r['n_cpu_moe']}")
         if self.kind != "file_size":
             extra.append(test_name(r))
-        return f"{r['model'].split('/')[-1]} {r['quant']}" + (f" · {hw}" if hw else "") + (f" ({', '.join(extra)})" if extra else "")
+        return (
+            f"{r['model'].split('/')[-1]} {r['quant']}"
+            + (f" · {hw}" if hw else "")
+            + (f" ({', '.join(extra)})" if extra else "")
+        )
 
     def error(self, method: str) -> float | None:
         value = self.default if method == "default" else self.seed
@@ -255,13 +282,23 @@ def row_options(r: dict, model) -> Options:
     n_cpu_moe = int(r["n_cpu_moe"]) if r["n_cpu_moe"] else None
     if r["kind"] == "prefill":
         prompt = int(r["prompt_tokens"] or 512)
-        return Options(context=memory.pad(depth + prompt), prompt_tokens=prompt, prefill_depth=depth,
-                       gpu_layers=gpu_layers, n_cpu_moe=n_cpu_moe)
+        return Options(
+            context=memory.pad(depth + prompt),
+            prompt_tokens=prompt,
+            prefill_depth=depth,
+            gpu_layers=gpu_layers,
+            n_cpu_moe=n_cpu_moe,
+        )
     gen_match = _GEN.search(r["notes"])
     n_gen = int(gen_match.group(1)) if gen_match else 128
     start = depth or int(r["prompt_tokens"] or 0)  # a decode row's prompt_tokens is the depth it started at
-    return Options(context=memory.pad(max(512, start + n_gen)), prompt_tokens=0, decode_depth=start + n_gen // 2,
-                   gpu_layers=gpu_layers, n_cpu_moe=n_cpu_moe)
+    return Options(
+        context=memory.pad(max(512, start + n_gen)),
+        prompt_tokens=0,
+        decode_depth=start + n_gen // 2,
+        gpu_layers=gpu_layers,
+        n_cpu_moe=n_cpu_moe,
+    )
 
 
 def _long_prompt(r: dict) -> bool:
@@ -290,12 +327,28 @@ def group_of(r: dict, model, placement: str | None) -> str:
     return "decode, multi-GPU" if r["gpu_count"] not in ("", "1") else "decode, single GPU"
 
 
-GROUP_ORDER = ["weights", "decode, single GPU", "decode, multi-GPU", "decode, Apple", "decode, MoE",
-               "decode, partial offload", "decode, CPU only", "prefill", "prefill, long prompt", "prefill (CPU)"]
+GROUP_ORDER = [
+    "weights",
+    "decode, single GPU",
+    "decode, multi-GPU",
+    "decode, Apple",
+    "decode, MoE",
+    "decode, partial offload",
+    "decode, CPU only",
+    "prefill",
+    "prefill, long prompt",
+    "prefill (CPU)",
+]
 # The issue's thresholds (median, max) on the absolute error of the default method (the full-GPU
 # bar applies to every dense full-GPU group).
-THRESHOLDS = {"weights": (0.02, 0.05), "decode, single GPU": (0.15, None), "decode, multi-GPU": (0.15, None),
-              "decode, Apple": (0.15, None), "decode, MoE": (0.25, None), "decode, partial offload": (0.25, None)}
+THRESHOLDS = {
+    "weights": (0.02, 0.05),
+    "decode, single GPU": (0.15, None),
+    "decode, multi-GPU": (0.15, None),
+    "decode, Apple": (0.15, None),
+    "decode, MoE": (0.25, None),
+    "decode, partial offload": (0.25, None),
+}
 
 
 def evaluate(calibration: Calibration = DEFAULT_CALIBRATION) -> list[Row]:
@@ -330,7 +383,9 @@ def _evaluate_row(row: Row, catalog, calibration: Calibration) -> Row:
         row.group = group_of(r, model, None)
         return row
     ubatch = row_ubatch(r)
-    options = replace(row_options(r, model), calibration=replace(calibration, n_ubatch=ubatch) if ubatch else calibration)
+    options = replace(
+        row_options(r, model), calibration=replace(calibration, n_ubatch=ubatch) if ubatch else calibration
+    )
     result = estimate(model, quant, budget, catalog, options)
     seed_result = estimate(model, quant, budget, catalog, replace(options, method="seed"))
     row.group = group_of(r, model, result.placement)
@@ -356,8 +411,10 @@ def _placed(model, quant, budget, catalog, options):
     arch = model.architecture
     kv_element = memory.kv_bytes_per_element(options.kv_quant, catalog.ggml_types)
     kv_read = memory.kv_bytes_read_per_token(arch, options.decode_depth or 0, kv_element)
-    choices = [(speed.decode_tokens_per_s(need, p, arch, kv_read, budget, options.calibration) or 0, p)
-               for p in placements(need, budget, options, model.is_moe)]
+    choices = [
+        (speed.decode_tokens_per_s(need, p, arch, kv_read, budget, options.calibration) or 0, p)
+        for p in placements(need, budget, options, model.is_moe)
+    ]
     return need, max(choices, key=lambda c: c[0])[1], kv_read
 
 
@@ -369,11 +426,24 @@ def _decode_terms(model, quant, budget, catalog, options) -> dict:
 def _prefill_terms(model, quant, budget, catalog, options, float_weights) -> dict:
     need, placed, _ = _placed(model, quant, budget, catalog, options)
     active = model.params_active
-    return speed.prefill_terms(need, placed, model.architecture, active, options.prompt_tokens, budget,
-                               options.calibration, depth=options.prefill_depth, float_weights=float_weights) or {}
+    return (
+        speed.prefill_terms(
+            need,
+            placed,
+            model.architecture,
+            active,
+            options.prompt_tokens,
+            budget,
+            options.calibration,
+            depth=options.prefill_depth,
+            float_weights=float_weights,
+        )
+        or {}
+    )
 
 
 # ---------------------------------------------------------------- figures
+
 
 def counted(rows: list[Row], group: str) -> list[Row]:
     return [r for r in rows if r.group == group and r.default is not None and not r.excluded and not r.why_not]
@@ -388,8 +458,11 @@ def summary(rows: list[Row]) -> dict[str, dict]:
         entry = {"rows": len(members)}
         for method in ("default", "seed"):
             errors = [abs(r.error(method)) for r in members if r.error(method) is not None]
-            entry[method] = {"rows": len(errors), "median": statistics.median(errors) if errors else None,
-                             "max": max(errors) if errors else None}
+            entry[method] = {
+                "rows": len(errors),
+                "median": statistics.median(errors) if errors else None,
+                "max": max(errors) if errors else None,
+            }
         out[group] = entry
     return out
 
@@ -446,7 +519,8 @@ def _fit_gpu_decode(gpu_rows: list[Row], base: Calibration) -> Calibration:
     keys = sorted({k for r in gpu_rows for k in r.terms if k.startswith(("bytes:", "layers:")) and k != "layers:cpu"})
     cal = base
     for _ in range(4):
-        def column(r: Row, k: str) -> float:
+
+        def column(r: Row, k: str, cal: Calibration = cal) -> float:
             value = r.terms.get(k, 0.0)
             if k.startswith("bytes:"):
                 factor = cal.kv_read_factor_nofa if "no_flash_attention" in r.terms else cal.kv_read_factor
@@ -458,11 +532,13 @@ def _fit_gpu_decode(gpu_rows: list[Row], base: Calibration) -> Calibration:
         values = dict(zip(keys, solution))
         cal = replace(
             cal,
-            gpu_decode_efficiency=with_generic_classes({k[6:]: round(1 / float(v), 3) for k, v in values.items()
-                                                        if k.startswith("bytes:")}),
+            gpu_decode_efficiency=with_generic_classes(
+                {k[6:]: round(1 / float(v), 3) for k, v in values.items() if k.startswith("bytes:")}
+            ),
             gpu_layer_seconds=round(float(values.get("layers:gpu", base.gpu_layer_seconds)), 7),
-            layer_seconds_by_class={k[7:]: round(float(v), 7) for k, v in values.items()
-                                    if k.startswith("layers:") and k != "layers:gpu"},
+            layer_seconds_by_class={
+                k[7:]: round(float(v), 7) for k, v in values.items() if k.startswith("layers:") and k != "layers:gpu"
+            },
         )
         deep = [r for r in gpu_rows if _kv_share(r, cal) > 0.02]
         for name, flag in (("kv_read_factor", False), ("kv_read_factor_nofa", True)):
@@ -481,8 +557,12 @@ def with_generic_classes(table: dict[str, float], generics=GENERIC_CLASSES) -> d
     and of the Apple generations; compute_chain for prefill: the discrete boards' and Apple's)."""
     out = dict(table)
     for generic in generics:
-        members = [v for k, v in table.items() if k not in GENERIC_CLASSES and
-                   (k.startswith("apple-") if generic == "apple" else memory_class(k) == generic)]
+        members = [
+            v
+            for k, v in table.items()
+            if k not in GENERIC_CLASSES
+            and (k.startswith("apple-") if generic == "apple" else memory_class(k) == generic)
+        ]
         if members:
             out[generic] = round(statistics.median(members), 3)
     return out
@@ -495,11 +575,13 @@ def _kv_share(r: Row, cal: Calibration) -> float:
     return 1 - speed.decode_seconds(without, cal) / total if total else 0.0
 
 
-def _fit_scalar(members: list[Row], cal: Calibration, name: str, seconds_of, table: str | None = None,
-                entry: str | None = None) -> float:
+def _fit_scalar(
+    members: list[Row], cal: Calibration, name: str, seconds_of, table: str | None = None, entry: str | None = None
+) -> float:
     """The value of one linear constant that minimises Σ (estimate/measured − 1)² over these rows
     (each row's seconds are linear in it), the others fixed. With table/entry, the constant is
     that entry of a per-class table (a zero entry would fall back, so 1e-9 stands for it)."""
+
     def at(value: float) -> Calibration:
         if table:
             return replace(cal, **{table: {**getattr(cal, table), entry: value or 1e-9}})
@@ -546,8 +628,12 @@ def _fit_host(cpu_rows: list[Row], cal: Calibration) -> Calibration:
         total = base + host[:, :, None] + r.terms.get("layers:cpu", 0.0) * crossings[None, None, :]
         loss += (1 / (total * r.measured) - 1) ** 2
     i, j, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
-    return replace(cal, cpu_decode_efficiency=round(float(effs[i]), 3), cpu_core_bytes_per_s=round(float(per_core[j]), -6),
-                   cpu_layer_seconds=round(float(crossings[k]), 7))
+    return replace(
+        cal,
+        cpu_decode_efficiency=round(float(effs[i]), 3),
+        cpu_core_bytes_per_s=round(float(per_core[j]), -6),
+        cpu_layer_seconds=round(float(crossings[k]), 7),
+    )
 
 
 def _fit_prefill(rows: list[Row], cal: Calibration) -> Calibration:
@@ -564,28 +650,46 @@ def _fit_prefill(rows: list[Row], cal: Calibration) -> Calibration:
     if not keys:
         return cal
     for _ in range(4):
-        def column(r: Row, k: str) -> float:
-            factor = cal.prefill_attention_factor_nofa if "no_flash_attention" in r.terms else cal.prefill_attention_factor
+
+        def column(r: Row, k: str, cal: Calibration = cal) -> float:
+            factor = (
+                cal.prefill_attention_factor_nofa if "no_flash_attention" in r.terms else cal.prefill_attention_factor
+            )
             value = r.terms.get(k, 0.0) + r.terms.get("attn:" + k[6:], 0.0) * factor
             return value / _row_seconds(r) / (cal.tensor_parallel_efficiency if "tensor_parallel" in r.terms else 1)
 
         a = np.array([[column(r, k) for k in keys] for r in quantized])
         b = np.array([1 - speed.prefill_fixed_seconds(r.terms, cal) / _row_seconds(r) for r in quantized])
         solution, *_ = np.linalg.lstsq(a, b, rcond=None)
-        cal = replace(cal, gpu_prefill_efficiency=with_generic_classes(
-            {k[6:]: round(1 / float(v), 3) for k, v in zip(keys, solution)}, ("discrete", "apple")))
+        cal = replace(
+            cal,
+            gpu_prefill_efficiency=with_generic_classes(
+                {k[6:]: round(1 / float(v), 3) for k, v in zip(keys, solution)}, ("discrete", "apple")
+            ),
+        )
         apple_floats = [r for r in members if "float:apple" in r.terms]
         if len(apple_floats) >= 3:
             one = replace(cal, prefill_float_factor_by_class={"apple": 1.0})
-            factor = _fit_scalar(apple_floats, one, "prefill_float_factor", speed.prefill_seconds, "prefill_float_factor_by_class", "apple")
+            factor = _fit_scalar(
+                apple_floats,
+                one,
+                "prefill_float_factor",
+                speed.prefill_seconds,
+                "prefill_float_factor_by_class",
+                "apple",
+            )
             cal = replace(cal, prefill_float_factor_by_class={"apple": round(factor, 3)})
         fitted = {
             "prefill_float_factor": [r for r in members if "float:gpu" in r.terms],
             "prefill_moe_factor": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
             "prefill_moe_half_batch": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
-            "prefill_attention_factor": [r for r in members if "no_flash_attention" not in r.terms and _long_prompt(r.raw)],
+            "prefill_attention_factor": [
+                r for r in members if "no_flash_attention" not in r.terms and _long_prompt(r.raw)
+            ],
             "prefill_score_flops": [r for r in members if "no_flash_attention" not in r.terms and _long_prompt(r.raw)],
-            "prefill_attention_factor_nofa": [r for r in members if "no_flash_attention" in r.terms and _long_prompt(r.raw)],
+            "prefill_attention_factor_nofa": [
+                r for r in members if "no_flash_attention" in r.terms and _long_prompt(r.raw)
+            ],
         }
         for name, group in fitted.items():
             if len(group) >= 3:
@@ -596,16 +700,23 @@ def _fit_prefill(rows: list[Row], cal: Calibration) -> Calibration:
 def residuals(rows: list[Row], cal: Calibration) -> dict:
     """Absolute error of a calibration on the fitted rows, per kind of fit."""
     out = {}
-    for name, groups in (("GPU decode rows", GPU_FIT_GROUPS), ("rows with work on the CPU", CPU_FIT_GROUPS),
-                         ("prefill rows", PREFILL_GROUPS)):
-        errors = [abs(predicted(r, cal) / r.measured - 1) for r in fit_rows(rows, groups)
-                  if not (name == "GPU decode rows" and "host_bytes" in r.terms) and predicted(r, cal)]
+    for name, groups in (
+        ("GPU decode rows", GPU_FIT_GROUPS),
+        ("rows with work on the CPU", CPU_FIT_GROUPS),
+        ("prefill rows", PREFILL_GROUPS),
+    ):
+        errors = [
+            abs(predicted(r, cal) / r.measured - 1)
+            for r in fit_rows(rows, groups)
+            if not (name == "GPU decode rows" and "host_bytes" in r.terms) and predicted(r, cal)
+        ]
         if errors:
             out[name] = {"rows": len(errors), "median": statistics.median(errors), "max": max(errors)}
     return out
 
 
 # ---------------------------------------------------------------- out of sample
+
 
 def gpu_key(r: Row) -> str:
     """What leave-one-GPU-out holds out together: the GPU (any count of it), or the host CPU."""
@@ -655,17 +766,29 @@ def cv_summary(rows: list[Row], predictions: dict[int, float]) -> dict[str, dict
 def all_figures(rows: list[Row]) -> dict:
     """In-sample (shipped constants), leave-one-GPU-out and leave-one-model-out figures."""
     cv = {name: cross_validate(rows, key) for name, key in CV_KINDS.items()}
-    return {"in_sample": summary(rows), "cv": {name: cv_summary(rows, p) for name, p in cv.items()},
-            "predictions": cv}
+    return {"in_sample": summary(rows), "cv": {name: cv_summary(rows, p) for name, p in cv.items()}, "predictions": cv}
 
 
 # ---------------------------------------------------------------- what ships: constants and ranges
 
-FITTED_FIELDS = ("gpu_decode_efficiency", "gpu_layer_seconds", "layer_seconds_by_class", "kv_read_factor",
-                 "kv_read_factor_nofa", "cpu_decode_efficiency", "cpu_core_bytes_per_s", "cpu_layer_seconds",
-                 "gpu_prefill_efficiency", "prefill_float_factor", "prefill_float_factor_by_class",
-                 "prefill_moe_factor", "prefill_moe_half_batch", "prefill_attention_factor",
-                 "prefill_attention_factor_nofa", "prefill_score_flops")
+FITTED_FIELDS = (
+    "gpu_decode_efficiency",
+    "gpu_layer_seconds",
+    "layer_seconds_by_class",
+    "kv_read_factor",
+    "kv_read_factor_nofa",
+    "cpu_decode_efficiency",
+    "cpu_core_bytes_per_s",
+    "cpu_layer_seconds",
+    "gpu_prefill_efficiency",
+    "prefill_float_factor",
+    "prefill_float_factor_by_class",
+    "prefill_moe_factor",
+    "prefill_moe_half_batch",
+    "prefill_attention_factor",
+    "prefill_attention_factor_nofa",
+    "prefill_score_flops",
+)
 MIN_RANGE_ROWS = 8  # a (regime, class) cell with fewer rows borrows the range of the class it falls back to
 MIN_POOLED_ROWS = 5  # ... and a regime with fewer rows the range of its kind (decode or prefill) pooled
 
@@ -732,18 +855,23 @@ def calibration_block(fitted: Calibration, ranges: dict, counts: dict) -> str:
             value = {k: v for k, v in sorted(value.items())}
         return pprint.pformat(value, width=104, sort_dicts=True)
 
-    lines = ["# ---- generated by `python -m benchmarks.accuracy --write-calibration`; do not edit by hand ----",
-             "# FITTED: the constants the fit gives (benchmarks.accuracy.fit) on tests/data/measurements.csv.",
-             "FITTED: dict = {"]
+    lines = [
+        "# ---- generated by `python -m benchmarks.accuracy --write-calibration`; do not edit by hand ----",
+        "# FITTED: the constants the fit gives (benchmarks.accuracy.fit) on tests/data/measurements.csv.",
+        "FITTED: dict = {",
+    ]
     for name in FITTED_FIELDS:
         text = literal(getattr(fitted, name)).replace("\n", "\n" + " " * (8 + len(name)))
         lines.append(f"    {name!r}: {text},")
-    lines += ["}", "# FIT_ROWS: the rows behind each fitted efficiency, per device class.",
-              "FIT_ROWS: dict = " + literal(counts).replace("\n", "\n" + " " * 16),
-              "# SPEED_RANGES: per regime and device class, (10th, 90th percentile, rows) of measured ÷ estimate",
-              "# over the leave-one-GPU-out predictions (speed_range reads them).",
-              "SPEED_RANGES: dict = " + literal(ranges).replace("\n", "\n" + " " * 20),
-              "# ---- end of generated block ----"]
+    lines += [
+        "}",
+        "# FIT_ROWS: the rows behind each fitted efficiency, per device class.",
+        "FIT_ROWS: dict = " + literal(counts).replace("\n", "\n" + " " * 16),
+        "# SPEED_RANGES: per regime and device class, (10th, 90th percentile, rows) of measured ÷ estimate",
+        "# over the leave-one-GPU-out predictions (speed_range reads them).",
+        "SPEED_RANGES: dict = " + literal(ranges).replace("\n", "\n" + " " * 20),
+        "# ---- end of generated block ----",
+    ]
     return "\n".join(lines)
 
 
@@ -761,6 +889,7 @@ def write_calibration(rows: list[Row]) -> str:
 
 
 # ---------------------------------------------------------------- the report
+
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:+.1f} %"
@@ -850,11 +979,18 @@ def render(rows: list[Row], calibration: Calibration = DEFAULT_CALIBRATION, figu
     ]
     for group, entry in inside.items():
         d = entry["default"]
-        lines.append(f"| {group} | {entry['rows']} | {_abs_pct(d['median'])} | {_abs_pct(d['max'])} | "
-                     f"{_pair(cv['gpu'].get(group))} | {_pair(cv['model'].get(group))} | {_bar(group)} |")
-    lines += ["", "The seed method (in sample; it has no prefill model and no offload, and reads every weight, MoE",
-              "included, at one GPU's bandwidth):", "",
-              "| group | rows | seed: median | seed: max |", "| --- | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {group} | {entry['rows']} | {_abs_pct(d['median'])} | {_abs_pct(d['max'])} | "
+            f"{_pair(cv['gpu'].get(group))} | {_pair(cv['model'].get(group))} | {_bar(group)} |"
+        )
+    lines += [
+        "",
+        "The seed method (in sample; it has no prefill model and no offload, and reads every weight, MoE",
+        "included, at one GPU's bandwidth):",
+        "",
+        "| group | rows | seed: median | seed: max |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for group, entry in inside.items():
         s = entry["seed"]
         if s["rows"]:
@@ -866,17 +1002,26 @@ def render(rows: list[Row], calibration: Calibration = DEFAULT_CALIBRATION, figu
         members = [r for r in rows if r.group == group]
         if not members:
             continue
-        lines += ["", f"## {group}", "",
-                  "| # | row | measured | estimate | error | GPU left out | model left out | seed | error | note |",
-                  "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        lines += [
+            "",
+            f"## {group}",
+            "",
+            "| # | row | measured | estimate | error | GPU left out | model left out | seed | error | note |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
         for r in members:
             note = r.excluded and f"excluded: {r.excluded}" or r.why_not or ""
-            oos = [_pct(predictions[k][r.index] / r.measured - 1) if r.index in predictions[k] else "—" for k in ("gpu", "model")]
+            oos = [
+                _pct(predictions[k][r.index] / r.measured - 1) if r.index in predictions[k] else "—"
+                for k in ("gpu", "model")
+            ]
             if group == "weights":
                 oos = ["=", "="]
-            lines.append(f"| {r.index} | {r.label} | {_value(r.measured, r.kind)} | {_value(r.default, r.kind)} | "
-                         f"{_pct(r.error('default'))} | {oos[0]} | {oos[1]} | {_value(r.seed, r.kind)} | "
-                         f"{_pct(r.error('seed'))} | [src]({r.raw['source']}) {note} |")
+            lines.append(
+                f"| {r.index} | {r.label} | {_value(r.measured, r.kind)} | {_value(r.default, r.kind)} | "
+                f"{_pct(r.error('default'))} | {oos[0]} | {oos[1]} | {_value(r.seed, r.kind)} | "
+                f"{_pct(r.error('seed'))} | [src]({r.raw['source']}) {note} |"
+            )
     unplaced = [r for r in rows if not r.group]
     if unplaced:
         lines += ["", "## Not evaluated", "", "| # | row | why |", "| ---: | --- | --- |"]
@@ -887,15 +1032,20 @@ def render(rows: list[Row], calibration: Calibration = DEFAULT_CALIBRATION, figu
 def _before_section(inside: dict, cv: dict) -> list[str]:
     if not BEFORE:
         return []
-    lines = ["", "## Before and after the second round", "",
-             "Median / max absolute error of the speed model before this round (commit ce32664: one efficiency",
-             "for every Apple chip and one time per layer for every GPU, no attention factor, no FLOPS for",
-             "Apple or GB10) and now, on the rows of that commit and on today's rows, with today's exclusions.",
-             "Cells: median / max (rows). Before, on today's rows, the constants are as shipped then (fitted on",
-             "the old rows only), so its first column is not in sample.",
-             "", "| group | before, old rows: in sample | GPU left out | model left out | before, today's rows: "
-             "as shipped | GPU left out | model left out | now: in sample | GPU left out | model left out |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Before and after the second round",
+        "",
+        "Median / max absolute error of the speed model before this round (commit ce32664: one efficiency",
+        "for every Apple chip and one time per layer for every GPU, no attention factor, no FLOPS for",
+        "Apple or GB10) and now, on the rows of that commit and on today's rows, with today's exclusions.",
+        "Cells: median / max (rows). Before, on today's rows, the constants are as shipped then (fitted on",
+        "the old rows only), so its first column is not in sample.",
+        "",
+        "| group | before, old rows: in sample | GPU left out | model left out | before, today's rows: "
+        "as shipped | GPU left out | model left out | now: in sample | GPU left out | model left out |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
 
     def cell(rows_median_max) -> str:
         n, med, mx = rows_median_max
@@ -910,8 +1060,11 @@ def _before_section(inside: dict, cv: dict) -> list[str]:
         cells = []
         for entry in (a, b):
             if entry:
-                cells += [cell((entry[0], entry[1], entry[2])), cell((entry[0], entry[3], entry[4])),
-                          cell((entry[0], entry[5], entry[6]))]
+                cells += [
+                    cell((entry[0], entry[1], entry[2])),
+                    cell((entry[0], entry[3], entry[4])),
+                    cell((entry[0], entry[5], entry[6])),
+                ]
             else:
                 cells += ["—", "—", "—"]
         cells += [cell((inside[group]["rows"], now_in["median"], now_in["max"]))]
@@ -925,49 +1078,92 @@ def _before_section(inside: dict, cv: dict) -> list[str]:
 def _constants_section(cal: Calibration, rows: list[Row]) -> list[str]:
     refit = fit(rows)
     counts = class_counts(rows)
-    lines = ["", "## Constants of the default method", "",
-             "Generated into `estimator/calibration.py` by `python -m benchmarks.accuracy --write-calibration` (a",
-             "test checks the shipped values are what the fit gives). Decode: weighted least squares on relative",
-             "error over the full-GPU rows (seconds per token are linear in the priced terms), alternated with",
-             "1-D least squares for the KV-read factors; then a grid search for the host constants over the rows",
-             "that put work on the CPU. Prefill: the same least squares over the dense quantized-weight rows,",
-             "alternated with 1-D fits of the factors for F16/BF16 weights, routed experts and attention. A class",
-             "of device without rows takes the median of its memory system's classes (decode) or its vendor's",
-             "(prefill): `calibration.class_chain` / `compute_chain`. Everything else is physics: bytes per tensor,",
-             "bytes read per token, FLOPs.", "",
-             "| constant | shipped | refit today | rows |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "",
+        "## Constants of the default method",
+        "",
+        "Generated into `estimator/calibration.py` by `python -m benchmarks.accuracy --write-calibration` (a",
+        "test checks the shipped values are what the fit gives). Decode: weighted least squares on relative",
+        "error over the full-GPU rows (seconds per token are linear in the priced terms), alternated with",
+        "1-D least squares for the KV-read factors; then a grid search for the host constants over the rows",
+        "that put work on the CPU. Prefill: the same least squares over the dense quantized-weight rows,",
+        "alternated with 1-D fits of the factors for F16/BF16 weights, routed experts and attention. A class",
+        "of device without rows takes the median of its memory system's classes (decode) or its vendor's",
+        "(prefill): `calibration.class_chain` / `compute_chain`. Everything else is physics: bytes per tensor,",
+        "bytes read per token, FLOPs.",
+        "",
+        "| constant | shipped | refit today | rows |",
+        "| --- | ---: | ---: | ---: |",
+    ]
 
     def row(name: str, shipped: str, now: str, n: str = "") -> None:
         lines.append(f"| {name} | {shipped} | {now} | {n} |")
 
     for name in sorted(set(cal.gpu_decode_efficiency) | set(refit.gpu_decode_efficiency)):
         now = refit.gpu_decode_efficiency.get(name)
-        row(f"decode efficiency, {name}", f"{cal.decode_efficiency(name):.3f}", "—" if now is None else f"{now:.3f}",
-            str(counts["decode"].get(name, "median")))
-    row("time per layer and token, GPU", f"{cal.gpu_layer_seconds * 1e6:.1f} µs", f"{refit.gpu_layer_seconds * 1e6:.1f} µs")
+        row(
+            f"decode efficiency, {name}",
+            f"{cal.decode_efficiency(name):.3f}",
+            "—" if now is None else f"{now:.3f}",
+            str(counts["decode"].get(name, "median")),
+        )
+    row(
+        "time per layer and token, GPU",
+        f"{cal.gpu_layer_seconds * 1e6:.1f} µs",
+        f"{refit.gpu_layer_seconds * 1e6:.1f} µs",
+    )
     for family, value in sorted(cal.layer_seconds_by_class.items()):
-        row(f"time per layer and token, {family}", f"{value * 1e6:.1f} µs", f"{refit.layer_seconds(family) * 1e6:.1f} µs")
+        row(
+            f"time per layer and token, {family}",
+            f"{value * 1e6:.1f} µs",
+            f"{refit.layer_seconds(family) * 1e6:.1f} µs",
+        )
     row("KV read factor (flash attention)", f"{cal.kv_read_factor:.3f}", f"{refit.kv_read_factor:.3f}")
     row("KV read factor (no flash attention)", f"{cal.kv_read_factor_nofa:.3f}", f"{refit.kv_read_factor_nofa:.3f}")
-    row("share of peak RAM bandwidth reached", f"{cal.cpu_decode_efficiency:.2f}", f"{refit.cpu_decode_efficiency:.2f}",
-        str(counts["host"]["decode rows with work on the CPU"]))
-    row("RAM bandwidth per CPU core", f"{cal.cpu_core_bytes_per_s / 1e9:.1f} GB/s", f"{refit.cpu_core_bytes_per_s / 1e9:.1f} GB/s")
+    row(
+        "share of peak RAM bandwidth reached",
+        f"{cal.cpu_decode_efficiency:.2f}",
+        f"{refit.cpu_decode_efficiency:.2f}",
+        str(counts["host"]["decode rows with work on the CPU"]),
+    )
+    row(
+        "RAM bandwidth per CPU core",
+        f"{cal.cpu_core_bytes_per_s / 1e9:.1f} GB/s",
+        f"{refit.cpu_core_bytes_per_s / 1e9:.1f} GB/s",
+    )
     row("time per GPU↔CPU crossing", f"{cal.cpu_layer_seconds * 1e6:.0f} µs", f"{refit.cpu_layer_seconds * 1e6:.0f} µs")
     for name in sorted(set(cal.gpu_prefill_efficiency) | set(refit.gpu_prefill_efficiency)):
         now = refit.gpu_prefill_efficiency.get(name)
-        row(f"prefill efficiency, {name}", f"{cal.prefill_efficiency(name):.3f}", "—" if now is None else f"{now:.3f}",
-            str(counts["prefill"].get(name, "median")))
+        row(
+            f"prefill efficiency, {name}",
+            f"{cal.prefill_efficiency(name):.3f}",
+            "—" if now is None else f"{now:.3f}",
+            str(counts["prefill"].get(name, "median")),
+        )
     row("prefill time factor, F16/BF16 weights", f"{cal.prefill_float_factor:.3f}", f"{refit.prefill_float_factor:.3f}")
     for family, value in sorted(cal.prefill_float_factor_by_class.items()):
         row(f"prefill time factor, F16/BF16 weights, {family}", f"{value:.3f}", f"{refit.float_factor(family):.3f}")
     row("prefill time factor, routed experts", f"{cal.prefill_moe_factor:.3f}", f"{refit.prefill_moe_factor:.3f}")
-    row("routed-expert half-rate batch (tokens per expert)", f"{cal.prefill_moe_half_batch:.1f}",
-        f"{refit.prefill_moe_half_batch:.1f}")
-    row("attention factor (flash attention)", f"{cal.prefill_attention_factor:.3f}", f"{refit.prefill_attention_factor:.3f}")
-    row("softmax cost per attention score (FLOP-equivalents)", f"{cal.prefill_score_flops:.1f}",
-        f"{refit.prefill_score_flops:.1f}")
-    row("attention factor (no flash attention)", f"{cal.prefill_attention_factor_nofa:.3f}",
-        f"{refit.prefill_attention_factor_nofa:.3f}")
+    row(
+        "routed-expert half-rate batch (tokens per expert)",
+        f"{cal.prefill_moe_half_batch:.1f}",
+        f"{refit.prefill_moe_half_batch:.1f}",
+    )
+    row(
+        "attention factor (flash attention)",
+        f"{cal.prefill_attention_factor:.3f}",
+        f"{refit.prefill_attention_factor:.3f}",
+    )
+    row(
+        "softmax cost per attention score (FLOP-equivalents)",
+        f"{cal.prefill_score_flops:.1f}",
+        f"{refit.prefill_score_flops:.1f}",
+    )
+    row(
+        "attention factor (no flash attention)",
+        f"{cal.prefill_attention_factor_nofa:.3f}",
+        f"{refit.prefill_attention_factor_nofa:.3f}",
+    )
     row("CPU prefill per core", f"{cal.cpu_flops_per_core / 1e9:.0f} GFLOP/s", "not fitted (1 row)")
     row("runtime reserve per GPU", f"{cal.runtime_reserve_bytes / 2**20:.0f} MiB", "Ollama's figure (peers.md)")
     row("tensor-parallel efficiency", f"{cal.tensor_parallel_efficiency:.2f}", "stated (seed 002); no llama.cpp rows")
@@ -980,14 +1176,20 @@ def _constants_section(cal: Calibration, rows: list[Row]) -> list[str]:
 def _ranges_section() -> list[str]:
     from fitagent.estimator.calibration import SPEED_RANGES
 
-    lines = ["", "## Speed ranges", "",
-             "Every speed in an estimate comes with a range (`decode_tokens_per_s_range`, `prefill_tokens_per_s_range`):",
-             "the speed × the 10th and 90th percentiles of measured ÷ estimate over the leave-one-GPU-out",
-             "predictions of its regime and device class — a GPU's own class when it has at least",
-             f"{MIN_RANGE_ROWS} rows, else the class it falls back to, else the regime's rows pooled (at least",
-             f"{MIN_POOLED_ROWS}), else the kind's. Shipped in `estimator/calibration.py` (SPEED_RANGES), written by",
-             "`python -m benchmarks.accuracy --write-calibration`.", "",
-             "| regime | class | 10th percentile | 90th percentile | rows |", "| --- | --- | ---: | ---: | ---: |"]
+    lines = [
+        "",
+        "## Speed ranges",
+        "",
+        "Every speed in an estimate comes with a range (`decode_tokens_per_s_range`, `prefill_tokens_per_s_range`):",
+        "the speed × the 10th and 90th percentiles of measured ÷ estimate over the leave-one-GPU-out",
+        "predictions of its regime and device class — a GPU's own class when it has at least",
+        f"{MIN_RANGE_ROWS} rows, else the class it falls back to, else the regime's rows pooled (at least",
+        f"{MIN_POOLED_ROWS}), else the kind's. Shipped in `estimator/calibration.py` (SPEED_RANGES), written by",
+        "`python -m benchmarks.accuracy --write-calibration`.",
+        "",
+        "| regime | class | 10th percentile | 90th percentile | rows |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for regime, table in SPEED_RANGES.items():
         for key, (low, high, n) in table.items():
             lines.append(f"| {regime} | {key} | × {low:.2f} | × {high:.2f} | {n} |")
@@ -997,16 +1199,25 @@ def _ranges_section() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true", help="print the constants a least-squares fit gives")
-    parser.add_argument("--write-calibration", action="store_true",
-                        help="refit the constants and the speed ranges and write them into estimator/calibration.py")
-    parser.add_argument("--json", action="store_true", help="print the rows and figures as JSON instead of writing the report")
-    parser.add_argument("--output", type=Path, default=REPORT, help=f"where to write the report (default {REPORT.relative_to(ROOT)})")
+    parser.add_argument(
+        "--write-calibration",
+        action="store_true",
+        help="refit the constants and the speed ranges and write them into estimator/calibration.py",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the rows and figures as JSON instead of writing the report"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=REPORT, help=f"where to write the report (default {REPORT.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     rows = evaluate()
     if args.write_calibration:
         write_calibration(rows)
-        print(f"wrote the fitted constants and speed ranges into {CALIBRATION_PY.relative_to(ROOT)}; "
-              "run again until it no longer changes (placements depend on the constants)")
+        print(
+            f"wrote the fitted constants and speed ranges into {CALIBRATION_PY.relative_to(ROOT)}; "
+            "run again until it no longer changes (placements depend on the constants)"
+        )
         return 0
     if args.fit:
         fitted = fit(rows)
@@ -1017,15 +1228,36 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     figures = all_figures(rows)
     if args.json:
-        print(json.dumps({"summary": figures["in_sample"], "cv": figures["cv"], "rows": [
-            {"index": r.index, "group": r.group, "label": r.label, "measured": r.measured, "default": r.default,
-             "gpu_left_out": figures["predictions"]["gpu"].get(r.index),
-             "model_left_out": figures["predictions"]["model"].get(r.index),
-             "seed": r.seed, "excluded": r.excluded, "why_not": r.why_not} for r in rows]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "summary": figures["in_sample"],
+                    "cv": figures["cv"],
+                    "rows": [
+                        {
+                            "index": r.index,
+                            "group": r.group,
+                            "label": r.label,
+                            "measured": r.measured,
+                            "default": r.default,
+                            "gpu_left_out": figures["predictions"]["gpu"].get(r.index),
+                            "model_left_out": figures["predictions"]["model"].get(r.index),
+                            "seed": r.seed,
+                            "excluded": r.excluded,
+                            "why_not": r.why_not,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=1,
+            )
+        )
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render(rows, figures=figures), encoding="utf-8")
-    print(f"{'group':26s} {'rows':>4}  {'in sample':>17}  {'GPU left out':>17}  {'model left out':>17}   (median / max)")
+    print(
+        f"{'group':26s} {'rows':>4}  {'in sample':>17}  {'GPU left out':>17}  {'model left out':>17}   (median / max)"
+    )
     for group, entry in figures["in_sample"].items():
         d = entry["default"]
         cells = [f"{_abs_pct(d['median']):>8} {_abs_pct(d['max']):>8}"]

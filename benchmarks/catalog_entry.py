@@ -36,11 +36,26 @@ from fitagent.estimator.hfconfig import model_from_hf_config, published_active_c
 from fitagent.estimator.tensors import parameter_count
 
 # Architecture fields in the order the catalog writes them; the optional ones only when they apply.
-_CORE = ("hf_architecture", "layers", "hidden_size", "attention_heads", "kv_heads", "head_dim",
-         "intermediate_size", "vocab_size", "tied_embeddings")
+_CORE = (
+    "hf_architecture",
+    "layers",
+    "hidden_size",
+    "attention_heads",
+    "kv_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "tied_embeddings",
+)
 _SLIDING = ("sliding_window", "sliding_window_layers")
-_MOE = ("experts", "experts_per_token", "shared_experts", "moe_intermediate_size",
-        "shared_expert_intermediate_size", "dense_layers")
+_MOE = (
+    "experts",
+    "experts_per_token",
+    "shared_experts",
+    "moe_intermediate_size",
+    "shared_expert_intermediate_size",
+    "dense_layers",
+)
 _MLA = ("kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
 _BENCHMARKS = ("mmlu", "humaneval", "gsm8k", "bfcl")
 
@@ -59,11 +74,19 @@ def _parse_override(text: str) -> tuple[str, object]:
 # The config.json key behind an architecture field, for overrides that must be in place before the
 # config can be read at all (Hunyuan's per-layer lists of experts per token, for one).
 _CONFIG_KEYS = {
-    "layers": "num_hidden_layers", "hidden_size": "hidden_size", "attention_heads": "num_attention_heads",
-    "kv_heads": "num_key_value_heads", "head_dim": "head_dim", "intermediate_size": "intermediate_size",
-    "vocab_size": "vocab_size", "tied_embeddings": "tie_word_embeddings", "experts": "num_experts",
-    "experts_per_token": "num_experts_per_tok", "shared_experts": "n_shared_experts",
-    "moe_intermediate_size": "moe_intermediate_size", "dense_layers": "first_k_dense_replace",
+    "layers": "num_hidden_layers",
+    "hidden_size": "hidden_size",
+    "attention_heads": "num_attention_heads",
+    "kv_heads": "num_key_value_heads",
+    "head_dim": "head_dim",
+    "intermediate_size": "intermediate_size",
+    "vocab_size": "vocab_size",
+    "tied_embeddings": "tie_word_embeddings",
+    "experts": "num_experts",
+    "experts_per_token": "num_experts_per_tok",
+    "shared_experts": "n_shared_experts",
+    "moe_intermediate_size": "moe_intermediate_size",
+    "dense_layers": "first_k_dense_replace",
     "shared_expert_intermediate_size": "shared_expert_intermediate_size",
 }
 
@@ -127,24 +150,41 @@ def _benchmark_lines(bench: dict) -> list[str]:
     return lines
 
 
-def build_entry(repo_id: str, config: dict, *, origin: str, alias: str | None = None, family: str | None = None,
-                release: str | None = None, config_source: str | None = None, params_source: str | None = None,
-                params_total: int | None = None, params_active: int | None = None,
-                max_context: int | None = None, modality: str | None = None, overrides: dict | None = None,
-                benchmarks: dict | None = None) -> str:
+def build_entry(
+    repo_id: str,
+    config: dict,
+    *,
+    origin: str,
+    alias: str | None = None,
+    family: str | None = None,
+    release: str | None = None,
+    config_source: str | None = None,
+    params_source: str | None = None,
+    params_total: int | None = None,
+    params_active: int | None = None,
+    max_context: int | None = None,
+    modality: str | None = None,
+    overrides: dict | None = None,
+    benchmarks: dict | None = None,
+) -> str:
     model = model_from_hf_config(_patched(config, overrides or {}), origin=origin, name=repo_id)
     arch = model.architecture
     comments = [f"# note: {n}" for n in model.notes]
     if overrides:
-        arch = check_architecture(replace(arch, **overrides), lambda f, why: (_ for _ in ()).throw(
-            SystemExit(f"--set {f}: {why}")))
-        comments.append("# architecture set by hand (not read from config.json by hfconfig): "
-                        + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+        arch = check_architecture(
+            replace(arch, **overrides), lambda f, why: (_ for _ in ()).throw(SystemExit(f"--set {f}: {why}"))
+        )
+        comments.append(
+            "# architecture set by hand (not read from config.json by hfconfig): "
+            + ", ".join(f"{k}={v}" for k, v in overrides.items())
+        )
     computed = parameter_count(arch)
     total = params_total or computed
     if params_total:
         gap = (computed - params_total) / params_total
-        comments.append(f"# parameter_count(architecture) = {computed:,}, {gap:+.2%} from the published {params_total:,}")
+        comments.append(
+            f"# parameter_count(architecture) = {computed:,}, {gap:+.2%} from the published {params_total:,}"
+        )
     if params_active is None:
         params_active = published_active_count(arch) if arch.experts else total
     name = repo_id.split("/")[-1]
@@ -161,8 +201,12 @@ def build_entry(repo_id: str, config: dict, *, origin: str, alias: str | None = 
         lines.append(f'    release: "{release}"')
     lines.append("    architecture:")
     lines += _architecture_lines(arch)
-    lines.append(f"    config_source: {_scalar(config_source or f'https://huggingface.co/{repo_id}/blob/main/config.json')}")
-    lines.append(f"    params_source: {_scalar(params_source or f'https://huggingface.co/{repo_id} (exact count computed from config.json)')}")
+    lines.append(
+        f"    config_source: {_scalar(config_source or f'https://huggingface.co/{repo_id}/blob/main/config.json')}"
+    )
+    lines.append(
+        f"    params_source: {_scalar(params_source or f'https://huggingface.co/{repo_id} (exact count computed from config.json)')}"
+    )
     lines += _benchmark_lines(benchmarks or {})
     lines += [f"    {c}" for c in comments]
     text = "\n".join(lines) + "\n"
@@ -184,19 +228,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params-active", type=int, help="the published active count (default: computed)")
     p.add_argument("--max-context", type=int, help="default: config.json's max_position_embeddings")
     p.add_argument("--modality", choices=("text", "vision"), help="default: vision when the config has a vision_config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an architecture field the config reader cannot know (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override an architecture field the config reader cannot know (repeatable)",
+    )
     args = p.parse_args(argv)
     if "/" not in args.repo_id:
         p.error(f"repo id must be ORG/NAME, got {args.repo_id!r}")
     try:
         config = json.loads(args.config.read_text(encoding="utf-8"))
         bench = yaml.safe_load(args.benchmarks.read_text(encoding="utf-8")) if args.benchmarks else {}
-        text = build_entry(args.repo_id, config, origin=str(args.config), alias=args.alias, family=args.family,
-                           release=args.release, config_source=args.config_source, params_source=args.params_source,
-                           params_total=args.params_total, params_active=args.params_active,
-                           max_context=args.max_context, modality=args.modality, overrides=dict(map(_parse_override, args.overrides)),
-                           benchmarks=bench or {})
+        text = build_entry(
+            args.repo_id,
+            config,
+            origin=str(args.config),
+            alias=args.alias,
+            family=args.family,
+            release=args.release,
+            config_source=args.config_source,
+            params_source=args.params_source,
+            params_total=args.params_total,
+            params_active=args.params_active,
+            max_context=args.max_context,
+            modality=args.modality,
+            overrides=dict(map(_parse_override, args.overrides)),
+            benchmarks=bench or {},
+        )
     except (OSError, ValueError, yaml.YAMLError, FitagentError) as exc:
         print(f"catalog_entry: {exc}", file=sys.stderr)
         return 1

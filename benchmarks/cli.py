@@ -39,12 +39,20 @@ def main() -> None:
         "python -c pass (interpreter start)": [sys.executable, "-c", "pass"],
         "fitagent probe --json": [args.fitagent, "probe", "--json"],
         "fitagent recommend --json (this machine)": [args.fitagent, "recommend", "--json"],
-        "fitagent recommend --json --hardware rtx4090": [args.fitagent, "recommend", "--json", "--hardware", str(SNAPSHOT)],
+        "fitagent recommend --json --hardware rtx4090": [
+            args.fitagent,
+            "recommend",
+            "--json",
+            "--hardware",
+            str(SNAPSHOT),
+        ],
     }
     print(f"{'command':48} {'median':>9} {'min':>9} {'max':>9}   ({args.runs} runs, {args.fitagent})")
     for name, cmd in commands.items():
         times = time_command(cmd, args.runs)
-        print(f"{name:48} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms {max(times) * 1000:7.1f}ms")
+        print(
+            f"{name:48} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms {max(times) * 1000:7.1f}ms"
+        )
 
 
 if __name__ == "__main__":

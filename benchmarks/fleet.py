@@ -66,11 +66,21 @@ MIX = (("rtx4090", 0.40), ("2x3090", 0.35), ("cpu-only", 0.25))
 LEVELS = (1.0, 0.6, 0.25)  # share of the fixture's free memory a host has (then jittered)
 OLD_VERSION = "0.0.9"
 # Families that depend on the level's precomputed recommendations only (rendered once per level).
-SHARED = ("fitagent_runnable_candidates", "fitagent_fitting_models", "fitagent_best_decode_tokens_per_second",
-          "fitagent_largest_fitting_model_parameters", "fitagent_best_model", "fitagent_best_model_decode_tokens_per_second",
-          "fitagent_best_model_quality", "fitagent_best_model_gpu_layers", "fitagent_best_model_fit_headroom_bytes",
-          "fitagent_model_fit_headroom_bytes", "fitagent_model_decode_tokens_per_second", "fitagent_model_gpu_layers",
-          "fitagent_model_fits")
+SHARED = (
+    "fitagent_runnable_candidates",
+    "fitagent_fitting_models",
+    "fitagent_best_decode_tokens_per_second",
+    "fitagent_largest_fitting_model_parameters",
+    "fitagent_best_model",
+    "fitagent_best_model_decode_tokens_per_second",
+    "fitagent_best_model_quality",
+    "fitagent_best_model_gpu_layers",
+    "fitagent_best_model_fit_headroom_bytes",
+    "fitagent_model_fit_headroom_bytes",
+    "fitagent_model_decode_tokens_per_second",
+    "fitagent_model_gpu_layers",
+    "fitagent_model_fits",
+)
 COMMANDS = {
     "hosts": ["hosts"],
     "place": ["place", "--model", "Llama-3.1-70B-Instruct", "--quant", "Q4_K_M", "--context", "8192"],
@@ -99,6 +109,7 @@ def is_old(i: int) -> bool:
 
 
 # ---------------------------------------------------------------- the simulated hosts
+
 
 def level_snapshot(name: str, level: float) -> dict:
     data = json.loads((SNAPSHOTS / f"{name}.json").read_text())
@@ -159,15 +170,16 @@ def _render(families) -> bytes:
 
 def build_bodies(n: int, seed: int = 1) -> tuple[dict[str, bytes], dict]:
     """path -> /metrics body for n hosts (DOWN for the down ones), and facts about them."""
+    from prometheus_client import PlatformCollector, ProcessCollector
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
     from fitagent.agent.catalog import load_catalog
     from fitagent.agent.config import Config
     from fitagent.agent.metrics import FitagentCollector
     from fitagent.agent.state import AgentState, runtime_devices
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.hardware import snapshot_from_dict
-    from prometheus_client import PlatformCollector, ProcessCollector
-    from prometheus_client.exposition import generate_latest
-    from prometheus_client.registry import CollectorRegistry
 
     started = time.monotonic()
     keys = [(name, level) for name, _ in MIX for level in LEVELS]
@@ -215,14 +227,31 @@ def build_bodies(n: int, seed: int = 1) -> tuple[dict[str, bytes], dict]:
         snapshot = snapshot_from_dict(data)
         collector = collectors[OLD_VERSION if is_old(i) else None]
         if is_not_ready(i):
-            state = AgentState(generation=1, snapshot=None, computed=None, scanned_at=None, scan_duration_s=None,
-                               rescan_interval_s=config.rescan_interval_s, error="NVML: Driver Not Loaded",
-                               error_at=now, consecutive_failures=1, scans_total=1, scan_failures_total=1)
+            state = AgentState(
+                generation=1,
+                snapshot=None,
+                computed=None,
+                scanned_at=None,
+                scan_duration_s=None,
+                rescan_interval_s=config.rescan_interval_s,
+                error="NVML: Driver Not Loaded",
+                error_at=now,
+                consecutive_failures=1,
+                scans_total=1,
+                scan_failures_total=1,
+            )
         else:
             budget = budget_from_snapshot(snapshot, catalog._catalog)
             computed = replace(variants[(name, level)], budget=budget, devices=runtime_devices(snapshot, budget))
-            state = AgentState(generation=1, snapshot=snapshot, computed=computed, scanned_at=now - rng.uniform(0, 25),
-                               scan_duration_s=scan_s, rescan_interval_s=config.rescan_interval_s, scans_total=1)
+            state = AgentState(
+                generation=1,
+                snapshot=snapshot,
+                computed=computed,
+                scanned_at=now - rng.uniform(0, 25),
+                scan_duration_s=scan_s,
+                rescan_interval_s=config.rescan_interval_s,
+                scans_total=1,
+            )
         collector.agent.state = state
         families = list(collector.collect())
         own = [f for f in families if f.name not in SHARED]
@@ -233,11 +262,14 @@ def build_bodies(n: int, seed: int = 1) -> tuple[dict[str, bytes], dict]:
                 shared_text[key] = _render([f for f in families if f.name in SHARED])
             body += shared_text[key]
         bodies[path] = body + process_text
-    return bodies, {"precompute_seconds": round(precompute_s, 1), "render_seconds": round(time.monotonic() - started
-                                                                                          - precompute_s, 1)}
+    return bodies, {
+        "precompute_seconds": round(precompute_s, 1),
+        "render_seconds": round(time.monotonic() - started - precompute_s, 1),
+    }
 
 
 # ---------------------------------------------------------------- the server and Prometheus
+
 
 def serve(bodies: dict[str, bytes], port: int, ready) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -287,24 +319,41 @@ def scalar(url: str, promql: str) -> float:
 class Prometheus:
     def __init__(self, directory: Path, server_port: int, n: int, interval: int):
         self.directory = directory
-        targets = [{"targets": [f"127.0.0.1:{server_port}"],
-                    "labels": {"__metrics_path__": f"/hosts/{i:05d}/metrics",
-                               "instance": f"{'host'}-{i:05d}:8765"}} for i in range(n)]
+        targets = [
+            {
+                "targets": [f"127.0.0.1:{server_port}"],
+                "labels": {"__metrics_path__": f"/hosts/{i:05d}/metrics", "instance": f"{'host'}-{i:05d}:8765"},
+            }
+            for i in range(n)
+        ]
         (directory / "targets.json").write_text(json.dumps(targets))
         config = {
             "global": {"scrape_interval": f"{interval}s", "evaluation_interval": f"{interval}s"},
             "rule_files": [str(ROOT / "config" / "alerts.yml"), str(ROOT / "config" / "fitagent-rules.yml")],
-            "scrape_configs": [{"job_name": "fitagent", "scrape_timeout": f"{min(interval, 10)}s",
-                                "file_sd_configs": [{"files": [str(directory / "targets.json")]}]}],
+            "scrape_configs": [
+                {
+                    "job_name": "fitagent",
+                    "scrape_timeout": f"{min(interval, 10)}s",
+                    "file_sd_configs": [{"files": [str(directory / "targets.json")]}],
+                }
+            ],
         }
         (directory / "prometheus.yml").write_text(json.dumps(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(directory / "prometheus.log", "w")
         self.proc = subprocess.Popen(
-            [shutil.which("prometheus"), f"--config.file={directory / 'prometheus.yml'}",
-             f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--log.level=warn"], stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
+            [
+                shutil.which("prometheus"),
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
 
     def rss(self) -> tuple[int, int]:
         """(resident, peak resident) bytes."""
@@ -332,20 +381,27 @@ def wait_scraped(prom: Prometheus, n: int, interval: int, say) -> float:
     started = time.monotonic()
     while True:
         try:
-            got = (scalar(prom.url, 'count(up{job="fitagent"})'), scalar(prom.url, 'count(up{job="fitagent"} == 1)'),
-                   scalar(prom.url, "count(fitagent_build_info)"), scalar(prom.url, "count(fitagent:host_budget_bytes)"))
+            got = (
+                scalar(prom.url, 'count(up{job="fitagent"})'),
+                scalar(prom.url, 'count(up{job="fitagent"} == 1)'),
+                scalar(prom.url, "count(fitagent_build_info)"),
+                scalar(prom.url, "count(fitagent:host_budget_bytes)"),
+            )
         except (urllib.error.URLError, OSError, KeyError, ValueError):
             got = None
         if got == (n, n - down, n - down, ready):
             return time.monotonic() - started
         if prom.proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"Prometheus did not scrape all {n} hosts (targets, up, agents, recorded budgets: {got}; "
-                             f"expected {(n, n - down, n - down, ready)}); log: {prom.directory / 'prometheus.log'}")
+            raise SystemExit(
+                f"Prometheus did not scrape all {n} hosts (targets, up, agents, recorded budgets: {got}; "
+                f"expected {(n, n - down, n - down, ready)}); log: {prom.directory / 'prometheus.log'}"
+            )
         say(f"  waiting for the first scrapes: {got}")
         time.sleep(min(10, interval / 3))
 
 
 # ---------------------------------------------------------------- one command, measured in its own process
+
 
 def measure(outfile: str, argv: list[str]) -> int:
     """Run `fitagent <argv>` here, timing each HTTP answer from Prometheus."""
@@ -358,8 +414,14 @@ def measure(outfile: str, argv: list[str]) -> int:
     def timed(url, timeout_s, limit, headers=None, data=None):
         t = time.perf_counter()
         body = real(url, timeout_s, limit, headers, data)
-        calls.append({"url": url, "data": data.decode() if data else None, "seconds": time.perf_counter() - t,
-                      "bytes": len(body)})
+        calls.append(
+            {
+                "url": url,
+                "data": data.decode() if data else None,
+                "seconds": time.perf_counter() - t,
+                "bytes": len(body),
+            }
+        )
         return body
 
     fetch_module.fetch = timed
@@ -372,8 +434,9 @@ def measure(outfile: str, argv: list[str]) -> int:
         except SystemExit as exc:
             code = exc.code
     total = time.perf_counter() - started
-    Path(outfile).write_text(json.dumps({"code": code, "seconds": total, "http": calls, "stdout": out.getvalue(),
-                                         "stderr": err.getvalue()}))
+    Path(outfile).write_text(
+        json.dumps({"code": code, "seconds": total, "http": calls, "stdout": out.getvalue(), "stderr": err.getvalue()})
+    )
     return 0
 
 
@@ -394,8 +457,11 @@ def prometheus_eval_seconds(url: str, call: dict) -> float | None:
 
 def fitagent_command() -> list[str]:
     script = Path(sys.executable).parent / "fitagent"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from fitagent.agent.cli import main; "
-                                                                       "sys.exit(main())"]
+    return (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from fitagent.agent.cli import main; sys.exit(main())"]
+    )
 
 
 def run_command(prom_url: str, name: str, repeat: int) -> dict:
@@ -408,16 +474,29 @@ def run_command(prom_url: str, name: str, repeat: int) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"{name}: exit {proc.returncode}: {proc.stderr[-2000:]}")
         with tempfile.NamedTemporaryFile(suffix=".json") as out:  # the same again, timing Prometheus' answers
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.fleet", "--measure", out.name, "--", *argv],
-                                  cwd=ROOT, capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.fleet", "--measure", out.name, "--", *argv],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"{name}: {proc.stderr[-2000:]}")
             got = json.loads(Path(out.name).read_text())
         if got["code"] not in (0, None):
             raise SystemExit(f"{name}: exit {got['code']}: {got['stderr'][-2000:]}")
         http_s = sum(c["seconds"] for c in got["http"])
-        runs.append({"wall": wall, "in_process": got["seconds"], "http": http_s, "calls": got["http"],
-                     "answer": json.loads(got["stdout"]), "stderr": got["stderr"]})
+        runs.append(
+            {
+                "wall": wall,
+                "in_process": got["seconds"],
+                "http": http_s,
+                "calls": got["http"],
+                "answer": json.loads(got["stdout"]),
+                "stderr": got["stderr"],
+            }
+        )
     last = runs[-1]
     evals = [prometheus_eval_seconds(prom_url, c) for c in last["calls"]]
     answer = last["answer"]
@@ -425,15 +504,20 @@ def run_command(prom_url: str, name: str, repeat: int) -> dict:
     if name == "hosts":
         summary["hosts"] = len(answer["hosts"])
     elif name.startswith("place"):
-        summary.update(fits=sum(r["fits"] for r in answer["placements"]), rows=len(answer["placements"]),
-                       **{k: answer["prefilter"][k] for k in ("estimated", "filtered_out")})
+        summary.update(
+            fits=sum(r["fits"] for r in answer["placements"]),
+            rows=len(answer["placements"]),
+            **{k: answer["prefilter"][k] for k in ("estimated", "filtered_out")},
+        )
     else:
         summary.update(rows=len(answer["hosts"]), from_agents=sum(r.get("source") == "agent" for r in answer["hosts"]))
     return {
         "seconds": statistics.median(r["wall"] for r in runs),
         "prometheus_seconds": statistics.median(r["http"] for r in runs),
         "fitagent_seconds": statistics.median(r["in_process"] - r["http"] for r in runs),
-        "prometheus_eval_seconds": sum(e for e in evals if e is not None) if any(e is not None for e in evals) else None,
+        "prometheus_eval_seconds": sum(e for e in evals if e is not None)
+        if any(e is not None for e in evals)
+        else None,
         "queries": sum(urllib.parse.urlsplit(c["url"]).path == "/api/v1/query" for c in last["calls"]),
         "http_requests": len(last["calls"]),
         "answer_bytes": sum(c["bytes"] for c in last["calls"]),
@@ -443,13 +527,16 @@ def run_command(prom_url: str, name: str, repeat: int) -> dict:
 
 # ---------------------------------------------------------------- one fleet size
 
+
 def bench(n: int, repeat: int, interval: int | None, say, keep: bool = False, hold: float = 0) -> dict:
     interval = interval or (15 if n <= 1000 else 60)
     say(f"{n:,} hosts: the agent's scan of {len(MIX) * len(LEVELS)} host variants, then each host's /metrics")
     bodies, built = build_bodies(n)
     sizes = [len(b) for b in bodies.values() if b is not DOWN]
-    say(f"  built in {built['precompute_seconds']:.0f} s (the scans) + {built['render_seconds']:.0f} s (the bodies); "
-        f"{statistics.mean(sizes) / 1e3:.0f} KB per /metrics")
+    say(
+        f"  built in {built['precompute_seconds']:.0f} s (the scans) + {built['render_seconds']:.0f} s (the bodies); "
+        f"{statistics.mean(sizes) / 1e3:.0f} KB per /metrics"
+    )
     port = free_port()
     ctx = mp.get_context("fork")
     ready = ctx.Event()
@@ -484,8 +571,10 @@ def bench(n: int, repeat: int, interval: int | None, say, keep: bool = False, ho
         "seconds": {k: round(v["seconds"], 3) for k, v in results.items()},
         "prometheus_seconds": {k: round(v["prometheus_seconds"], 3) for k, v in results.items()},
         "fitagent_seconds": {k: round(v["fitagent_seconds"], 3) for k, v in results.items()},
-        "prometheus_eval_seconds": {k: None if v["prometheus_eval_seconds"] is None else round(v["prometheus_eval_seconds"], 3)
-                                    for k, v in results.items()},
+        "prometheus_eval_seconds": {
+            k: None if v["prometheus_eval_seconds"] is None else round(v["prometheus_eval_seconds"], 3)
+            for k, v in results.items()
+        },
         "queries": {k: v["queries"] for k, v in results.items()},
         "answer_bytes": {k: v["answer_bytes"] for k, v in results.items()},
         "answers": {k: v["answer"] for k, v in results.items()},
@@ -500,19 +589,26 @@ def bench(n: int, repeat: int, interval: int | None, say, keep: bool = False, ho
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| hosts | series/host | Prometheus RSS | command | end to end | fitagent | Prometheus (HTTP) | "
-             "Prometheus eval | queries | answer |",
-             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| hosts | series/host | Prometheus RSS | command | end to end | fitagent | Prometheus (HTTP) | "
+        "Prometheus eval | queries | answer |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         for i, name in enumerate(COMMANDS):
             a = r["answers"][name]
             what = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in a.items())
             ev = r["prometheus_eval_seconds"][name]
-            head = (f"{r['hosts']:,}", f"{r['series_per_host']:.0f}", f"{r['prometheus_rss_bytes'] / 1e9:.2f} GB") if i == 0 \
+            head = (
+                (f"{r['hosts']:,}", f"{r['series_per_host']:.0f}", f"{r['prometheus_rss_bytes'] / 1e9:.2f} GB")
+                if i == 0
                 else ("", "", "")
-            lines.append(f"| {' | '.join(head)} | {name} | {r['seconds'][name]:.2f} s | {r['fitagent_seconds'][name]:.2f} s | "
-                         f"{r['prometheus_seconds'][name]:.2f} s | {'—' if ev is None else f'{ev:.3f} s'} | "
-                         f"{r['queries'][name]} | {what} |")
+            )
+            lines.append(
+                f"| {' | '.join(head)} | {name} | {r['seconds'][name]:.2f} s | {r['fitagent_seconds'][name]:.2f} s | "
+                f"{r['prometheus_seconds'][name]:.2f} s | {'—' if ev is None else f'{ev:.3f} s'} | "
+                f"{r['queries'][name]} | {what} |"
+            )
     return "\n".join(lines)
 
 
@@ -523,11 +619,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", default="1000", help="hosts in the fleet; several comma-separated (100,1000,10000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (medians are reported)")
-    parser.add_argument("--scrape-interval", type=int, default=None, help="seconds (default 15, or 60 above 1,000 hosts)")
+    parser.add_argument(
+        "--scrape-interval", type=int, default=None, help="seconds (default 15, or 60 above 1,000 hosts)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per fleet size")
     parser.add_argument("--keep", action="store_true", help="keep Prometheus' directory (its log and data)")
-    parser.add_argument("--hold", type=float, default=0, metavar="S",
-                        help="keep the fleet up S seconds before the commands (to query Prometheus by hand)")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0,
+        metavar="S",
+        help="keep the fleet up S seconds before the commands (to query Prometheus by hand)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("prometheus") is None:
         raise SystemExit("prometheus not on PATH (Debian: apt-get install prometheus)")
@@ -535,15 +638,20 @@ def main(argv=None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Prometheus and the server on the way out
-    say = (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     results = [bench(n, args.repeat, args.scrape_interval, say, args.keep, args.hold) for n in sizes]
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:
         print(table(results))
-        print("\nend to end: the `fitagent fleet ... --json` process, start-up and catalog load included; fitagent: its "
-              "time less the waits for Prometheus' answers; Prometheus eval: its own execution time for the same "
-              "queries (stats=all). place: Llama-3.1-70B-Instruct Q4_K_M 8k; place_everywhere: Llama-3.1-8B Q4_K_M 8k.")
+        print(
+            "\nend to end: the `fitagent fleet ... --json` process, start-up and catalog load included; fitagent: its "
+            "time less the waits for Prometheus' answers; Prometheus eval: its own execution time for the same "
+            "queries (stats=all). place: Llama-3.1-70B-Instruct Q4_K_M 8k; place_everywhere: Llama-3.1-8B Q4_K_M 8k."
+        )
     return 0
 
 

@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_MODELS = ("llama3.2-1b:Q4_K_M,llama3.1-8b:Q4_K_M,llama3.1-8b:Q8_0,llama3.1-8b:F16,qwen2.5-14b:Q4_K_M,"
-                  "qwen3-30b-a3b:Q4_K_M,gemma-3-27b-it:Q4_K_M,qwen2.5-32b:Q4_K_M,gpt-oss-20b:MXFP4,"
-                  "llama3.1-70b:Q4_K_M,gpt-oss-120b:MXFP4")
+DEFAULT_MODELS = (
+    "llama3.2-1b:Q4_K_M,llama3.1-8b:Q4_K_M,llama3.1-8b:Q8_0,llama3.1-8b:F16,qwen2.5-14b:Q4_K_M,"
+    "qwen3-30b-a3b:Q4_K_M,gemma-3-27b-it:Q4_K_M,qwen2.5-32b:Q4_K_M,gpt-oss-20b:MXFP4,"
+    "llama3.1-70b:Q4_K_M,gpt-oss-120b:MXFP4"
+)
 
 
 def estimate_here(catalog, snapshot, model, quant, prompt: int, depth: int):
@@ -59,8 +61,28 @@ def main(argv=None) -> int:
         row = {"model": model.id, "quant": quant.name}
         try:
             write_hollow_gguf(path, model, quant, catalog)
-            run = subprocess.run([args.llama_bench, "-m", str(path), "-ngl", "99", "-fa", "1", "-p", "512", "-n", "128",
-                                  "-r", str(args.reps), "-o", "json"], capture_output=True, text=True, timeout=600)
+            run = subprocess.run(
+                [
+                    args.llama_bench,
+                    "-m",
+                    str(path),
+                    "-ngl",
+                    "99",
+                    "-fa",
+                    "1",
+                    "-p",
+                    "512",
+                    "-n",
+                    "128",
+                    "-r",
+                    str(args.reps),
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             row["llama_bench_rc"] = run.returncode
             if run.returncode != 0:
                 row["error"] = run.stderr[-1500:]
@@ -76,15 +98,24 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - a check run: record and go on
             row["error"] = f"{type(exc).__name__}: {exc}"
         e = estimate_here(catalog, snapshot, model, quant, 512, 512 + 64)
-        row.update(est_decode=e.decode_tokens_per_s, est_prefill=e.prefill_tokens_per_s, est_weights_bytes=e.weights_bytes,
-                   placement=e.placement, seconds=round(time.perf_counter() - started, 1))
+        row.update(
+            est_decode=e.decode_tokens_per_s,
+            est_prefill=e.prefill_tokens_per_s,
+            est_weights_bytes=e.weights_bytes,
+            placement=e.placement,
+            seconds=round(time.perf_counter() - started, 1),
+        )
         path.unlink(missing_ok=True)
         rows.append(row)
         tg, pp = row.get("tg128"), row.get("pp512")
-        print(f"{model.id:45} {quant.name:7} tg128 {tg or 0:8.1f} (est {e.decode_tokens_per_s or 0:8.1f})  "
-              f"pp512 {pp or 0:9.0f} (est {e.prefill_tokens_per_s or 0:9.0f})  {row.get('error', '')[:200]}", flush=True)
-        (args.out / "llamacpp_speed.json").write_text(json.dumps({"gpu": [g.name for g in snapshot.gpus], "rows": rows},
-                                                                  indent=1))
+        print(
+            f"{model.id:45} {quant.name:7} tg128 {tg or 0:8.1f} (est {e.decode_tokens_per_s or 0:8.1f})  "
+            f"pp512 {pp or 0:9.0f} (est {e.prefill_tokens_per_s or 0:9.0f})  {row.get('error', '')[:200]}",
+            flush=True,
+        )
+        (args.out / "llamacpp_speed.json").write_text(
+            json.dumps({"gpu": [g.name for g in snapshot.gpus], "rows": rows}, indent=1)
+        )
     return 0
 
 

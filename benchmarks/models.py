@@ -43,21 +43,34 @@ def _tensors(arch, matrix_type: str, vocab: int):
     """(name, ne with ne[0] first, ggml type) of one model, as llama.cpp names them."""
     _, _, layers, hidden, heads, kv, ffn, experts, _, expert_ffn = arch
     head_dim = hidden // heads
-    out = [("token_embd.weight", (hidden, vocab), matrix_type), ("output_norm.weight", (hidden,), "F32"),
-           ("output.weight", (hidden, vocab), matrix_type)]
+    out = [
+        ("token_embd.weight", (hidden, vocab), matrix_type),
+        ("output_norm.weight", (hidden,), "F32"),
+        ("output.weight", (hidden, vocab), matrix_type),
+    ]
     for i in range(layers):
         p = f"blk.{i}."
-        out += [(p + "attn_norm.weight", (hidden,), "F32"), (p + "attn_q.weight", (hidden, heads * head_dim), matrix_type),
-                (p + "attn_k.weight", (hidden, kv * head_dim), matrix_type), (p + "attn_v.weight", (hidden, kv * head_dim), matrix_type),
-                (p + "attn_output.weight", (heads * head_dim, hidden), matrix_type), (p + "ffn_norm.weight", (hidden,), "F32")]
+        out += [
+            (p + "attn_norm.weight", (hidden,), "F32"),
+            (p + "attn_q.weight", (hidden, heads * head_dim), matrix_type),
+            (p + "attn_k.weight", (hidden, kv * head_dim), matrix_type),
+            (p + "attn_v.weight", (hidden, kv * head_dim), matrix_type),
+            (p + "attn_output.weight", (heads * head_dim, hidden), matrix_type),
+            (p + "ffn_norm.weight", (hidden,), "F32"),
+        ]
         if experts:
-            out += [(p + "ffn_gate_inp.weight", (hidden, experts), "F32"),
-                    (p + "ffn_gate_exps.weight", (hidden, expert_ffn, experts), matrix_type),
-                    (p + "ffn_up_exps.weight", (hidden, expert_ffn, experts), matrix_type),
-                    (p + "ffn_down_exps.weight", (expert_ffn, hidden, experts), matrix_type)]
+            out += [
+                (p + "ffn_gate_inp.weight", (hidden, experts), "F32"),
+                (p + "ffn_gate_exps.weight", (hidden, expert_ffn, experts), matrix_type),
+                (p + "ffn_up_exps.weight", (hidden, expert_ffn, experts), matrix_type),
+                (p + "ffn_down_exps.weight", (expert_ffn, hidden, experts), matrix_type),
+            ]
         else:
-            out += [(p + "ffn_gate.weight", (hidden, ffn), matrix_type), (p + "ffn_up.weight", (hidden, ffn), matrix_type),
-                    (p + "ffn_down.weight", (ffn, hidden), matrix_type)]
+            out += [
+                (p + "ffn_gate.weight", (hidden, ffn), matrix_type),
+                (p + "ffn_up.weight", (hidden, ffn), matrix_type),
+                (p + "ffn_down.weight", (ffn, hidden), matrix_type),
+            ]
     return out
 
 
@@ -89,7 +102,7 @@ def write_gguf_header(path: Path, arch, file_type: tuple[str, str], name: str, v
             if vocab:
                 w.add_token_list([f"tok{i}" for i in range(vocab)])
         data = 0
-        for tname, ne, tname_type in tensors[s * per_shard:(s + 1) * per_shard]:
+        for tname, ne, tname_type in tensors[s * per_shard : (s + 1) * per_shard]:
             qtype = gguf.GGMLQuantizationType[tname_type]
             block, size = gguf.GGML_QUANT_SIZES[qtype]
             elements = 1
@@ -131,27 +144,46 @@ def write_snapshot(hub: Path, repo: str, arch) -> None:
     snapshot.mkdir(parents=True)
     (base / "refs").mkdir()
     (base / "refs" / "main").write_text("a1b2c3d4")
-    config = {"architectures": [hf_class], "model_type": hf_class.removesuffix("ForCausalLM").lower(),
-              "num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
-              "num_key_value_heads": kv, "intermediate_size": ffn, "vocab_size": 32000,
-              "max_position_embeddings": 32768, "torch_dtype": "bfloat16", "tie_word_embeddings": False}
+    config = {
+        "architectures": [hf_class],
+        "model_type": hf_class.removesuffix("ForCausalLM").lower(),
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "intermediate_size": ffn,
+        "vocab_size": 32000,
+        "max_position_embeddings": 32768,
+        "torch_dtype": "bfloat16",
+        "tie_word_embeddings": False,
+    }
     if experts:
         config.update(num_experts=experts, num_experts_per_tok=used, moe_intermediate_size=expert_ffn)
     names = []
     for i in range(layers):
         p = f"model.layers.{i}."
-        names += [(p + "self_attn.q_proj.weight", (hidden, hidden)), (p + "self_attn.k_proj.weight", (kv * hidden // heads, hidden)),
-                  (p + "self_attn.v_proj.weight", (kv * hidden // heads, hidden)), (p + "self_attn.o_proj.weight", (hidden, hidden)),
-                  (p + "mlp.gate_proj.weight", (ffn, hidden)), (p + "mlp.up_proj.weight", (ffn, hidden)),
-                  (p + "mlp.down_proj.weight", (hidden, ffn)), (p + "input_layernorm.weight", (hidden,)),
-                  (p + "post_attention_layernorm.weight", (hidden,))]
+        names += [
+            (p + "self_attn.q_proj.weight", (hidden, hidden)),
+            (p + "self_attn.k_proj.weight", (kv * hidden // heads, hidden)),
+            (p + "self_attn.v_proj.weight", (kv * hidden // heads, hidden)),
+            (p + "self_attn.o_proj.weight", (hidden, hidden)),
+            (p + "mlp.gate_proj.weight", (ffn, hidden)),
+            (p + "mlp.up_proj.weight", (ffn, hidden)),
+            (p + "mlp.down_proj.weight", (hidden, ffn)),
+            (p + "input_layernorm.weight", (hidden,)),
+            (p + "post_attention_layernorm.weight", (hidden,)),
+        ]
     half = len(names) // 2
-    files = {"config.json": lambda p: p.write_text(json.dumps(config)),
-             "model-00001-of-00002.safetensors": lambda p: write_safetensors(
-                 p, [("model.embed_tokens.weight", (32000, hidden))] + names[:half]),
-             "model-00002-of-00002.safetensors": lambda p: write_safetensors(
-                 p, names[half:] + [("model.norm.weight", (hidden,)), ("lm_head.weight", (32000, hidden))]),
-             "tokenizer.json": lambda p: p.write_text("{}")}
+    files = {
+        "config.json": lambda p: p.write_text(json.dumps(config)),
+        "model-00001-of-00002.safetensors": lambda p: write_safetensors(
+            p, [("model.embed_tokens.weight", (32000, hidden))] + names[:half]
+        ),
+        "model-00002-of-00002.safetensors": lambda p: write_safetensors(
+            p, names[half:] + [("model.norm.weight", (hidden,)), ("lm_head.weight", (32000, hidden))]
+        ),
+        "tokenizer.json": lambda p: p.write_text("{}"),
+    }
     for name, write in files.items():
         blob = base / "blobs" / hashlib.sha256(f"{repo}/{name}".encode()).hexdigest()
         write(blob)
@@ -170,8 +202,14 @@ def build(root: Path, n_gguf: int, n_snapshots: int, vocab: int) -> tuple[Path, 
         folder = tree / f"publisher{i % 25}" / f"{arch[0]}-{layers}L-{i}-GGUF"
         folder.mkdir(parents=True, exist_ok=True)
         shards = 2 if i % 10 == 9 and n_gguf - written >= 2 else 1
-        write_gguf_header(folder / f"{arch[0]}-{layers}L-{i}-{file_type[0]}.gguf", arch, file_type,
-                          f"Bench {arch[0]} {layers}L {i}", vocab, shards)
+        write_gguf_header(
+            folder / f"{arch[0]}-{layers}L-{i}-{file_type[0]}.gguf",
+            arch,
+            file_type,
+            f"Bench {arch[0]} {layers}L {i}",
+            vocab,
+            shards,
+        )
         written += shards
         i += 1
     for j in range(n_snapshots):
@@ -185,8 +223,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gguf", type=int, default=1000, help="GGUF files to write (default 1000)")
     parser.add_argument("--snapshots", type=int, default=200, help="Hugging Face snapshots to write (default 200)")
-    parser.add_argument("--vocab", type=int, default=4096,
-                        help="strings in each GGUF's token list (default 4096; real files hold 32k-256k)")
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        default=4096,
+        help="strings in each GGUF's token list (default 4096; real files hold 32k-256k)",
+    )
     parser.add_argument("--keep", type=Path, help="write the tree here and keep it (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -201,8 +243,10 @@ def main() -> None:
     try:
         started = time.perf_counter()
         tree, hub = build(root, args.gguf, args.snapshots, args.vocab)
-        print(f"wrote {args.gguf} GGUF files and {args.snapshots} snapshots in {time.perf_counter() - started:.1f} s "
-              f"under {root}")
+        print(
+            f"wrote {args.gguf} GGUF files and {args.snapshots} snapshots in {time.perf_counter() - started:.1f} s "
+            f"under {root}"
+        )
         env = {"HOME": str(root)}
         cache = str(root / "scan-cache.json")
         paths = [str(tree), str(hub)]
@@ -221,19 +265,36 @@ def main() -> None:
         full = time.perf_counter() - started
         print(f"{'scan':28} {'seconds':>8} {'models':>7} {'read':>6} {'cached':>7} {'stat':>6} {'problems':>9}")
         for label, (seconds, r) in timings.items():
-            print(f"{label:28} {seconds:8.3f} {len(r.models):7} {r.headers_read:7} {r.from_cache:7} {r.files_stat:6} "
-                  f"{len(r.problems):9}")
-        print(f"{'warm + match + estimates':28} {full:8.3f} {len(rows):7}   (what `fitagent models --local` adds, "
-              "RTX 4090)")
-        print(f"scan cache: {os.path.getsize(cache) / 1e6:.1f} MB; bar: warm under 1 s — "
-              f"{'met' if timings['warm'][0] < 1 else 'MISSED'}")
-        command = [sys.executable, "-m", "fitagent.agent.cli", "models", "--local", "--json", "--hardware", str(SNAPSHOT),
-                   *(arg for path in paths for arg in ("--path", path))]
+            print(
+                f"{label:28} {seconds:8.3f} {len(r.models):7} {r.headers_read:7} {r.from_cache:7} {r.files_stat:6} "
+                f"{len(r.problems):9}"
+            )
+        print(
+            f"{'warm + match + estimates':28} {full:8.3f} {len(rows):7}   (what `fitagent models --local` adds, "
+            "RTX 4090)"
+        )
+        print(
+            f"scan cache: {os.path.getsize(cache) / 1e6:.1f} MB; bar: warm under 1 s — "
+            f"{'met' if timings['warm'][0] < 1 else 'MISSED'}"
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "fitagent.agent.cli",
+            "models",
+            "--local",
+            "--json",
+            "--hardware",
+            str(SNAPSHOT),
+            *(arg for path in paths for arg in ("--path", path)),
+        ]
         cli_env = {**os.environ, "FITAGENT_CACHE_DIR": str(root / "cli-cache")}
         for label in ("cold", "warm"):
             started = time.perf_counter()
             subprocess.run(command, env=cli_env, check=True, capture_output=True)
-            print(f"`fitagent models --local --json --path …` {label}: {time.perf_counter() - started:.2f} s (whole command)")
+            print(
+                f"`fitagent models --local --json --path …` {label}: {time.perf_counter() - started:.2f} s (whole command)"
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -37,20 +37,24 @@ def _step(summary: dict, name: str, fn, *args):
         summary[name] = fn(*args)
     except Exception as exc:  # a check machine: record and go on
         summary[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=4)}
-    print(f"== {name} ({time.perf_counter() - started:.1f} s): {json.dumps(summary[name], default=str)[:600]}",
-          flush=True)
+    print(
+        f"== {name} ({time.perf_counter() - started:.1f} s): {json.dumps(summary[name], default=str)[:600]}", flush=True
+    )
 
 
 # ---------------------------------------------------------------- nvidia-smi and raw NVML
 
-SMI_FIELDS = ("index,name,uuid,pci.bus_id,pci.device_id,memory.total,memory.free,memory.used,memory.reserved,"
-              "driver_version,clocks.max.memory,clocks.max.sm,pcie.link.gen.max,pcie.link.width.max,compute_cap,"
-              "power.limit,mig.mode.current")
+SMI_FIELDS = (
+    "index,name,uuid,pci.bus_id,pci.device_id,memory.total,memory.free,memory.used,memory.reserved,"
+    "driver_version,clocks.max.memory,clocks.max.sm,pcie.link.gen.max,pcie.link.width.max,compute_cap,"
+    "power.limit,mig.mode.current"
+)
 
 
 def nvidia_smi(out: Path) -> dict:
-    csv = subprocess.run(["nvidia-smi", f"--query-gpu={SMI_FIELDS}", "--format=csv,nounits"],
-                         capture_output=True, text=True, timeout=30)
+    csv = subprocess.run(
+        ["nvidia-smi", f"--query-gpu={SMI_FIELDS}", "--format=csv,nounits"], capture_output=True, text=True, timeout=30
+    )
     xml = subprocess.run(["nvidia-smi", "-q", "-x"], capture_output=True, text=True, timeout=30)
     (out / "nvidia-smi.xml").write_text(xml.stdout)
     header, *rows = [line.split(", ") for line in csv.stdout.strip().splitlines()]
@@ -81,18 +85,35 @@ def nvml_raw() -> dict:
 
     nv.nvmlInit()
     try:
-        doc = {"nvidia_ml_py": getattr(nv, "__version__", None),
-               "driver": call("nvmlSystemGetDriverVersion"), "cuda": call("nvmlSystemGetCudaDriverVersion"),
-               "count": call("nvmlDeviceGetCount"), "gpus": []}
+        doc = {
+            "nvidia_ml_py": getattr(nv, "__version__", None),
+            "driver": call("nvmlSystemGetDriverVersion"),
+            "cuda": call("nvmlSystemGetCudaDriverVersion"),
+            "count": call("nvmlDeviceGetCount"),
+            "gpus": [],
+        }
         for index in range(nv.nvmlDeviceGetCount()):
             h = nv.nvmlDeviceGetHandleByIndex(index)
-            gpu = {name: call(name, h) for name in (
-                "nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetPciInfo", "nvmlDeviceGetCudaComputeCapability",
-                "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetMigMode", "nvmlDeviceGetMaxMigDeviceCount",
-                "nvmlDeviceGetMaxPcieLinkGeneration", "nvmlDeviceGetMaxPcieLinkWidth",
-                "nvmlDeviceGetCurrPcieLinkGeneration", "nvmlDeviceGetCurrPcieLinkWidth",
-                "nvmlDeviceGetGpuMaxPcieLinkGeneration", "nvmlDeviceGetComputeRunningProcesses",
-                "nvmlDeviceGetGraphicsRunningProcesses", "nvmlDeviceGetMemoryInfo")}
+            gpu = {
+                name: call(name, h)
+                for name in (
+                    "nvmlDeviceGetName",
+                    "nvmlDeviceGetUUID",
+                    "nvmlDeviceGetPciInfo",
+                    "nvmlDeviceGetCudaComputeCapability",
+                    "nvmlDeviceGetMemoryBusWidth",
+                    "nvmlDeviceGetMigMode",
+                    "nvmlDeviceGetMaxMigDeviceCount",
+                    "nvmlDeviceGetMaxPcieLinkGeneration",
+                    "nvmlDeviceGetMaxPcieLinkWidth",
+                    "nvmlDeviceGetCurrPcieLinkGeneration",
+                    "nvmlDeviceGetCurrPcieLinkWidth",
+                    "nvmlDeviceGetGpuMaxPcieLinkGeneration",
+                    "nvmlDeviceGetComputeRunningProcesses",
+                    "nvmlDeviceGetGraphicsRunningProcesses",
+                    "nvmlDeviceGetMemoryInfo",
+                )
+            }
             gpu["nvmlDeviceGetMaxClockInfo(MEM)"] = call("nvmlDeviceGetMaxClockInfo", h, nv.NVML_CLOCK_MEM)
             gpu["nvmlDeviceGetMaxClockInfo(SM)"] = call("nvmlDeviceGetMaxClockInfo", h, nv.NVML_CLOCK_SM)
             gpu["nvmlDeviceGetClockInfo(MEM)"] = call("nvmlDeviceGetClockInfo", h, nv.NVML_CLOCK_MEM)
@@ -106,18 +127,40 @@ def nvml_raw() -> dict:
 
 # ---------------------------------------------------------------- the probe
 
+
 def probe(fitagent: str, out: Path, name: str) -> dict:
     started = time.perf_counter()
     run = subprocess.run([fitagent, "probe", "--json"], capture_output=True, text=True, timeout=60)
     seconds = time.perf_counter() - started
     (out / name).write_text(run.stdout)
     doc = json.loads(run.stdout)
-    return {"rc": run.returncode, "seconds": round(seconds, 3), "stderr": run.stderr.strip()[:500],
-            "gpus": [{k: g.get(k) for k in ("name", "pci_id", "memory_total_bytes", "memory_free_bytes",
-                                             "memory_used_bytes", "memory_reserved_bytes", "memory_bandwidth_bytes_per_s",
-                                             "bandwidth_source", "compute_capability", "driver_version", "memory_source",
-                                             "processes", "notes")} for g in doc.get("gpus", [])],
-            "problems": doc.get("problems")}
+    return {
+        "rc": run.returncode,
+        "seconds": round(seconds, 3),
+        "stderr": run.stderr.strip()[:500],
+        "gpus": [
+            {
+                k: g.get(k)
+                for k in (
+                    "name",
+                    "pci_id",
+                    "memory_total_bytes",
+                    "memory_free_bytes",
+                    "memory_used_bytes",
+                    "memory_reserved_bytes",
+                    "memory_bandwidth_bytes_per_s",
+                    "bandwidth_source",
+                    "compute_capability",
+                    "driver_version",
+                    "memory_source",
+                    "processes",
+                    "notes",
+                )
+            }
+            for g in doc.get("gpus", [])
+        ],
+        "problems": doc.get("problems"),
+    }
 
 
 def compare(smi: dict, idle: dict) -> list[dict]:
@@ -125,11 +168,18 @@ def compare(smi: dict, idle: dict) -> list[dict]:
     rows = []
     for s, g in zip(smi.get("gpus", []), idle.get("gpus", [])):
         row = {"name": (s.get("name"), g.get("name"))}
-        for key, field in (("memory.total [MiB]", "memory_total_bytes"), ("memory.free [MiB]", "memory_free_bytes"),
-                           ("memory.used [MiB]", "memory_used_bytes"), ("memory.reserved [MiB]", "memory_reserved_bytes")):
+        for key, field in (
+            ("memory.total [MiB]", "memory_total_bytes"),
+            ("memory.free [MiB]", "memory_free_bytes"),
+            ("memory.used [MiB]", "memory_used_bytes"),
+            ("memory.reserved [MiB]", "memory_reserved_bytes"),
+        ):
             smi_bytes = int(s[key]) * (1 << 20) if s.get(key, "").strip().isdigit() else None
-            row[field] = {"nvidia_smi": smi_bytes, "fitagent": g.get(field),
-                          "diff_bytes": None if smi_bytes is None or g.get(field) is None else g[field] - smi_bytes}
+            row[field] = {
+                "nvidia_smi": smi_bytes,
+                "fitagent": g.get(field),
+                "diff_bytes": None if smi_bytes is None or g.get(field) is None else g[field] - smi_bytes,
+            }
         row["driver"] = (s.get("driver_version"), g.get("driver_version"))
         row["compute_capability"] = (s.get("compute_cap"), g.get("compute_capability"))
         row["max_memory_clock_mhz"] = s.get("clocks.max.memory [MHz]")
@@ -138,6 +188,7 @@ def compare(smi: dict, idle: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------- PyTorch: bandwidth and FLOPS
+
 
 def _time_cuda(torch, fn, repeats: int, warmup: int = 3) -> float:
     for _ in range(warmup):
@@ -164,8 +215,8 @@ def bandwidth() -> dict:
         n = size_gib * GIB // 2
         src = torch.ones(n, dtype=torch.bfloat16, device=dev)
         dst = torch.empty_like(src)
-        copy_s = _time_cuda(torch, lambda: dst.copy_(src), 20)
-        read_s = _time_cuda(torch, lambda: src.sum(dtype=torch.float32), 20)
+        copy_s = _time_cuda(torch, lambda dst=dst, src=src: dst.copy_(src), 20)
+        read_s = _time_cuda(torch, lambda src=src: src.sum(dtype=torch.float32), 20)
         result[f"copy_{size_gib}gib_bytes_per_s"] = 2 * n * 2 / copy_s  # read + write
         result[f"read_{size_gib}gib_bytes_per_s"] = n * 2 / read_s
         src = dst = None  # free the buffers before the next size
@@ -182,8 +233,8 @@ def bandwidth() -> dict:
         dtype = getattr(torch, dtype_name)
         a = torch.randn(8192, 8192, dtype=dtype, device=dev)
         b = torch.randn(8192, 8192, dtype=dtype, device=dev)
-        mm_s = _time_cuda(torch, lambda: a @ b, 10)
-        result[f"matmul_{dtype_name}_8192_flops"] = 2 * 8192 ** 3 / mm_s
+        mm_s = _time_cuda(torch, lambda a=a, b=b: a @ b, 10)
+        result[f"matmul_{dtype_name}_8192_flops"] = 2 * 8192**3 / mm_s
         a = b = None
     torch.cuda.empty_cache()
     return {k: (round(v) if isinstance(v, float) else v) for k, v in result.items()}
@@ -215,12 +266,19 @@ def free_drop(fitagent: str, out: Path, hold_gib: int, idle: dict) -> dict:
     before = idle["gpus"][0]["memory_free_bytes"]
     after = loaded["gpus"][0]["memory_free_bytes"]
     mine = [p for p in loaded["gpus"][0].get("processes") or [] if p.get("pid") == os.getpid()]
-    return {"held_bytes": hold_gib * GIB, "free_before": before, "free_after": after,
-            "drop_bytes": before - after, "drop_minus_held_bytes": before - after - hold_gib * GIB,
-            "this_process_listed": mine, "processes": loaded["gpus"][0].get("processes")}
+    return {
+        "held_bytes": hold_gib * GIB,
+        "free_before": before,
+        "free_after": after,
+        "drop_bytes": before - after,
+        "drop_minus_held_bytes": before - after - hold_gib * GIB,
+        "this_process_listed": mine,
+        "processes": loaded["gpus"][0].get("processes"),
+    }
 
 
 # ---------------------------------------------------------------- the agent on the real NVML path
+
 
 def _get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, str]:
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -238,8 +296,13 @@ def serve(fitagent: str, out: Path, hold_gib: int) -> dict:
     token = "device-check-token"
     config = Path(tempfile.mkdtemp()) / "fitagent-check.yaml"
     config.write_text(f"port: {port}\ntoken: {token}\nrescan_interval_s: 600\n")
-    agent = subprocess.Popen([fitagent, "serve", "--config", str(config)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    agent = subprocess.Popen(
+        [fitagent, "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     doc: dict = {}
     try:
@@ -270,11 +333,15 @@ def serve(fitagent: str, out: Path, hold_gib: int) -> dict:
         doc["exit_code"] = agent.returncode
     (out / "serve.json").write_text(json.dumps(doc, indent=1))
     gpus = lambda hw: [(g["name"], g["memory_free_bytes"]) for g in hw.get("gpus", [])]  # noqa: E731
-    return {"healthz_status": doc["healthz"][0], "free_idle": gpus(doc["hardware_idle"]),
-            "free_loaded": gpus(doc["hardware_loaded"]), "rescan_status": doc["rescan"][0],
-            "events": [e.get("message") for e in doc["events"].get("events", [])][-8:],
-            "pick_idle": {k: doc["pick_idle"].get(k) for k in ("model", "quant", "gpu_layers", "decode_tokens_per_s")},
-            "exit_code": doc["exit_code"]}
+    return {
+        "healthz_status": doc["healthz"][0],
+        "free_idle": gpus(doc["hardware_idle"]),
+        "free_loaded": gpus(doc["hardware_loaded"]),
+        "rescan_status": doc["rescan"][0],
+        "events": [e.get("message") for e in doc["events"].get("events", [])][-8:],
+        "pick_idle": {k: doc["pick_idle"].get(k) for k in ("model", "quant", "gpu_layers", "decode_tokens_per_s")},
+        "exit_code": doc["exit_code"],
+    }
 
 
 def recommend(fitagent: str, out: Path) -> dict:
@@ -285,8 +352,9 @@ def recommend(fitagent: str, out: Path) -> dict:
 def system_facts() -> dict:
     facts = {}
     try:
-        facts["proc_devices_nvidia"] = [line for line in Path("/proc/devices").read_text().splitlines()
-                                        if "nvidia" in line]
+        facts["proc_devices_nvidia"] = [
+            line for line in Path("/proc/devices").read_text().splitlines() if "nvidia" in line
+        ]
     except OSError as exc:
         facts["proc_devices_nvidia"] = str(exc)
     facts["dev_nvidia"] = sorted(p.name for p in Path("/dev").glob("nvidia*"))

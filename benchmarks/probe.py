@@ -51,8 +51,10 @@ def main() -> int:
         print("fitagent not found: install it (pip install .) or pass --fitagent PATH", file=sys.stderr)
         return 2
     python = str(Path(args.fitagent).parent / "python")
-    commands = {"python -c pass (interpreter start)": [python if Path(python).exists() else sys.executable, "-c", "pass"],
-                "fitagent probe --json": [args.fitagent, "probe", "--json"]}
+    commands = {
+        "python -c pass (interpreter start)": [python if Path(python).exists() else sys.executable, "-c", "pass"],
+        "fitagent probe --json": [args.fitagent, "probe", "--json"],
+    }
     if args.llmfit:
         commands["llmfit system --json"] = [args.llmfit, "system", "--json"]
     else:

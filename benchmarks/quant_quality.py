@@ -41,14 +41,24 @@ def out_of_sample_70b(doc: dict, model: ql.QuantLossModel, kld: dict[str, float]
     base = next(b["score"] for b in rows if b["quant"] == "Q5_K_M")
     params = 70.55e9
     ref = ql.retention(kld["Q5_K_M"], params, model)
-    return [(b["quant"], b["score"] / base, ql.retention(kld[b["quant"]], params, model) / ref)
-            for b in rows if b["quant"] != "Q5_K_M" and b["quant"] in kld]
+    return [
+        (b["quant"], b["score"] / base, ql.retention(kld[b["quant"]], params, model) / ref)
+        for b in rows
+        if b["quant"] != "Q5_K_M" and b["quant"] in kld
+    ]
 
 
 def leave_one_type_out(doc: dict, kld: dict[str, float]) -> list[tuple[str, float, float]]:
     """(quant, measured kept, predicted by a fit without that type) on the reference model's MMLU."""
-    rows = [b for b in doc["benchmarks"] if b["model"] == REFERENCE_SCORED and b.get("base_score")
-            and b.get("format", "gguf") == "gguf" and b["quant"] in kld and kld[b["quant"]] <= 1.0]
+    rows = [
+        b
+        for b in doc["benchmarks"]
+        if b["model"] == REFERENCE_SCORED
+        and b.get("base_score")
+        and b.get("format", "gguf") == "gguf"
+        and b["quant"] in kld
+        and kld[b["quant"]] <= 1.0
+    ]
     out = []
     for held in rows:
         a = ql.fit_kld_to_loss(kld, [b for b in rows if b is not held], REFERENCE_SCORED)
@@ -65,10 +75,14 @@ def main() -> int:
         print(f"  {quant:8} {value:.4f}")
     ppl_exponent, fits = ql.perplexity_size_exponent(doc["measurements"])
     pairs = ql.size_exponent_pairs(doc["benchmarks"])
-    print(f"\nkld_to_loss    fitted {kld_to_loss:.3f}  shipped {shipped.kld_to_loss:.3f}  "
-          f"(least squares on {REFERENCE_SCORED} MMLU)")
-    print(f"size_exponent  fitted {size_exponent:.3f}  shipped {shipped.size_exponent:.3f}  "
-          f"(median of {len(pairs)} task-score pairs; perplexity cross-check: {ppl_exponent:.3f} over {fits} table fits)")
+    print(
+        f"\nkld_to_loss    fitted {kld_to_loss:.3f}  shipped {shipped.kld_to_loss:.3f}  "
+        f"(least squares on {REFERENCE_SCORED} MMLU)"
+    )
+    print(
+        f"size_exponent  fitted {size_exponent:.3f}  shipped {shipped.size_exponent:.3f}  "
+        f"(median of {len(pairs)} task-score pairs; perplexity cross-check: {ppl_exponent:.3f} over {fits} table fits)"
+    )
     model = ql.QuantLossModel(shipped.reference_params, size_exponent, kld_to_loss)
     print("\nout of sample: Meta-Llama-3-70B-Instruct MMLU kept vs its Q5_K_M (predicted from the 8B fit):")
     errors = []

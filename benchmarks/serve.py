@@ -103,14 +103,16 @@ def load(port: int, paths: tuple[str, str], requests: int, clients: int) -> dict
     per_client = requests // clients
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(clients), ctx.Queue()
-    workers = [ctx.Process(target=_client, args=(port, [paths[(i + c) % 2] for i in range(per_client)], barrier, results))
-               for c in range(clients)]
+    workers = [
+        ctx.Process(target=_client, args=(port, [paths[(i + c) % 2] for i in range(per_client)], barrier, results))
+        for c in range(clients)
+    ]
     for w in workers:
         w.start()
     done = [results.get() for _ in workers]
     for w in workers:
         w.join()
-    latencies = sorted(l for _, _, ls in done for l in ls)
+    latencies = sorted(latency for _, _, ls in done for latency in ls)
     wall = max(end for _, end, _ in done) - min(start for start, _, _ in done)
     return {
         "requests": len(latencies),
@@ -151,8 +153,11 @@ serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=4, ident="floor", _q
 def start_floor(python: str, bodies: Path) -> tuple[subprocess.Popen, int]:
     """A bare WSGI app on waitress, with fitagent's waitress settings, answering the same bytes."""
     port = free_port()
-    proc = subprocess.Popen([python, "-c", FLOOR_APP, str(bodies), str(port)], stdout=subprocess.DEVNULL,
-                            stderr=open(bodies / "floor.log", "w"))
+    proc = subprocess.Popen(
+        [python, "-c", FLOOR_APP, str(bodies), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(bodies / "floor.log", "w"),
+    )
     wait_http(port, "/v1/pick")
     return proc, port
 
@@ -166,19 +171,27 @@ def fitagent_python(fitagent: str) -> str:
 
 def start_llmfit(llmfit: str, workdir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([llmfit, "serve", "--port", str(port)], stdout=open(workdir / "llmfit.log", "w"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [llmfit, "serve", "--port", str(port)], stdout=open(workdir / "llmfit.log", "w"), stderr=subprocess.STDOUT
+    )
     wait_http(port, "/health")
     return proc, port
 
 
 def find_llmfit(given: str | None) -> str | None:
-    for candidate in (given, os.environ.get("LLMFIT"), shutil.which("llmfit"), str(ROOT / ".bench" / "llmfit" / "bin" / "llmfit")):
+    for candidate in (
+        given,
+        os.environ.get("LLMFIT"),
+        shutil.which("llmfit"),
+        str(ROOT / ".bench" / "llmfit" / "bin" / "llmfit"),
+    ):
         if candidate and Path(candidate).is_file():
             ok = subprocess.run([candidate, "--version"], capture_output=True, text=True)
             if ok.returncode == 0:
                 return candidate
-            print(f"note: {candidate} does not run here: {ok.stderr.strip().splitlines()[-1] if ok.stderr else ok.returncode}")
+            print(
+                f"note: {candidate} does not run here: {ok.stderr.strip().splitlines()[-1] if ok.stderr else ok.returncode}"
+            )
     return None
 
 
@@ -199,13 +212,19 @@ def stop(proc: subprocess.Popen) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--peer-requests", type=int, default=240,
-                        help="requests to the peer (default 240: at ~3 requests/s, 2000 would take 11 minutes)")
+    parser.add_argument(
+        "--peer-requests",
+        type=int,
+        default=240,
+        help="requests to the peer (default 240: at ~3 requests/s, 2000 would take 11 minutes)",
+    )
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--idle-seconds", type=float, default=90.0)
     parser.add_argument("--fitagent", default=shutil.which("fitagent") or str(Path(sys.executable).parent / "fitagent"))
     parser.add_argument("--llmfit", help="llmfit binary (default: $LLMFIT, PATH, .bench/llmfit/bin/llmfit)")
-    parser.add_argument("--probe", action="store_true", help="let fitagent probe this machine instead of replaying the 4090 snapshot")
+    parser.add_argument(
+        "--probe", action="store_true", help="let fitagent probe this machine instead of replaying the 4090 snapshot"
+    )
     args = parser.parse_args()
 
     rows: dict[str, dict] = {}
@@ -251,20 +270,48 @@ def main() -> None:
             print("note: llmfit not found; see this file's docstring to install it. Showing fitagent alone.")
             version = None
 
-    print(f"\n{args.requests} requests to fitagent ({args.peer_requests} to the peer), {args.clients} concurrent "
-          f"keep-alive clients, on {os.cpu_count()} CPUs; "
-          f"fitagent: {'probe' if args.probe else SNAPSHOT.name}, {health['scans_total']} scans, "
-          f"last took {health['scan_duration_s']:.3f} s" + (f"; peer: {version}" if version else ""))
+    print(
+        f"\n{args.requests} requests to fitagent ({args.peer_requests} to the peer), {args.clients} concurrent "
+        f"keep-alive clients, on {os.cpu_count()} CPUs; "
+        f"fitagent: {'probe' if args.probe else SNAPSHOT.name}, {health['scans_total']} scans, "
+        f"last took {health['scan_duration_s']:.3f} s" + (f"; peer: {version}" if version else "")
+    )
     print(f"idle CPU: fitagent's CPU time over {args.idle_seconds:.0f} s idle with 30 s rescans\n")
     f, p, w = rows["fitagent"], rows.get("llmfit"), rows["floor"]
     lines = [
-        ("p50 latency (ms)", f"{f['p50_ms']:.2f}", p and f"{p['p50_ms']:.2f}", f"{w['p50_ms']:.2f}", "<= 2", f["p50_ms"] <= 2),
+        (
+            "p50 latency (ms)",
+            f"{f['p50_ms']:.2f}",
+            p and f"{p['p50_ms']:.2f}",
+            f"{w['p50_ms']:.2f}",
+            "<= 2",
+            f["p50_ms"] <= 2,
+        ),
         ("p99 latency (ms)", f"{f['p99_ms']:.2f}", p and f"{p['p99_ms']:.2f}", f"{w['p99_ms']:.2f}", "", None),
-        ("requests/s", f"{f['rps']:.0f}", p and f"{p['rps']:.1f}", f"{w['rps']:.0f}",
-         ">= 20 x peer" + (f" ({f['rps'] / p['rps']:.0f} x)" if p else ""), (f["rps"] >= 20 * p["rps"]) if p else None),
-        ("server RSS after load (MB)", f"{f['rss_mb']:.1f}", p and f"{p['rss_mb']:.1f}", f"{w['rss_mb']:.1f}", "<= 60",
-         f["rss_mb"] <= 60),
-        ("server RSS after idle (MB)", f"{f['rss_after_idle_mb']:.1f}", None, None, "<= 60", f["rss_after_idle_mb"] <= 60),
+        (
+            "requests/s",
+            f"{f['rps']:.0f}",
+            p and f"{p['rps']:.1f}",
+            f"{w['rps']:.0f}",
+            ">= 20 x peer" + (f" ({f['rps'] / p['rps']:.0f} x)" if p else ""),
+            (f["rps"] >= 20 * p["rps"]) if p else None,
+        ),
+        (
+            "server RSS after load (MB)",
+            f"{f['rss_mb']:.1f}",
+            p and f"{p['rss_mb']:.1f}",
+            f"{w['rss_mb']:.1f}",
+            "<= 60",
+            f["rss_mb"] <= 60,
+        ),
+        (
+            "server RSS after idle (MB)",
+            f"{f['rss_after_idle_mb']:.1f}",
+            None,
+            None,
+            "<= 60",
+            f["rss_after_idle_mb"] <= 60,
+        ),
         ("idle CPU (% of a core)", f"{f['idle_cpu_pct']:.2f}", None, None, "< 1", f["idle_cpu_pct"] < 1),
     ]
     print(f"{'':28} {'fitagent':>10} {'llmfit':>10} {'waitress floor':>15}   target")

@@ -30,10 +30,22 @@ from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "snapshots" / "rtx4090.json"
 ROUTES = [
-    "/v1/pick", "/v1/pick?use_case=code&context=16k", "/v1/recommendations", "/v1/recommendations?all_quants=true",
-    "/v1/recommendations?explain=qwen2.5-14b&use_case=code", "/v1/estimate?model=llama3.1-70b&gpu_layers=80",
-    "/v1/estimate?model=qwen3-30b-a3b&quant=q4km", "/v1/models", "/v1/events?since=0&limit=20", "/v1/hardware",
-    "/metrics", "/", "/healthz", "/v1/pick?context=infk", "/v1/estimate?model=nope", "/nowhere",
+    "/v1/pick",
+    "/v1/pick?use_case=code&context=16k",
+    "/v1/recommendations",
+    "/v1/recommendations?all_quants=true",
+    "/v1/recommendations?explain=qwen2.5-14b&use_case=code",
+    "/v1/estimate?model=llama3.1-70b&gpu_layers=80",
+    "/v1/estimate?model=qwen3-30b-a3b&quant=q4km",
+    "/v1/models",
+    "/v1/events?since=0&limit=20",
+    "/v1/hardware",
+    "/metrics",
+    "/",
+    "/healthz",
+    "/v1/pick?context=infk",
+    "/v1/estimate?model=nope",
+    "/nowhere",
 ]
 
 
@@ -57,8 +69,12 @@ def main(argv=None) -> int:
     snapshot = work / "box.json"
     shutil.copyfile(FIXTURE, snapshot)
     (work / "fitagent.yaml").write_text("port: 0\nrescan_interval_s: 1\ncontexts: [8192, 16384]\nevents_max: 200\n")
-    agent = subprocess.Popen([args.fitagent, "serve", "--config", str(work / "fitagent.yaml"), "--hardware", str(snapshot)],
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    agent = subprocess.Popen(
+        [args.fitagent, "serve", "--config", str(work / "fitagent.yaml"), "--hardware", str(snapshot)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     url = None
     for line in agent.stderr:
         if "serving on " in line:
@@ -129,19 +145,25 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     ordered = sorted(latencies)
     result = {
-        "seconds": duration, "clients": args.clients, "requests": len(latencies),
+        "seconds": duration,
+        "clients": args.clients,
+        "requests": len(latencies),
         "statuses": {str(k): v for k, v in sorted(statuses.items(), key=str)},
         "p50_ms": round(statistics.median(ordered) * 1000, 2) if ordered else None,
         "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 2) if ordered else None,
-        "scans": health["scans_total"], "scan_failures": health["scan_failures_total"],
-        "process": figures, "exit_code": agent.returncode,
+        "scans": health["scans_total"],
+        "scan_failures": health["scan_failures_total"],
+        "process": figures,
+        "exit_code": agent.returncode,
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"soak: {duration:.0f} s, {args.clients} clients, {result['requests']} requests, statuses "
-              f"{result['statuses']}, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['scans']} scans "
-              f"({result['scan_failures']} failed)")
+        print(
+            f"soak: {duration:.0f} s, {args.clients} clients, {result['requests']} requests, statuses "
+            f"{result['statuses']}, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['scans']} scans "
+            f"({result['scan_failures']} failed)"
+        )
         for when, f in figures.items():
             print(f"  {when:6}  RSS {f['rss_bytes'] / 1e6:6.1f} MB  fds {f['fds']:3}  threads {f['threads']}")
     return 0

@@ -24,7 +24,9 @@ class Device:
     bandwidth_bytes_per_s: float | None
     fp16_flops: float | None
     unified: bool = False
-    memory_type: str | None = None  # GDDR6X, HBM3, LPDDR5X, ... (the GPU catalog, else infer_memory): picks the efficiency class
+    memory_type: str | None = (
+        None  # GDDR6X, HBM3, LPDDR5X, ... (the GPU catalog, else infer_memory): picks the efficiency class
+    )
     kind: str | None = None  # consumer | workstation | datacenter | apple | apu (from the GPU catalog)
 
 
@@ -66,10 +68,16 @@ def spec_for(gpu: GpuSnapshot, catalog: Catalog) -> GpuSpec | None:
 # out ~60 % too fast.
 _NVIDIA_HBM_CC = {"6.0", "7.0", "8.0", "9.0", "10.0", "10.3"}
 _NVIDIA_UNIFIED_CC = {"5.3", "6.2", "7.2", "8.7", "11.0", "12.1"}
-_HBM_NAME = re.compile(r"\b(?:[AHPV]100|A800|A30|H20|H200|H800|GH200|G?B[123]00|Instinct|MI\d{2,3}[A-Z]*|"
-                       r"Data Center GPU Max)\b|HBM", re.IGNORECASE)
-_UNIFIED_NAME = re.compile(r"\b(?:GB10|Jetson|Orin|Thor|Xavier)\b|Radeon\s*(?:\(TM\)\s*)?(?:Graphics\b|\d{3,4}[MS]\b)|"
-                           r"\bArc\S*\s+1[34]0[VT]\b|\bIris\b|\bUHD Graphics\b", re.IGNORECASE)
+_HBM_NAME = re.compile(
+    r"\b(?:[AHPV]100|A800|A30|H20|H200|H800|GH200|G?B[123]00|Instinct|MI\d{2,3}[A-Z]*|"
+    r"Data Center GPU Max)\b|HBM",
+    re.IGNORECASE,
+)
+_UNIFIED_NAME = re.compile(
+    r"\b(?:GB10|Jetson|Orin|Thor|Xavier)\b|Radeon\s*(?:\(TM\)\s*)?(?:Graphics\b|\d{3,4}[MS]\b)|"
+    r"\bArc\S*\s+1[34]0[VT]\b|\bIris\b|\bUHD Graphics\b",
+    re.IGNORECASE,
+)
 
 
 def infer_memory(vendor: str, name: str, compute_capability: str | None) -> tuple[str | None, bool]:
@@ -97,7 +105,9 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         if not gpu.memory_bandwidth_bytes_per_s:
             bandwidth = spec.memory_bandwidth_bytes_per_s * share
         flops = flops * share if flops else None
-    inferred_memory, inferred_unified = (None, False) if spec else infer_memory(gpu.vendor, gpu.name, gpu.compute_capability)
+    inferred_memory, inferred_unified = (
+        (None, False) if spec else infer_memory(gpu.vendor, gpu.name, gpu.compute_capability)
+    )
     return Device(
         id=gpu.uuid or f"{gpu.vendor}:{gpu.index}",
         name=gpu.name,

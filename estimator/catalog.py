@@ -195,6 +195,7 @@ class Catalog:
 
 # ---------------------------------------------------------------- lookups
 
+
 def _suggest(name: str, candidates) -> str:
     import difflib  # only a mistyped name needs it: kept off every command's start-up
 
@@ -226,10 +227,14 @@ def find_model(models, name: str) -> Model:
     if len(same) == 1:
         return same[0]
     if len(same) > 1:
-        raise UsageError(f"model '{name}' matches {len(same)} catalog models: {', '.join(m.id for m in same[:8])} — give one")
+        raise UsageError(
+            f"model '{name}' matches {len(same)} catalog models: {', '.join(m.id for m in same[:8])} — give one"
+        )
     ranked = _closest(loose, {m.id: (model_key(m.id), model_key(m.alias)) for m in models})
     tip = f" — did you mean {', '.join(ranked)}?" if ranked else ""
-    raise NotFoundError(f"unknown model '{name}'{tip} (`fitagent catalog models` lists them; --config takes a config.json)")
+    raise NotFoundError(
+        f"unknown model '{name}'{tip} (`fitagent catalog models` lists them; --config takes a config.json)"
+    )
 
 
 def _closest(key: str, keys: Mapping[str, tuple[str, ...]], n: int = 3) -> list[str]:
@@ -254,8 +259,14 @@ def quant_key(name: str) -> str:
 
 # Unsloth's "Dynamic" uploads (UD-Q4_K_XL, …) mix types per tensor; none is a llama.cpp file type.
 # Each is sized as the llama.cpp type nearest in size, and says so.
-_DYNAMIC_NEAREST = {"q2kxl": "Q2_K", "q3kxl": "Q3_K_M", "q4kxl": "Q4_K_M", "q5kxl": "Q5_K_M", "q6kxl": "Q6_K",
-                    "q8kxl": "Q8_0"}
+_DYNAMIC_NEAREST = {
+    "q2kxl": "Q2_K",
+    "q3kxl": "Q3_K_M",
+    "q4kxl": "Q4_K_M",
+    "q5kxl": "Q5_K_M",
+    "q6kxl": "Q6_K",
+    "q8kxl": "Q8_0",
+}
 
 
 _NAME_TABLES: dict[int, tuple[tuple, dict]] = {}
@@ -289,18 +300,23 @@ def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
     stripped, dropped = key, []
     for prefix, what in (("ud", "Unsloth Dynamic"), ("i1", "imatrix")):
         if stripped.startswith(prefix) and len(stripped) > len(prefix) + 1:
-            stripped, dropped = stripped[len(prefix):], dropped + [what]
+            stripped, dropped = stripped[len(prefix) :], dropped + [what]
     for suffix in ("imatrix", "imat"):
         if stripped.endswith(suffix):
             stripped, dropped = stripped[: -len(suffix)], dropped + ["imatrix"]
     dynamic = "Unsloth Dynamic" in dropped or (stripped in _DYNAMIC_NEAREST and stripped not in by_key)
     if dynamic and stripped in _DYNAMIC_NEAREST:
         q = by_key[quant_key(_DYNAMIC_NEAREST[stripped])]
-        return q, (f"{raw} is an Unsloth Dynamic mix, not a llama.cpp type: sized and scored as {q.name}, the nearest "
-                   "in size (give the file with --gguf for its exact sizes)")
+        return q, (
+            f"{raw} is an Unsloth Dynamic mix, not a llama.cpp type: sized and scored as {q.name}, the nearest "
+            "in size (give the file with --gguf for its exact sizes)"
+        )
     if stripped in by_key:
         q = by_key[stripped]
-        return q, f"{raw} read as {q.name} ({' and '.join(dict.fromkeys(dropped))} is how the file was made, not its type)"
+        return (
+            q,
+            f"{raw} read as {q.name} ({' and '.join(dict.fromkeys(dropped))} is how the file was made, not its type)",
+        )
     family = [q for q in quants if q.ftype is None and quant_key(q.name).startswith(stripped) and stripped]
     if len(family) == 1:
         return family[0], None
@@ -346,15 +362,22 @@ def find_gpu(gpus, name: str) -> GpuSpec:
     if len(exact) == 1:
         return exact[0]
     tokens = _gpu_tokens(name)
-    partial = exact or [
-        g for g in gpus
-        if any(key in normalize_gpu_name(n) or tokens <= _gpu_tokens(n) for n in (g.name, *g.aliases))
-    ] or [g for g in gpus if normalize_gpu_name(g.name) and normalize_gpu_name(g.name) in key]
+    partial = (
+        exact
+        or [
+            g
+            for g in gpus
+            if any(key in normalize_gpu_name(n) or tokens <= _gpu_tokens(n) for n in (g.name, *g.aliases))
+        ]
+        or [g for g in gpus if normalize_gpu_name(g.name) and normalize_gpu_name(g.name) in key]
+    )
     if len(partial) == 1:
         return partial[0]
     if partial:
-        variants = "; ".join(f"{g.name} ({g.memory_bytes / 1e9:.0f} GB, {g.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s)"
-                             for g in partial[:8])
+        variants = "; ".join(
+            f"{g.name} ({g.memory_bytes / 1e9:.0f} GB, {g.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s)"
+            for g in partial[:8]
+        )
         more = f"; and {len(partial) - 8} more" if len(partial) > 8 else ""
         raise UsageError(f"--gpu '{name}' matches {len(partial)} GPUs: {variants}{more} — give the full name of one")
     hint = _suggest(name, [g.name for g in gpus] + [a for g in gpus for a in g.aliases])
@@ -363,6 +386,7 @@ def find_gpu(gpus, name: str) -> GpuSpec:
 
 
 # ---------------------------------------------------------------- parsing
+
 
 class _Entry:
     """Reads fields of one YAML entry, raising DataError that names file, entry and field."""
@@ -393,7 +417,7 @@ class _Entry:
             self.fail(name, f"must not be negative, got {value!r}")
         return value
 
-    def sub(self, name: str, required: bool = True) -> "_Entry | None":
+    def sub(self, name: str, required: bool = True) -> _Entry | None:
         if name not in self.data:
             if required:
                 self.fail(name, "is missing")
@@ -516,13 +540,22 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
                 sources[key] = value
         if "config_source" not in sources:
             e.fail("config_source", "is missing (every entry cites where its architecture came from)")
-        models.append(Model(
-            id=model_id, alias=alias, family=e.get("family", str), modality=modality,
-            params_total=params_total, params_active=params_active,
-            max_context=e.get("max_context", int, positive=True), architecture=arch,
-            benchmarks=benchmarks, sources=sources, stand_ins=stand_ins,
-            release=str(raw["release"]) if raw.get("release") else None,
-        ))
+        models.append(
+            Model(
+                id=model_id,
+                alias=alias,
+                family=e.get("family", str),
+                modality=modality,
+                params_total=params_total,
+                params_active=params_active,
+                max_context=e.get("max_context", int, positive=True),
+                architecture=arch,
+                benchmarks=benchmarks,
+                sources=sources,
+                stand_ins=stand_ins,
+                release=str(raw["release"]) if raw.get("release") else None,
+            )
+        )
     if not models:
         raise DataError(f"{origin}: no models")
     return tuple(models)
@@ -531,7 +564,9 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
 _FORMATS = ("gguf", "float", "fp8", "int")
 
 
-def parse_quantizations(doc: object, origin: str = "quantizations.yaml") -> tuple[tuple[Quantization, ...], dict[str, GgmlType]]:
+def parse_quantizations(
+    doc: object, origin: str = "quantizations.yaml"
+) -> tuple[tuple[Quantization, ...], dict[str, GgmlType]]:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("ggml_types"), Mapping):
         raise DataError(f"{origin}: expected a top-level 'ggml_types:' mapping")
     types = {}
@@ -562,15 +597,24 @@ def parse_quantizations(doc: object, origin: str = "quantizations.yaml") -> tupl
             if value is not None and value not in types:
                 e.fail(key, f"'{value}' is not in ggml_types")
             overrides[key] = value
-        quants.append(Quantization(
-            name=name, bits_per_weight=e.get("bits_per_weight", float, positive=True),
-            ppl_increase=e.get("ppl_increase", float, required=False), quality_factor=qf, tier=e.get("tier", str),
-            format=fmt, base_type=base, source=e.get("source", str),
-            aliases=tuple(e.get("aliases", list, required=False, default=[])),
-            notes=e.get("notes", str, required=False),
-            ftype=e.get("ftype", str, required=False), recommend=e.get("recommend", bool, required=False, default=True),
-            kld_ref=_kld(e), **overrides,
-        ))
+        quants.append(
+            Quantization(
+                name=name,
+                bits_per_weight=e.get("bits_per_weight", float, positive=True),
+                ppl_increase=e.get("ppl_increase", float, required=False),
+                quality_factor=qf,
+                tier=e.get("tier", str),
+                format=fmt,
+                base_type=base,
+                source=e.get("source", str),
+                aliases=tuple(e.get("aliases", list, required=False, default=[])),
+                notes=e.get("notes", str, required=False),
+                ftype=e.get("ftype", str, required=False),
+                recommend=e.get("recommend", bool, required=False, default=True),
+                kld_ref=_kld(e),
+                **overrides,
+            )
+        )
     return tuple(quants), types
 
 
@@ -584,10 +628,15 @@ def _kld(e: _Entry) -> float:
 
 def parse_quant_loss(doc: object, origin: str = "quantizations.yaml") -> QuantLossModel:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("quality_model"), Mapping):
-        raise DataError(f"{origin}: expected a top-level 'quality_model:' mapping (reference_params, kld_to_loss, size_exponent)")
+        raise DataError(
+            f"{origin}: expected a top-level 'quality_model:' mapping (reference_params, kld_to_loss, size_exponent)"
+        )
     e = _Entry(origin, "quality_model", doc["quality_model"])
-    return QuantLossModel(float(e.get("reference_params", int, positive=True)), e.get("size_exponent", float),
-                          e.get("kld_to_loss", float, positive=True))
+    return QuantLossModel(
+        float(e.get("reference_params", int, positive=True)),
+        e.get("size_exponent", float),
+        e.get("kld_to_loss", float, positive=True),
+    )
 
 
 def effective_params(model: Model) -> float:
@@ -604,8 +653,11 @@ def benchmark_priors(models) -> dict[str, tuple[float, float]]:
 
     priors = {}
     for bench in _BENCHMARKS:
-        points = [(math.log10(effective_params(m)), m.benchmarks[bench]) for m in models
-                  if bench in m.benchmarks and bench not in m.stand_ins]
+        points = [
+            (math.log10(effective_params(m)), m.benchmarks[bench])
+            for m in models
+            if bench in m.benchmarks and bench not in m.stand_ins
+        ]
         if len(points) < 3:
             continue
         mx = sum(x for x, _ in points) / len(points)
@@ -646,21 +698,34 @@ def parse_gpus(doc: object, origin: str = "gpus.yaml") -> tuple[GpuSpec, ...]:
         sources = e.get("sources", list)
         if not sources:
             e.fail("sources", "is empty (every entry cites its source)")
-        gpus.append(GpuSpec(
-            name=name, vendor=vendor, kind=e.get("kind", str),
-            memory_bytes=e.get("memory_bytes", int, positive=True),
-            memory_bandwidth_bytes_per_s=e.get("memory_bandwidth_bytes_per_s", int, positive=True),
-            fp16_flops=e.get("fp16_flops", float, required=False, positive=True),
-            unified_memory=e.get("unified_memory", bool, required=False, default=False),
-            pci_ids=pci_ids, aliases=aliases, architecture=e.get("architecture", str, required=False),
-            memory_type=e.get("memory_type", str, required=False),
-            bus_width_bits=e.get("bus_width_bits", int, required=False), sources=tuple(sources),
-        ))
+        gpus.append(
+            GpuSpec(
+                name=name,
+                vendor=vendor,
+                kind=e.get("kind", str),
+                memory_bytes=e.get("memory_bytes", int, positive=True),
+                memory_bandwidth_bytes_per_s=e.get("memory_bandwidth_bytes_per_s", int, positive=True),
+                fp16_flops=e.get("fp16_flops", float, required=False, positive=True),
+                unified_memory=e.get("unified_memory", bool, required=False, default=False),
+                pci_ids=pci_ids,
+                aliases=aliases,
+                architecture=e.get("architecture", str, required=False),
+                memory_type=e.get("memory_type", str, required=False),
+                bus_width_bits=e.get("bus_width_bits", int, required=False),
+                sources=tuple(sources),
+            )
+        )
     return tuple(gpus)
 
 
 def build_catalog(models_doc, quants_doc, gpus_doc) -> Catalog:
     quants, types = parse_quantizations(quants_doc)
     models = parse_models(models_doc)
-    return Catalog(models=models, quantizations=quants, ggml_types=types, gpus=parse_gpus(gpus_doc),
-                   quant_loss=parse_quant_loss(quants_doc), benchmark_priors=benchmark_priors(models))
+    return Catalog(
+        models=models,
+        quantizations=quants,
+        ggml_types=types,
+        gpus=parse_gpus(gpus_doc),
+        quant_loss=parse_quant_loss(quants_doc),
+        benchmark_priors=benchmark_priors(models),
+    )

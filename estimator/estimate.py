@@ -37,7 +37,7 @@ class Options:
     # skips them while it sweeps every candidate and fills them in for the ones it returns.
     detail: bool = True
 
-    def check(self) -> "Options":
+    def check(self) -> Options:
         if isinstance(self.context, bool) or not isinstance(self.context, int) or self.context <= 0:
             raise UsageError(f"context must be a positive number of tokens, got {self.context!r}")
         if self.context > MAX_CONTEXT:
@@ -76,7 +76,7 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "budget_bytes": "free memory the estimate was made against: the GPUs' sum, or RAM without GPUs",
     "fits": "the whole model fits the budget: headroom_bytes ≥ 0 (the seed's and the frontiers' sense)",
     "loads": "the placement chosen (or forced) puts no more on any GPU than its free memory and no more in host RAM "
-             "than is available; false means llama.cpp would fail to load it (placement none, no speed)",
+    "than is available; false means llama.cpp would fail to load it (placement none, no speed)",
     "safe": "fits and loads with more than 1 GB of headroom (seed §2.3)",
     "headroom_bytes": "budget − total: free memory left if the whole model sat in the budget (negative: short by that much)",
     "placement": "gpu | partial_offload | cpu | none (none: nothing loads, or a forced split that does not load)",
@@ -87,20 +87,20 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "host_bytes": "what stays in host RAM: the embedding table, CPU layers or experts, their KV, the host compute buffer",
     "decode_tokens_per_s": "tokens/s of one stream once the prompt is in (KV read at the prompt's depth)",
     "decode_tokens_per_s_range": "[low, high]: where decode_tokens_per_s likely lands — it × the 10th and 90th "
-                                 "percentiles of measured ÷ estimate when each GPU is left out of the fit, for its "
-                                 "device class and regime (calibration.SPEED_RANGES); null without a speed or for "
-                                 "the seed method",
+    "percentiles of measured ÷ estimate when each GPU is left out of the fit, for its "
+    "device class and regime (calibration.SPEED_RANGES); null without a speed or for "
+    "the seed method",
     "decode_tokens_per_s_at_context": "tokens/s of one stream once the whole context is filled (KV read at "
-                                      "`context` tokens): the slowest it gets",
+    "`context` tokens): the slowest it gets",
     "prefill_tokens_per_s": "prompt-processing tokens/s for a prompt of `prompt_tokens`",
     "prefill_tokens_per_s_range": "[low, high] for prefill_tokens_per_s, as for decode",
     "time_to_first_token_s": "prompt_tokens / prefill + one decode step",
     "prompt_tokens": "prompt length prefill and time to first token are quoted for",
     "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
     "quality": "benchmark score of the use case × the share the quantization keeps (default: measured KL divergence, "
-               "less for larger models; seed: §4's factor × size penalty)",
+    "less for larger models; seed: §4's factor × size penalty)",
     "quality_source": "where the benchmark score comes from: 'benchmarks' (the model's own), 'stand-in: …' (another "
-                      "model's, named), 'estimated from size: …' (no score: predicted from parameters)",
+    "model's, named), 'estimated from size: …' (no score: predicted from parameters)",
     "quant_retention": "share of the model's benchmark score kept at this quantization (1 = lossless)",
     "efficiency": "seed §6: sqrt(quality_norm × speed_norm) per GB",
     "params_total": "all parameters (every expert)",
@@ -108,9 +108,9 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "moe": "mixture of experts",
     "devices": "per GPU used: id, name, layers, bytes it holds, its free bytes",
     "max_context": "longest context (whole 256-token pages, at most the model's trained window) that fits with this "
-                   "placement; null when nothing fits; not computed by recommend for candidates it does not return",
+    "placement; null when nothing fits; not computed by recommend for candidates it does not return",
     "concurrent_sessions": "sessions of `context` tokens that fit at once, each with its own KV cache (llama-server "
-                           "-np N with -c N×context, or vLLM's paged cache); 0 if not even one fits",
+    "-np N with -c N×context, or vLLM's paged cache); 0 if not even one fits",
     "notes": "caveats in words",
 }
 
@@ -124,7 +124,13 @@ class DeviceUse:
     free_bytes: int
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "layers": self.layers, "bytes": self.bytes, "free_bytes": self.free_bytes}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "layers": self.layers,
+            "bytes": self.bytes,
+            "free_bytes": self.free_bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,9 @@ def _round_range(value: tuple[float, float] | None) -> list[float] | None:
     return None if value is None else [round(value[0], 2), round(value[1], 2)]
 
 
-def estimate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options = Options()) -> Estimate:
+def estimate(
+    model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options = Options()
+) -> Estimate:
     if options.method == "seed":
         return _estimate_seed(model, quant, budget, options)
     return complete(sweep_candidate(model, quant, budget, catalog, options), model, quant, budget, options)
@@ -233,16 +241,22 @@ def estimate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog
 # namedtuple is several times cheaper than a frozen dataclass both to build and to define at
 # import (start-up time counts for every command).
 
-class ModelTerms(namedtuple("ModelTerms", (
-    "kv",  # memory.KvLinear: the KV cache's coefficients
-    "cells",  # KV cells per layer: the context padded as llama.cpp pads it
-    "kv_bytes",  # the KV cache at `cells`
-    "compute_gpu_bytes",  # compute buffer of a GPU without the output head
-    "compute_head_bytes",  # compute buffer of the device that computes the logits
-    "kv_read_bytes",  # KV cache one decode step reads, at the depth decode is quoted at
-    "base_quality",  # the use case's benchmark score, before quantization
-    "quality_source",  # where that score comes from (quality.scored)
-))):
+
+class ModelTerms(
+    namedtuple(
+        "ModelTerms",
+        (
+            "kv",  # memory.KvLinear: the KV cache's coefficients
+            "cells",  # KV cells per layer: the context padded as llama.cpp pads it
+            "kv_bytes",  # the KV cache at `cells`
+            "compute_gpu_bytes",  # compute buffer of a GPU without the output head
+            "compute_head_bytes",  # compute buffer of the device that computes the logits
+            "kv_read_bytes",  # KV cache one decode step reads, at the depth decode is quoted at
+            "base_quality",  # the use case's benchmark score, before quantization
+            "quality_source",  # where that score comes from (quality.scored)
+        ),
+    )
+):
     """What an estimate needs of the model and the options but not of the quantization:
     `recommend` works it out once per model rather than once per candidate."""
 
@@ -264,12 +278,14 @@ def model_terms(model: Model, catalog: Catalog, options: Options) -> ModelTerms:
         compute_gpu_bytes=memory.compute_buffer_bytes(arch, options.context, cal, with_output=False),
         compute_head_bytes=memory.compute_buffer_bytes(arch, options.context, cal),
         kv_read_bytes=memory.kv_bytes_read_per_token(arch, depth, kv_element),
-        base_quality=base, quality_source=source,
+        base_quality=base,
+        quality_source=source,
     )
 
 
-def need_for(model: Model, quant: Quantization, catalog: Catalog, options: Options,
-             terms: ModelTerms | None = None) -> place.Need:
+def need_for(
+    model: Model, quant: Quantization, catalog: Catalog, options: Options, terms: ModelTerms | None = None
+) -> place.Need:
     if terms is None:
         terms = model_terms(model, catalog, options)
     arch = model.architecture
@@ -298,9 +314,12 @@ def model_weights(model: Model, quant: Quantization, catalog: Catalog) -> memory
         return memory.weights(model.architecture, quant, catalog.ggml_types)
     duplicate = exact.embedding_bytes if exact.tied else 0
     return memory.WeightsSplit(
-        total_bytes=exact.total_bytes, per_layer_bytes=exact.layers_bytes / model.architecture.layers,
-        expert_bytes=exact.expert_bytes, embedding_bytes=exact.embedding_bytes,
-        head_bytes=exact.head_bytes + duplicate, head_duplicate_bytes=duplicate,
+        total_bytes=exact.total_bytes,
+        per_layer_bytes=exact.layers_bytes / model.architecture.layers,
+        expert_bytes=exact.expert_bytes,
+        embedding_bytes=exact.embedding_bytes,
+        head_bytes=exact.head_bytes + duplicate,
+        head_duplicate_bytes=duplicate,
     )
 
 
@@ -334,8 +353,13 @@ def placements(need: place.Need, budget: Budget, options: Options, moe: bool) ->
     return [place.cpu_only(need, host) or place.NONE]
 
 
-class Candidate(namedtuple("Candidate", "model quant placement total_bytes fits safe quality decode_tokens_per_s "
-                                        "efficiency overhead_bytes headroom_bytes need placed loads retention quality_source")):
+class Candidate(
+    namedtuple(
+        "Candidate",
+        "model quant placement total_bytes fits safe quality decode_tokens_per_s "
+        "efficiency overhead_bytes headroom_bytes need placed loads retention quality_source",
+    )
+):
     """One (model, quantization) placed and timed: the figures a recommendation ranks and plots
     for every candidate it sweeps (named as in Estimate), and the default method's need and
     placement, from which `complete` makes the Estimate of one it returns."""
@@ -349,15 +373,36 @@ class Candidate(namedtuple("Candidate", "model quant placement total_bytes fits 
         return self.fits and self.loads and self.placement in ("gpu", "cpu")
 
 
-def sweep_candidate(model: Model, quant: Quantization, budget: Budget, catalog: Catalog, options: Options,
-                    terms: ModelTerms | None = None) -> Candidate:
+def sweep_candidate(
+    model: Model,
+    quant: Quantization,
+    budget: Budget,
+    catalog: Catalog,
+    options: Options,
+    terms: ModelTerms | None = None,
+) -> Candidate:
     """A candidate without what only its Estimate holds (per-device use, prefill, limits, notes);
     `terms`, the model's for these options, saves working them out again."""
     if options.method == "seed":
         e = _estimate_seed(model, quant, budget, options)
-        return Candidate(e.model, e.quant, e.placement, e.total_bytes, e.fits, e.safe, e.quality,
-                         e.decode_tokens_per_s, e.efficiency, e.overhead_bytes, e.headroom_bytes, None, None, e.loads,
-                         e.quant_retention, e.quality_source)
+        return Candidate(
+            e.model,
+            e.quant,
+            e.placement,
+            e.total_bytes,
+            e.fits,
+            e.safe,
+            e.quality,
+            e.decode_tokens_per_s,
+            e.efficiency,
+            e.overhead_bytes,
+            e.headroom_bytes,
+            None,
+            None,
+            e.loads,
+            e.quant_retention,
+            e.quality_source,
+        )
     if terms is None:
         terms = model_terms(model, catalog, options)
     need = need_for(model, quant, catalog, options, terms)
@@ -369,9 +414,24 @@ def sweep_candidate(model: Model, quant: Quantization, budget: Budget, catalog: 
         decode, mode = None, "none"  # a forced split that overfills a device: llama.cpp would not load it
     kept = quant_retention(quant, model, catalog)
     q = terms.base_quality * kept
-    return Candidate(model.id, quant.name, mode, total, fits, fits and loads and headroom > SAFE_HEADROOM_BYTES, q,
-                     decode, quality.efficiency(q, decode, total), overhead, int(headroom), need, placed, loads, kept,
-                     terms.quality_source)
+    return Candidate(
+        model.id,
+        quant.name,
+        mode,
+        total,
+        fits,
+        fits and loads and headroom > SAFE_HEADROOM_BYTES,
+        q,
+        decode,
+        quality.efficiency(q, decode, total),
+        overhead,
+        int(headroom),
+        need,
+        placed,
+        loads,
+        kept,
+        terms.quality_source,
+    )
 
 
 def quant_retention(quant: Quantization, model: Model, catalog: Catalog) -> float:
@@ -382,13 +442,15 @@ def quant_retention(quant: Quantization, model: Model, catalog: Catalog) -> floa
     return quantloss.retention(quant.kld_ref, model.params_total, catalog.quant_loss)
 
 
-def _fastest_placement(need: place.Need, model: Model, terms: ModelTerms, budget: Budget,
-                       options: Options) -> tuple[float | None, place.Placement]:
+def _fastest_placement(
+    need: place.Need, model: Model, terms: ModelTerms, budget: Budget, options: Options
+) -> tuple[float | None, place.Placement]:
     """Of the placements that fit, the one that decodes fastest, and its speed (for MoE, experts
     in RAM with attention on the GPU usually beats whole layers in RAM)."""
-    options_speed = [(speed.decode_tokens_per_s(need, p, model.architecture, terms.kv_read_bytes, budget,
-                                                options.calibration), p)
-                     for p in placements(need, budget, options, model.is_moe)]
+    options_speed = [
+        (speed.decode_tokens_per_s(need, p, model.architecture, terms.kv_read_bytes, budget, options.calibration), p)
+        for p in placements(need, budget, options, model.is_moe)
+    ]
     return max(options_speed, key=lambda sp: sp[0] or 0.0)
 
 
@@ -414,29 +476,63 @@ def complete(candidate: Candidate, model: Model, quant: Quantization, budget: Bu
     need, placed, decode = candidate.need, candidate.placed, candidate.decode_tokens_per_s
     prefill = max_context = sessions = None
     if options.detail and candidate.loads:
-        prefill = speed.prefill_tokens_per_s(need, placed, arch, _active_params(model, arch), options.prompt_tokens, budget,
-                                             options.calibration, depth=options.prefill_depth,
-                                             float_weights=quant.format == "float")
+        prefill = speed.prefill_tokens_per_s(
+            need,
+            placed,
+            arch,
+            _active_params(model, arch),
+            options.prompt_tokens,
+            budget,
+            options.calibration,
+            depth=options.prefill_depth,
+            float_weights=quant.format == "float",
+        )
         max_context = limits.max_context(need, placed, budget.host_available_bytes, model.max_context)
         sessions = limits.concurrent_sessions(need, placed, budget.host_available_bytes)
     ttft = options.prompt_tokens / prefill + (1 / decode if decode else 0) if prefill else None
     at_context = None
     if decode:
-        at_context = speed.decode_tokens_per_s(need, placed, arch, speed.kv_read_bytes_at(need, arch, options.context),
-                                               budget, options.calibration)
+        at_context = speed.decode_tokens_per_s(
+            need, placed, arch, speed.kv_read_bytes_at(need, arch, options.context), budget, options.calibration
+        )
     return Estimate(
-        model=model.id, quant=quant.name, context=options.context, method="default", use_case=options.use_case,
-        weights_bytes=need.weights.total_bytes, kv_cache_bytes=need.kv_bytes, overhead_bytes=candidate.overhead_bytes,
-        total_bytes=candidate.total_bytes, budget_bytes=budget.budget_bytes, fits=candidate.fits, safe=candidate.safe,
-        headroom_bytes=candidate.headroom_bytes, placement=candidate.placement, gpu_layers=placed.gpu_layers,
-        total_layers=arch.layers, decode_tokens_per_s=decode, prefill_tokens_per_s=prefill,
-        time_to_first_token_s=ttft, quality=candidate.quality, efficiency=candidate.efficiency,
-        params_total=model.params_total, params_active=model.params_active, moe=model.is_moe,
-        host_bytes=placed.host_bytes, n_cpu_moe=placed.n_cpu_moe, tensor_parallel=placed.tensor_parallel,
-        kv_quant=options.kv_quant.lower(), prompt_tokens=options.prompt_tokens,
-        devices=tuple(DeviceUse(s.device.id, s.device.name, s.layers, s.total_bytes, s.device.free_bytes) for s in placed.shares),
-        max_context=max_context, concurrent_sessions=sessions, loads=candidate.loads,
-        quality_source=candidate.quality_source, quant_retention=candidate.retention,
+        model=model.id,
+        quant=quant.name,
+        context=options.context,
+        method="default",
+        use_case=options.use_case,
+        weights_bytes=need.weights.total_bytes,
+        kv_cache_bytes=need.kv_bytes,
+        overhead_bytes=candidate.overhead_bytes,
+        total_bytes=candidate.total_bytes,
+        budget_bytes=budget.budget_bytes,
+        fits=candidate.fits,
+        safe=candidate.safe,
+        headroom_bytes=candidate.headroom_bytes,
+        placement=candidate.placement,
+        gpu_layers=placed.gpu_layers,
+        total_layers=arch.layers,
+        decode_tokens_per_s=decode,
+        prefill_tokens_per_s=prefill,
+        time_to_first_token_s=ttft,
+        quality=candidate.quality,
+        efficiency=candidate.efficiency,
+        params_total=model.params_total,
+        params_active=model.params_active,
+        moe=model.is_moe,
+        host_bytes=placed.host_bytes,
+        n_cpu_moe=placed.n_cpu_moe,
+        tensor_parallel=placed.tensor_parallel,
+        kv_quant=options.kv_quant.lower(),
+        prompt_tokens=options.prompt_tokens,
+        devices=tuple(
+            DeviceUse(s.device.id, s.device.name, s.layers, s.total_bytes, s.device.free_bytes) for s in placed.shares
+        ),
+        max_context=max_context,
+        concurrent_sessions=sessions,
+        loads=candidate.loads,
+        quality_source=candidate.quality_source,
+        quant_retention=candidate.retention,
         notes=_notes(candidate, budget, options),
         decode_tokens_per_s_range=speed.speed_range(decode, "decode", placed),
         decode_tokens_per_s_at_context=at_context,
@@ -449,12 +545,16 @@ def _notes(candidate: Candidate, budget: Budget, options: Options) -> tuple[str,
     if not candidate.loads:
         return tuple(shortfalls(candidate.need, placed, budget, options))
     if not candidate.fits and placed.mode == "gpu":
-        return (f"every layer loads on the GPUs although the whole ({candidate.total_bytes / 1e9:.2f} GB) exceeds the "
-                f"budget: {placed.host_bytes / 1e9:.2f} GB (the embedding table) stays in host RAM",)
+        return (
+            f"every layer loads on the GPUs although the whole ({candidate.total_bytes / 1e9:.2f} GB) exceeds the "
+            f"budget: {placed.host_bytes / 1e9:.2f} GB (the embedding table) stays in host RAM",
+        )
     if budget.host_bandwidth_assumed and placed.mode in ("partial_offload", "cpu"):
-        return (f"host RAM bandwidth unknown, {budget.host_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed (dual-channel "
-                "DDR4-3200); measure it once with `fitagent probe --measure-bandwidth` (remembered) or set "
-                "FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S",)
+        return (
+            f"host RAM bandwidth unknown, {budget.host_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed (dual-channel "
+            "DDR4-3200); measure it once with `fitagent probe --measure-bandwidth` (remembered) or set "
+            "FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S",
+        )
     return ()
 
 
@@ -464,20 +564,30 @@ def shortfalls(need: place.Need, placed: place.Placement, budget: Budget, option
     lines = []
     for share in placed.shares:
         if share.total_bytes > share.device.free_bytes:
-            lines.append(f"{share.device.name} needs {share.total_bytes / 1e9:.2f} GB for {share.layers} layers, "
-                         f"{share.device.free_bytes / 1e9:.2f} GB free (short {(share.total_bytes - share.device.free_bytes) / 1e9:.2f} GB)")
+            lines.append(
+                f"{share.device.name} needs {share.total_bytes / 1e9:.2f} GB for {share.layers} layers, "
+                f"{share.device.free_bytes / 1e9:.2f} GB free (short {(share.total_bytes - share.device.free_bytes) / 1e9:.2f} GB)"
+            )
     host = budget.host_available_bytes
     if placed.host_bytes > host:
-        lines.append(f"host RAM needs {placed.host_bytes / 1e9:.2f} GB, {host / 1e9:.2f} GB available "
-                     f"(short {(placed.host_bytes - host) / 1e9:.2f} GB)")
+        lines.append(
+            f"host RAM needs {placed.host_bytes / 1e9:.2f} GB, {host / 1e9:.2f} GB available "
+            f"(short {(placed.host_bytes - host) / 1e9:.2f} GB)"
+        )
     if options.gpu_layers is not None and placed.shares:
         most = place.most_layers(need, budget.devices, host)
-        lines.append(f"at most {most} of {need.layers} layers load (--gpu-layers {most})" if most
-                     else "not one layer loads on the GPUs")
+        lines.append(
+            f"at most {most} of {need.layers} layers load (--gpu-layers {most})"
+            if most
+            else "not one layer loads on the GPUs"
+        )
     elif options.n_cpu_moe is not None and placed.shares:
         fewest = place.fewest_cpu_moe(need, budget.devices, host)
-        lines.append(f"the experts of at least {fewest} layers must stay in RAM (--n-cpu-moe {fewest})" if fewest is not None
-                     else "it does not load with any --n-cpu-moe")
+        lines.append(
+            f"the experts of at least {fewest} layers must stay in RAM (--n-cpu-moe {fewest})"
+            if fewest is not None
+            else "it does not load with any --n-cpu-moe"
+        )
     return lines
 
 
@@ -491,6 +601,7 @@ def _active_params(model: Model, arch) -> float:
 
 
 # ---------------------------------------------------------------- seed method
+
 
 def _estimate_seed(model: Model, quant: Quantization, budget: Budget, options: Options) -> Estimate:
     """Seed 000 as written: one memory pool, no offload, bandwidth / weights × η."""
@@ -516,15 +627,35 @@ def _estimate_seed(model: Model, quant: Quantization, budget: Budget, options: O
         decode = None  # one pool, no offload: what does not fit does not run
     q = quality.final_quality(model.benchmarks, options.use_case, quant.quality_factor, model.params_total)
     return Estimate(
-        model=model.id, quant=quant.name, context=options.context, method="seed", use_case=options.use_case,
-        weights_bytes=round(weights), kv_cache_bytes=round(kv), overhead_bytes=round(seed.SEED_OVERHEAD_BYTES),
-        total_bytes=round(total), budget_bytes=budget_bytes, fits=fits,
-        safe=headroom > seed.SEED_SAFE_HEADROOM_BYTES, headroom_bytes=round(headroom), placement=mode,
-        gpu_layers=layers, total_layers=arch.layers, decode_tokens_per_s=decode, prefill_tokens_per_s=None,
-        time_to_first_token_s=None, quality=q, efficiency=quality.efficiency(q, decode, total),
-        params_total=model.params_total, params_active=model.params_active, moe=model.is_moe,
-        kv_quant="f16", prompt_tokens=options.prompt_tokens, loads=fits,
-        quality_source=quality.seed_source(model, options.use_case), quant_retention=quant.quality_factor,
+        model=model.id,
+        quant=quant.name,
+        context=options.context,
+        method="seed",
+        use_case=options.use_case,
+        weights_bytes=round(weights),
+        kv_cache_bytes=round(kv),
+        overhead_bytes=round(seed.SEED_OVERHEAD_BYTES),
+        total_bytes=round(total),
+        budget_bytes=budget_bytes,
+        fits=fits,
+        safe=headroom > seed.SEED_SAFE_HEADROOM_BYTES,
+        headroom_bytes=round(headroom),
+        placement=mode,
+        gpu_layers=layers,
+        total_layers=arch.layers,
+        decode_tokens_per_s=decode,
+        prefill_tokens_per_s=None,
+        time_to_first_token_s=None,
+        quality=q,
+        efficiency=quality.efficiency(q, decode, total),
+        params_total=model.params_total,
+        params_active=model.params_active,
+        moe=model.is_moe,
+        kv_quant="f16",
+        prompt_tokens=options.prompt_tokens,
+        loads=fits,
+        quality_source=quality.seed_source(model, options.use_case),
+        quant_retention=quant.quality_factor,
         notes=("seed method: one memory pool, no offload, no prefill model",),
         decode_tokens_per_s_at_context=decode,  # the seed's formula reads no KV cache: no slower when full
     )

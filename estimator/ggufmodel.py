@@ -9,16 +9,25 @@ architecture (``llama.block_count``, ``qwen3moe.expert_count``, …).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .catalog import Architecture, FileWeights, Model, check_architecture
 from .errors import UsageError
 
 # llama.cpp's GGUF architecture names → the Hugging Face class the catalog's rules key on.
-_HF_NAMES = {"phi3": "Phi3ForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM",
-             "deepseek2": "DeepseekV3ForCausalLM", "gpt-oss": "GptOssForCausalLM", "llama": "LlamaForCausalLM",
-             "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM",
-             "qwen2moe": "Qwen2MoeForCausalLM"}
+_HF_NAMES = {
+    "phi3": "Phi3ForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "gemma3": "Gemma3ForCausalLM",
+    "deepseek2": "DeepseekV3ForCausalLM",
+    "gpt-oss": "GptOssForCausalLM",
+    "llama": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "qwen3moe": "Qwen3MoeForCausalLM",
+    "qwen2moe": "Qwen2MoeForCausalLM",
+}
 
 # Which layers use the sliding window, where llama.cpp's model code decides it by position
 # (src/llama-model.cpp): Gemma 2 every other layer, Gemma 3 five of six, gpt-oss every other,
@@ -62,7 +71,9 @@ class _Meta:
         self.fields, self.origin = fields, origin
         arch = fields.get("general.architecture")
         if not isinstance(arch, str) or not arch:
-            raise UsageError(f"{origin}: no general.architecture in the GGUF header — not a model file llama.cpp can load")
+            raise UsageError(
+                f"{origin}: no general.architecture in the GGUF header — not a model file llama.cpp can load"
+            )
         self.arch = arch
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -83,8 +94,12 @@ class _Meta:
         return int(value)
 
 
-def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int, int, tuple[int, ...]]],
-                    origin: str = "model.gguf", file_type: str | None = None) -> Model:
+def model_from_gguf(
+    fields: Mapping[str, Any],
+    tensors: Sequence[tuple[str, int, int, tuple[int, ...]]],
+    origin: str = "model.gguf",
+    file_type: str | None = None,
+) -> Model:
     """fields: the header's key/value pairs; tensors: (name, bytes, elements, shape) per tensor."""
     meta = _Meta(fields, origin)
     if not tensors:
@@ -100,19 +115,25 @@ def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int,
     if not vocab:
         raise UsageError(f"{origin}: cannot tell the vocabulary size (no {meta.arch}.vocab_size, no token_embd.weight)")
     if vocab > _MAX_SIZE:
-        raise UsageError(f"{origin}: a vocabulary of {vocab:,} tokens (token_embd.weight) is more than the "
-                         f"{_MAX_SIZE:,} fitagent accepts")
+        raise UsageError(
+            f"{origin}: a vocabulary of {vocab:,} tokens (token_embd.weight) is more than the "
+            f"{_MAX_SIZE:,} fitagent accepts"
+        )
     experts = meta.int("expert_count", 0)
     mla = meta.get("attention.kv_lora_rank") is not None
     rope = meta.int("rope.dimension_count", 0)
     key_length = meta.int("attention.key_length_mla", 0) or meta.int("attention.key_length", 0)
     value_length = meta.int("attention.value_length_mla", 0) or meta.int("attention.value_length", 0)
     if not (key_length if not mla and key_length else hidden // heads):
-        raise UsageError(f"{origin}: {meta.arch}.embedding_length ({hidden:,}) is smaller than "
-                         f"{meta.arch}.attention.head_count ({heads:,}): the heads would have no dimensions")
+        raise UsageError(
+            f"{origin}: {meta.arch}.embedding_length ({hidden:,}) is smaller than "
+            f"{meta.arch}.attention.head_count ({heads:,}): the heads would have no dimensions"
+        )
     if mla and rope > key_length:
-        raise UsageError(f"{origin}: {meta.arch}.rope.dimension_count ({rope:,}) exceeds the key length "
-                         f"({key_length:,}) of latent attention")
+        raise UsageError(
+            f"{origin}: {meta.arch}.rope.dimension_count ({rope:,}) exceeds the key length "
+            f"({key_length:,}) of latent attention"
+        )
     window = meta.int("attention.sliding_window", 0) or None
     sliding_layers = _SLIDING[meta.arch](layers) if window and meta.arch in _SLIDING else 0
     if window and not sliding_layers and meta.get("attention.sliding_window_pattern") is None:
@@ -150,13 +171,27 @@ def model_from_gguf(fields: Mapping[str, Any], tensors: Sequence[tuple[str, int,
     active = params - routed + (routed * arch.experts_per_token // arch.experts if experts else 0)
     name = fields.get("general.name") if isinstance(fields.get("general.name"), str) else None
     model_id = name or origin.rsplit("/", 1)[-1]
-    notes = () if meta.arch in _HF_NAMES else (
-        f"GGUF architecture '{meta.arch}' is not one fitagent knows: sized from the file's tensors (exact), "
-        "its KV cache and speed estimated as a standard decoder's",)
+    notes = (
+        ()
+        if meta.arch in _HF_NAMES
+        else (
+            f"GGUF architecture '{meta.arch}' is not one fitagent knows: sized from the file's tensors (exact), "
+            "its KV cache and speed estimated as a standard decoder's",
+        )
+    )
     return Model(
-        id=model_id, alias=model_id.split("/")[-1].lower(), family=meta.arch, modality="text",
-        params_total=params, params_active=active, max_context=meta.int("context_length", 4096) or 4096,
-        architecture=arch, benchmarks={}, sources={"gguf": origin}, file_weights=weights, notes=notes,
+        id=model_id,
+        alias=model_id.split("/")[-1].lower(),
+        family=meta.arch,
+        modality="text",
+        params_total=params,
+        params_active=active,
+        max_context=meta.int("context_length", 4096) or 4096,
+        architecture=arch,
+        benchmarks={},
+        sources={"gguf": origin},
+        file_weights=weights,
+        notes=notes,
     )
 
 
@@ -174,5 +209,10 @@ def _file_weights(tensors, file_type: str | None, origin: str) -> tuple[FileWeig
         else:
             head += size  # output.weight, output_norm.weight, rope factors, …
     names = {t[0] for t in tensors}
-    return FileWeights(layers, experts, embedding, head, tied="output.weight" not in names,
-                       file_type=file_type, path=origin), params, routed
+    return (
+        FileWeights(
+            layers, experts, embedding, head, tied="output.weight" not in names, file_type=file_type, path=origin
+        ),
+        params,
+        routed,
+    )

@@ -111,13 +111,29 @@ def _dataclass_to_dict(obj, required: set[str]) -> dict:
 
 
 _HOST_REQUIRED = {
-    "hostname", "os", "cpu_model", "cpu_cores", "memory_total_bytes", "memory_available_bytes",
-    "memory_bandwidth_bytes_per_s", "memory_bandwidth_source",
+    "hostname",
+    "os",
+    "cpu_model",
+    "cpu_cores",
+    "memory_total_bytes",
+    "memory_available_bytes",
+    "memory_bandwidth_bytes_per_s",
+    "memory_bandwidth_source",
 }
 _GPU_REQUIRED = {
-    "index", "vendor", "name", "uuid", "pci_id", "memory_total_bytes", "memory_free_bytes",
-    "memory_used_bytes", "memory_bandwidth_bytes_per_s", "bandwidth_source", "compute_capability",
-    "driver_version", "mig",
+    "index",
+    "vendor",
+    "name",
+    "uuid",
+    "pci_id",
+    "memory_total_bytes",
+    "memory_free_bytes",
+    "memory_used_bytes",
+    "memory_bandwidth_bytes_per_s",
+    "bandwidth_source",
+    "compute_capability",
+    "driver_version",
+    "mig",
 }
 
 
@@ -145,8 +161,15 @@ def _check_type(where: str, name: str, value, kinds) -> None:
 
 
 def _describe(kinds) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-             dict: "an object", list: "a list", None: "null"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true/false",
+        dict: "an object",
+        list: "a list",
+        None: "null",
+    }
     return " or ".join(names.get(k, str(k)) for k in kinds)
 
 
@@ -155,7 +178,9 @@ def _build(cls, data: Mapping, where: str, required: set[str], spec: Mapping[str
         raise UsageError(f"{where}: expected an object, got {type(data).__name__}")
     missing = sorted(required - set(data))
     if missing:
-        raise UsageError(f"{where}: missing field '{missing[0]}' (schema {SCHEMA}; see `fitagent probe --json` for the format)")
+        raise UsageError(
+            f"{where}: missing field '{missing[0]}' (schema {SCHEMA}; see `fitagent probe --json` for the format)"
+        )
     kwargs = {}
     known = {f.name for f in fields(cls)}
     for key, value in data.items():
@@ -172,20 +197,46 @@ def _build(cls, data: Mapping, where: str, required: set[str], spec: Mapping[str
 _N = (int, None)
 _S = (str, None)
 _HOST_SPEC = {
-    "hostname": (str,), "os": (str,), "cpu_model": _S, "cpu_cores": (int,),
-    "memory_total_bytes": (int,), "memory_available_bytes": (int,),
-    "memory_bandwidth_bytes_per_s": (int, float, None), "memory_bandwidth_source": (str,),
-    "cpu_threads": _N, "memory_limit_bytes": _N, "memory_limit_source": _S, "container": _S,
-    "wsl": (bool, None), "notes": (list,),
+    "hostname": (str,),
+    "os": (str,),
+    "cpu_model": _S,
+    "cpu_cores": (int,),
+    "memory_total_bytes": (int,),
+    "memory_available_bytes": (int,),
+    "memory_bandwidth_bytes_per_s": (int, float, None),
+    "memory_bandwidth_source": (str,),
+    "cpu_threads": _N,
+    "memory_limit_bytes": _N,
+    "memory_limit_source": _S,
+    "container": _S,
+    "wsl": (bool, None),
+    "notes": (list,),
 }
 _GPU_SPEC = {
-    "index": (int,), "vendor": (str,), "name": (str,), "uuid": _S, "pci_id": _S,
-    "memory_total_bytes": (int,), "memory_free_bytes": (int,), "memory_used_bytes": (int,),
-    "memory_bandwidth_bytes_per_s": (int, float, None), "bandwidth_source": (str,),
-    "compute_capability": _S, "driver_version": _S, "mig": (dict, None),
-    "memory_reserved_bytes": _N, "memory_source": _S, "unified_memory": (bool, None),
-    "cuda_driver_version": _S, "pci_bus_id": _S, "pcie": (dict, None), "processes": (list,),
-    "cuda_ordinal": _N, "visible": (bool,), "error": _S, "notes": (list,),
+    "index": (int,),
+    "vendor": (str,),
+    "name": (str,),
+    "uuid": _S,
+    "pci_id": _S,
+    "memory_total_bytes": (int,),
+    "memory_free_bytes": (int,),
+    "memory_used_bytes": (int,),
+    "memory_bandwidth_bytes_per_s": (int, float, None),
+    "bandwidth_source": (str,),
+    "compute_capability": _S,
+    "driver_version": _S,
+    "mig": (dict, None),
+    "memory_reserved_bytes": _N,
+    "memory_source": _S,
+    "unified_memory": (bool, None),
+    "cuda_driver_version": _S,
+    "pci_bus_id": _S,
+    "pcie": (dict, None),
+    "processes": (list,),
+    "cuda_ordinal": _N,
+    "visible": (bool,),
+    "error": _S,
+    "notes": (list,),
 }
 
 
@@ -204,15 +255,21 @@ def _check_plausible(obj, where: str, part: str, whole: str) -> None:
     for name in (part, whole, "memory_used_bytes", "memory_limit_bytes", "memory_reserved_bytes"):
         value = getattr(obj, name, None)
         if value is not None and value > _MAX_BYTES:
-            raise UsageError(f"{where}: field '{name}' is {value:,} bytes, beyond any machine (a petabyte is the limit)")
+            raise UsageError(
+                f"{where}: field '{name}' is {value:,} bytes, beyond any machine (a petabyte is the limit)"
+            )
     if getattr(obj, part) > getattr(obj, whole):
-        raise UsageError(f"{where}: field '{part}' ({getattr(obj, part):,}) exceeds '{whole}' "
-                         f"({getattr(obj, whole):,}): free memory cannot exceed the total")
+        raise UsageError(
+            f"{where}: field '{part}' ({getattr(obj, part):,}) exceeds '{whole}' "
+            f"({getattr(obj, whole):,}): free memory cannot exceed the total"
+        )
     for name in ("memory_bandwidth_bytes_per_s",):
         value = getattr(obj, name)
         if value is not None and not (math.isfinite(value) and 0 < value <= _MAX_BANDWIDTH):
-            raise UsageError(f"{where}: field '{name}' is {value!r}: give bytes/s between 1 and {_MAX_BANDWIDTH:.0e}, "
-                             "or null when unknown")
+            raise UsageError(
+                f"{where}: field '{name}' is {value!r}: give bytes/s between 1 and {_MAX_BANDWIDTH:.0e}, "
+                "or null when unknown"
+            )
     cores = getattr(obj, "cpu_cores", None)
     if cores is not None and not 1 <= cores <= _MAX_CORES:
         raise UsageError(f"{where}: field 'cpu_cores' is {cores}: give the CPU cores, 1 or more")
@@ -227,14 +284,18 @@ def snapshot_from_dict(data: Mapping, origin: str = "snapshot") -> HardwareSnaps
         raise UsageError(f"{origin}: schema '{schema}' is not supported (expected {SCHEMA})")
     for key in ("taken_at", "host"):
         if key not in data:
-            raise UsageError(f"{origin}: missing field '{key}' (schema {SCHEMA}; see `fitagent probe --json` for the format)")
+            raise UsageError(
+                f"{origin}: missing field '{key}' (schema {SCHEMA}; see `fitagent probe --json` for the format)"
+            )
     host = _build(HostSnapshot, data["host"], f"{origin}: host", _HOST_REQUIRED, _HOST_SPEC)
     gpus_raw = data.get("gpus", [])
     if not isinstance(gpus_raw, list):
         raise UsageError(f"{origin}: field 'gpus' must be a list")
     if len(gpus_raw) > MAX_GPUS:
-        raise UsageError(f"{origin}: {len(gpus_raw):,} GPUs; a host has at most {MAX_GPUS} (split a cluster into one "
-                         "snapshot per host)")
+        raise UsageError(
+            f"{origin}: {len(gpus_raw):,} GPUs; a host has at most {MAX_GPUS} (split a cluster into one "
+            "snapshot per host)"
+        )
     gpus = tuple(
         _build(GpuSnapshot, g, f"{origin}: gpus[{i}]", _GPU_REQUIRED, _GPU_SPEC) for i, g in enumerate(gpus_raw)
     )

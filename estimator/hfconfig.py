@@ -14,11 +14,25 @@ from .errors import UsageError
 from .tensors import active_parameter_count, parameter_count
 
 SUPPORTED = {
-    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen2MoeForCausalLM",
-    "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
-    "Gemma3ForConditionalGeneration", "Phi3ForCausalLM", "PhiMoEForCausalLM", "DeepseekV2ForCausalLM",
-    "DeepseekV3ForCausalLM", "GptOssForCausalLM", "Qwen2_5_VLForConditionalGeneration",
-    "Mistral3ForConditionalGeneration", "MllamaForConditionalGeneration", "Llama4ForConditionalGeneration",
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "MixtralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen2MoeForCausalLM",
+    "Qwen3ForCausalLM",
+    "Qwen3MoeForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Gemma3ForConditionalGeneration",
+    "Phi3ForCausalLM",
+    "PhiMoEForCausalLM",
+    "DeepseekV2ForCausalLM",
+    "DeepseekV3ForCausalLM",
+    "GptOssForCausalLM",
+    "Qwen2_5_VLForConditionalGeneration",
+    "Mistral3ForConditionalGeneration",
+    "MllamaForConditionalGeneration",
+    "Llama4ForConditionalGeneration",
 }
 _TIED_BY_DEFAULT = ("gemma",)  # Gemma configs rely on the library default tie_word_embeddings=True
 
@@ -127,9 +141,11 @@ def model_from_hf_config(config: Mapping[str, object], origin: str = "config.jso
     notes = ()
     if hf_arch not in SUPPORTED:
         what = f"architecture {hf_arch}" if hf_arch else "a config that names no architecture"
-        notes = (f"{what} is not one fitagent knows: estimated as a standard decoder (attention with "
-                 f"{arch.kv_heads} KV heads, a gated feed-forward{', routed experts' if experts else ''}) from its "
-                 "config's sizes; layers it does not describe are not counted",)
+        notes = (
+            f"{what} is not one fitagent knows: estimated as a standard decoder (attention with "
+            f"{arch.kv_heads} KV heads, a gated feed-forward{', routed experts' if experts else ''}) from its "
+            "config's sizes; layers it does not describe are not counted",
+        )
     model_name = name or origin
     params_total = parameter_count(arch)
     return Model(

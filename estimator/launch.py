@@ -75,8 +75,11 @@ def vllm_settings(est: Estimate, devices: Sequence[Device]) -> dict:
     """--gpu-memory-utilization from this candidate's share of each GPU, capped by what is free."""
     used = [d for d in devices if d.id in {u.id for u in est.devices}]
     if est.placement != "gpu" or not used:
-        return {"args": None, "fits": False,
-                "note": "vLLM needs the whole model on GPUs; this placement keeps part of it in host RAM"}
+        return {
+            "args": None,
+            "fits": False,
+            "note": "vLLM needs the whole model on GPUs; this placement keeps part of it in host RAM",
+        }
     parallel = len(used)
     if parallel > 1 and not est.tensor_parallel:
         per_gpu = math.ceil(sum(u.bytes for u in est.devices) / parallel)  # vLLM's tensor parallel splits evenly
@@ -88,12 +91,20 @@ def vllm_settings(est: Estimate, devices: Sequence[Device]) -> dict:
     # Enough for this candidate, never more than is free now (vLLM fills its share with KV cache).
     utilization = min(math.ceil(need * 100) / 100, math.floor(cap * 100) / 100)
     utilization = max(0.01, min(utilization, 0.99))
-    args = ["--gpu-memory-utilization", f"{utilization:.2f}", "--max-model-len", str(est.context),
-            "--tensor-parallel-size", str(parallel)]
+    args = [
+        "--gpu-memory-utilization",
+        f"{utilization:.2f}",
+        "--max-model-len",
+        str(est.context),
+        "--tensor-parallel-size",
+        str(parallel),
+    ]
     note = None
     if not fits:
-        note = (f"vLLM needs about {need:.2f} of each GPU's memory but only {cap:.2f} is free; "
-                "it would fail to start or run short of KV cache")
+        note = (
+            f"vLLM needs about {need:.2f} of each GPU's memory but only {cap:.2f} is free; "
+            "it would fail to start or run short of KV cache"
+        )
     return {"args": args, "gpu_memory_utilization": utilization, "fits": fits, "note": note}
 
 

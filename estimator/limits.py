@@ -16,12 +16,17 @@ from .memory import KV_PAD
 from .placement import Need, Placement
 
 
-class Pool(namedtuple("Pool", (
-    "free_bytes",
-    "fixed_bytes",  # weights, reserve, the compute buffer's context-free part
-    "kv_fraction",  # share of the KV cache (of every layer) that lives here
-    "mask_bytes_per_cell",  # 0 where the pool holds no compute buffer
-))):
+class Pool(
+    namedtuple(
+        "Pool",
+        (
+            "free_bytes",
+            "fixed_bytes",  # weights, reserve, the compute buffer's context-free part
+            "kv_fraction",  # share of the KV cache (of every layer) that lives here
+            "mask_bytes_per_cell",  # 0 where the pool holds no compute buffer
+        ),
+    )
+):
     """One memory of a placement (a GPU's share, or the host) as the limits see it. A namedtuple,
     like placement's records: cheaper than a frozen dataclass to define at start-up and to build."""
 
@@ -34,12 +39,26 @@ def pools(need: Need, placed: Placement, host_available: int) -> list[Pool]:
     k = len(placed.shares)
     for share in placed.shares:
         fraction = 1 / k if placed.tensor_parallel else share.layers / need.layers
-        out.append(Pool(share.device.free_bytes, share.weights_bytes + share.overhead_bytes - mask_now,
-                        fraction, need.mask_bytes_per_cell))
-    host_fraction = 0.0 if placed.tensor_parallel or placed.n_cpu_moe else (need.layers - placed.gpu_layers) / need.layers
+        out.append(
+            Pool(
+                share.device.free_bytes,
+                share.weights_bytes + share.overhead_bytes - mask_now,
+                fraction,
+                need.mask_bytes_per_cell,
+            )
+        )
+    host_fraction = (
+        0.0 if placed.tensor_parallel or placed.n_cpu_moe else (need.layers - placed.gpu_layers) / need.layers
+    )
     host_mask = need.mask_bytes_per_cell if placed.host_overhead_bytes else 0
-    out.append(Pool(host_available, placed.host_weights_bytes + placed.host_overhead_bytes - host_mask * need.cells,
-                    host_fraction, host_mask))
+    out.append(
+        Pool(
+            host_available,
+            placed.host_weights_bytes + placed.host_overhead_bytes - host_mask * need.cells,
+            host_fraction,
+            host_mask,
+        )
+    )
     return out
 
 

@@ -24,14 +24,20 @@ KV_PAD = 256  # llama.cpp pads the KV cache to a multiple of 256 cells
 # WeightsSplit for each of ~2,400 (model, quantization) pairs, and a namedtuple unpickles (and
 # is defined at import) at a fraction of the cost, which every command pays at start-up.
 
-class WeightsSplit(namedtuple("WeightsSplit", (
-    "total_bytes",  # all tensors once: what the file holds
-    "per_layer_bytes",  # one repeating block, averaged over the layers
-    "expert_bytes",  # routed-expert tensors, all layers together
-    "embedding_bytes",  # input embedding table: llama.cpp keeps it in host memory
-    "head_bytes",  # output head + final norm, on the GPU once every layer is
-    "head_duplicate_bytes",  # tied embeddings: llama.cpp loads the matrix again as the head
-))):
+
+class WeightsSplit(
+    namedtuple(
+        "WeightsSplit",
+        (
+            "total_bytes",  # all tensors once: what the file holds
+            "per_layer_bytes",  # one repeating block, averaged over the layers
+            "expert_bytes",  # routed-expert tensors, all layers together
+            "embedding_bytes",  # input embedding table: llama.cpp keeps it in host memory
+            "head_bytes",  # output head + final norm, on the GPU once every layer is
+            "head_duplicate_bytes",  # tied embeddings: llama.cpp loads the matrix again as the head
+        ),
+    )
+):
     """A model's weight bytes, grouped by where llama.cpp puts them."""
 
     __slots__ = ()
@@ -102,8 +108,9 @@ class KvLinear(namedtuple("KvLinear", "full_per_cell swa_per_cell swa_cap_cells"
         return int(self.full_per_cell * cells + self.swa_per_cell * min(cells, self.swa_cap_cells))
 
 
-def kv_linear(arch: Architecture, bytes_per_element: float, n_ubatch: int = 512, sequences: int = 1,
-              unified: bool = False) -> KvLinear:
+def kv_linear(
+    arch: Architecture, bytes_per_element: float, n_ubatch: int = 512, sequences: int = 1, unified: bool = False
+) -> KvLinear:
     """KV coefficients for `sequences` sequences sharing P cells in all (P: the padded total context).
 
     Two layouts, as llama.cpp's context chooses between them (llama_kv_cache_iswa):

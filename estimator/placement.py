@@ -17,20 +17,26 @@ from collections import namedtuple
 
 from .budget import Device
 
-
 # Need, DeviceShare and Placement are namedtuples, not frozen dataclasses: `recommend` builds one
 # or more of each for every one of ~1,400 candidates, and a namedtuple costs a fraction of a
 # frozen dataclass to build (whose __init__ sets each field through object.__setattr__), and to
 # define when the module is imported.
 
-class DeviceShare(namedtuple("DeviceShare", (
-    "device",  # budget.Device
-    "layers",
-    "weights_bytes",
-    "kv_bytes",
-    "overhead_bytes",
-    "holds_head",
-), defaults=(False,))):
+
+class DeviceShare(
+    namedtuple(
+        "DeviceShare",
+        (
+            "device",  # budget.Device
+            "layers",
+            "weights_bytes",
+            "kv_bytes",
+            "overhead_bytes",
+            "holds_head",
+        ),
+        defaults=(False,),
+    )
+):
     """What one GPU holds of a placed model."""
 
     __slots__ = ()
@@ -40,16 +46,22 @@ class DeviceShare(namedtuple("DeviceShare", (
         return self.weights_bytes + self.kv_bytes + self.overhead_bytes
 
 
-class Placement(namedtuple("Placement", (
-    "mode",  # gpu | partial_offload | cpu | none
-    "gpu_layers",
-    "shares",  # a DeviceShare per GPU used
-    "host_weights_bytes",  # weights in host RAM (embeddings, CPU layers, CPU experts)
-    "host_kv_bytes",
-    "host_overhead_bytes",
-    "n_cpu_moe",  # layers whose routed experts stay in RAM
-    "tensor_parallel",
-), defaults=(0, False))):
+class Placement(
+    namedtuple(
+        "Placement",
+        (
+            "mode",  # gpu | partial_offload | cpu | none
+            "gpu_layers",
+            "shares",  # a DeviceShare per GPU used
+            "host_weights_bytes",  # weights in host RAM (embeddings, CPU layers, CPU experts)
+            "host_kv_bytes",
+            "host_overhead_bytes",
+            "n_cpu_moe",  # layers whose routed experts stay in RAM
+            "tensor_parallel",
+        ),
+        defaults=(0, False),
+    )
+):
     """Where a model's tensors go: the GPUs' shares and what stays in host RAM."""
 
     __slots__ = ()
@@ -68,18 +80,23 @@ class Placement(namedtuple("Placement", (
 NONE = Placement("none", 0, (), 0, 0, 0)
 
 
-class Need(namedtuple("Need", (
-    "layers",
-    "moe_layers",
-    "weights",  # memory.WeightsSplit
-    "kv",  # memory.KvLinear
-    "cells",  # KV cells per layer: the context padded as llama.cpp pads it
-    "kv_bytes",  # the KV cache at `cells`, kv.bytes(cells)
-    "reserve_bytes",  # runtime reserve on every GPU used (CUDA context, cuBLAS workspace)
-    "compute_gpu_bytes",  # compute buffer of a GPU without the output head
-    "compute_head_bytes",  # compute buffer of the device that computes the logits
-    "mask_bytes_per_cell",  # the part of each compute buffer that grows with the context
-))):
+class Need(
+    namedtuple(
+        "Need",
+        (
+            "layers",
+            "moe_layers",
+            "weights",  # memory.WeightsSplit
+            "kv",  # memory.KvLinear
+            "cells",  # KV cells per layer: the context padded as llama.cpp pads it
+            "kv_bytes",  # the KV cache at `cells`, kv.bytes(cells)
+            "reserve_bytes",  # runtime reserve on every GPU used (CUDA context, cuBLAS workspace)
+            "compute_gpu_bytes",  # compute buffer of a GPU without the output head
+            "compute_head_bytes",  # compute buffer of the device that computes the logits
+            "mask_bytes_per_cell",  # the part of each compute buffer that grows with the context
+        ),
+    )
+):
     """The memory parts of one candidate, as placement needs them (a namedtuple too: one per candidate)."""
 
     __slots__ = ()
@@ -151,12 +168,18 @@ def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placeme
         if head and n == need.layers:
             weights += need.weights.head_bytes
         overhead = need.overhead_per_gpu if head else need.overhead_inner_gpu
-        shares.append(DeviceShare(device, count, weights, int(count * need.kv_per_layer), overhead, holds_head=head and n == need.layers))
+        shares.append(
+            DeviceShare(
+                device, count, weights, int(count * need.kv_per_layer), overhead, holds_head=head and n == need.layers
+            )
+        )
     host_w, host_kv = need.host_parts(n)
     return Placement(mode, n, tuple(shares), host_w, host_kv, need.compute_bytes if n < need.layers else 0)
 
 
-def full_gpu(need: Need, devices: tuple[Device, ...], host_available: int, tensor_parallel: bool = False) -> Placement | None:
+def full_gpu(
+    need: Need, devices: tuple[Device, ...], host_available: int, tensor_parallel: bool = False
+) -> Placement | None:
     """Every layer on GPUs: one GPU if one holds it, else a layer split (or tensor parallel)."""
     if not devices:
         return None
@@ -164,11 +187,21 @@ def full_gpu(need: Need, devices: tuple[Device, ...], host_available: int, tenso
     host_w, _ = need.host_parts(need.layers)
     if tensor_parallel and len(devices) > 1:
         k = len(devices)
-        shares = tuple(DeviceShare(d, need.layers, gpu_w // k, gpu_kv // k, need.overhead_per_gpu, holds_head=True) for d in devices)
+        shares = tuple(
+            DeviceShare(d, need.layers, gpu_w // k, gpu_kv // k, need.overhead_per_gpu, holds_head=True)
+            for d in devices
+        )
         placed = Placement("gpu", need.layers, shares, host_w, 0, 0, tensor_parallel=True)
         return placed if placed.fits(host_available) else None
     ordered = sorted(devices, key=lambda d: -d.free_bytes)
-    single = Placement("gpu", need.layers, (DeviceShare(ordered[0], need.layers, gpu_w, gpu_kv, need.overhead_per_gpu, holds_head=True),), host_w, 0, 0)
+    single = Placement(
+        "gpu",
+        need.layers,
+        (DeviceShare(ordered[0], need.layers, gpu_w, gpu_kv, need.overhead_per_gpu, holds_head=True),),
+        host_w,
+        0,
+        0,
+    )
     if single.fits(host_available):
         return single
     if len(ordered) > 1:
@@ -205,8 +238,15 @@ def experts_in_ram(need: Need, device: Device, k: int) -> Placement:
     gpu_w, gpu_kv = need.gpu_parts(need.layers)
     host_w, _ = need.host_parts(need.layers)
     share = DeviceShare(device, need.layers, gpu_w - moved, gpu_kv, need.overhead_per_gpu, holds_head=True)
-    return Placement("partial_offload" if k else "gpu", need.layers, (share,), host_w + moved, 0,
-                     need.compute_gpu_bytes if k else 0, n_cpu_moe=k)
+    return Placement(
+        "partial_offload" if k else "gpu",
+        need.layers,
+        (share,),
+        host_w + moved,
+        0,
+        need.compute_gpu_bytes if k else 0,
+        n_cpu_moe=k,
+    )
 
 
 def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:

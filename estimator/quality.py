@@ -58,6 +58,7 @@ def efficiency(quality: float, tokens_per_s: float | None, total_bytes: float) -
 
 # ---------------------------------------------------------------- the default method
 
+
 def scored(model, use_case: str, priors: Mapping[str, tuple[float, float]]) -> tuple[float, str]:
     """(Q_base, quality_source) for the default method: the use case's weighted benchmarks, each the
     model's own score, a documented stand-in's, or estimated from the model's size where the catalog
@@ -94,8 +95,9 @@ def seed_source(model, use_case: str) -> str:
     missing = [n for n, w in DOMAIN_WEIGHTS[use_case].items() if w and n not in model.benchmarks]
     if missing:
         return f"estimated: the seed's {MISSING_BENCHMARK_SCORE:g} for no {', '.join(missing)} score"
-    stand_ins = [f"{n} from {model.stand_ins[n]}" for n, w in DOMAIN_WEIGHTS[use_case].items()
-                 if w and n in model.stand_ins]
+    stand_ins = [
+        f"{n} from {model.stand_ins[n]}" for n, w in DOMAIN_WEIGHTS[use_case].items() if w and n in model.stand_ins
+    ]
     return "stand-in: " + "; ".join(stand_ins) if stand_ins else "benchmarks"
 
 

@@ -69,14 +69,17 @@ def size_exponent_pairs(benchmarks: Iterable[Mapping]) -> list[tuple[float, str,
         for quant, points in losses.items():
             points.sort()
             for i, (p1, l1) in enumerate(points):
-                for p2, l2 in points[i + 1:]:
-                    pairs.append((math.log(l1 / l2) / math.log(p2 / p1), bench, quant, f"{p1 / 1e9:.1f}B→{p2 / 1e9:.1f}B"))
+                for p2, l2 in points[i + 1 :]:
+                    pairs.append(
+                        (math.log(l1 / l2) / math.log(p2 / p1), bench, quant, f"{p1 / 1e9:.1f}B→{p2 / 1e9:.1f}B")
+                    )
     return pairs
 
 
 def fit_size_exponent(benchmarks: Iterable[Mapping]) -> float:
     """The median exponent over every pair (robust to the noisy small-model and INT8 rows)."""
     import statistics
+
     return statistics.median(p[0] for p in size_exponent_pairs(benchmarks))
 
 
@@ -97,6 +100,7 @@ def perplexity_size_exponent(rows: Iterable[Mapping]) -> tuple[float, int]:
     published table, for each type measured at two sizes or more, the slope of log(ln PPL ratio)
     against log(params); the median and the number of fits."""
     import statistics
+
     groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         loss = _ln_ppl_ratio(r)
@@ -114,8 +118,9 @@ def perplexity_size_exponent(rows: Iterable[Mapping]) -> tuple[float, int]:
     return statistics.median(slopes), len(slopes)
 
 
-def fit_kld_to_loss(kld_ref: Mapping[str, float], benchmarks: Iterable[Mapping], model_name: str,
-                    max_kld: float = 1.0) -> float:
+def fit_kld_to_loss(
+    kld_ref: Mapping[str, float], benchmarks: Iterable[Mapping], model_name: str, max_kld: float = 1.0
+) -> float:
     """Least squares through the origin of -ln(score / base score) on the reference divergence, over
     the quantized files of the reference model whose task scores were measured beside the 16-bit
     model's. Types past `max_kld` (IQ1) are left out: their scores sit at chance, not on the curve."""
@@ -134,6 +139,7 @@ def fit_kld_to_loss(kld_ref: Mapping[str, float], benchmarks: Iterable[Mapping],
 def reference_klds(rows: Iterable[Mapping], model_name: str) -> dict[str, float]:
     """The median mean-KLD per type measured on the reference model (all its tables, imatrix or not)."""
     import statistics
+
     by_quant: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         if r.get("model") == model_name and r.get("kld_mean") is not None and r["quant"] not in ("F16", "BF16", "F32"):

@@ -38,9 +38,19 @@ _IQ2_S_OR_M = {"IQ2_S", "IQ2_M"}
 # `tensor_type_fallback`: a row that is not a whole number of blocks of the chosen type
 # falls back to a 32-weight block type (a 256-block type whose row fails).
 _FALLBACK = {
-    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL",
-    "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ4_XS": "IQ4_NL",
-    "Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+    "IQ1_S": "IQ4_NL",
+    "IQ1_M": "IQ4_NL",
+    "IQ2_XXS": "IQ4_NL",
+    "IQ2_XS": "IQ4_NL",
+    "IQ2_S": "IQ4_NL",
+    "IQ3_XXS": "IQ4_NL",
+    "IQ3_S": "IQ4_NL",
+    "IQ4_XS": "IQ4_NL",
+    "Q2_K": "Q4_0",
+    "Q3_K": "Q4_0",
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
 }
 _BLOCK_256 = set(_FALLBACK)
 
@@ -76,7 +86,7 @@ Rule = tuple[tuple[str, str], ...]  # ((predicate, type), ...), the last one is 
 
 
 def _ffn_down_ordinal_test(predicate: str):
-    """"down_ord:D:m:o": the IQ1/IQ2 ffn_down bump, which llama.cpp gives to the first n/8 ffn_down-like
+    """ "down_ord:D:m:o": the IQ1/IQ2 ffn_down bump, which llama.cpp gives to the first n/8 ffn_down-like
     tensors counted one by one in file order (its i_ffn_down counter; n_ffn_down = n_layer), not to
     the first n/8 layers: D dense layers hold one (ffn_down) each, every MoE layer m (ffn_down_exps,
     then ffn_down_shexp), and o is the tensor's place within its layer."""
@@ -185,7 +195,19 @@ def _iq2_ffn_down_predicate(role: str, arch: Architecture) -> str:
 
 def _attn_output_type(f: str, base: str, arch: Architecture) -> str:
     if arch.experts == 8:
-        eight = {"Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"}
+        eight = {
+            "Q2_K",
+            "IQ3_XS",
+            "IQ3_XXS",
+            "Q3_K_S",
+            "Q3_K_M",
+            "IQ4_NL",
+            "Q4_K_S",
+            "Q4_K_M",
+            "IQ3_S",
+            "IQ3_M",
+            "IQ4_XS",
+        }
         return "Q5_K" if f in eight or f in _IQ2_FAMILY else base
     if f in _IQ2_FAMILY:
         if f in ("IQ1_S", "IQ1_M"):
@@ -229,8 +251,15 @@ _RULES: dict[tuple, Rule] = {}
 
 def _rule(role: str, expert: bool, quant: Quantization, arch: Architecture) -> Rule:
     """layer_rule, memoised on what it reads (quantizations stay alive in _QUANTS, so ids are theirs)."""
-    key = (role, expert, id(quant), arch.layers == 80, arch.experts if arch.experts in (0, 8) else min(arch.experts, 4),
-           arch.attention_heads // max(1, arch.kv_heads) >= 4, _ffn_down_layout(role, arch))
+    key = (
+        role,
+        expert,
+        id(quant),
+        arch.layers == 80,
+        arch.experts if arch.experts in (0, 8) else min(arch.experts, 4),
+        arch.attention_heads // max(1, arch.kv_heads) >= 4,
+        _ffn_down_layout(role, arch),
+    )
     hit = _RULES.get(key)
     if hit is None:
         _QUANTS[id(quant)] = quant
@@ -310,16 +339,34 @@ def _plan(arch: Architecture) -> tuple:
     experts = arch.experts if arch.experts in (0, 8) else (4 if arch.experts >= 4 else 1)
     native = native_expert_type(arch)  # gpt-oss's experts stay MXFP4 where another MoE's of the same shapes do not
     plan = tuple(
-        ((g.role, g.expert, g.matrix, g.per_layer, arch.layers, g.start, g.count, experts, n_gqa4,
-          arch.tied_embeddings and g.role == "token_embd", g.row_size % 256 == 0, g.row_size % 32 == 0, native,
-          _ffn_down_layout(g.role, arch)), g)
+        (
+            (
+                g.role,
+                g.expert,
+                g.matrix,
+                g.per_layer,
+                arch.layers,
+                g.start,
+                g.count,
+                experts,
+                n_gqa4,
+                arch.tied_embeddings and g.role == "token_embd",
+                g.row_size % 256 == 0,
+                g.row_size % 32 == 0,
+                native,
+                _ffn_down_layout(g.role, arch),
+            ),
+            g,
+        )
         for g in tensor_groups(arch)
     )
     _PLANS[id(arch)] = (arch, plan)
     return plan
 
 
-def _breakdown(arch: Architecture, quant: Quantization, types: Mapping[str, GgmlType]) -> tuple[tuple[str, int, bool, bool], ...]:
+def _breakdown(
+    arch: Architecture, quant: Quantization, types: Mapping[str, GgmlType]
+) -> tuple[tuple[str, int, bool, bool], ...]:
     _QUANTS[id(quant)] = quant
     q = id(quant)
     out = []

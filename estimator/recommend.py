@@ -24,8 +24,15 @@ MIN_USABLE_TOKENS_PER_S = 5.0  # below this a chat feels broken; such candidates
 def usable_now(e) -> bool:
     """Fits the budget whole, loads as placed, and decodes at a usable speed (an Estimate, or a
     swept Candidate, which has the same fields)."""
-    return bool(e.fits and e.loads and e.placement in ("gpu", "cpu") and e.decode_tokens_per_s is not None
-                and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S)
+    return bool(
+        e.fits
+        and e.loads
+        and e.placement in ("gpu", "cpu")
+        and e.decode_tokens_per_s is not None
+        and e.decode_tokens_per_s >= MIN_USABLE_TOKENS_PER_S
+    )
+
+
 SIXTEEN_BIT_TIE = 0.5  # a 16-bit file gives way to the model's Q8_0 when Q8_0 is within this much quality
 QUALITY_TIE = 0.1  # quality points no benchmark tells apart: within this, the faster quantization wins
 _SIXTEEN_BIT = ("F16", "BF16", "F32")
@@ -72,9 +79,12 @@ class Recommendations:
             "method": self.method,
             "candidates_considered": len(self.candidates),
             "left_out": {
-                "count": sum(self.left_out.values()), **self.left_out,
-                "max_quant_loss": self.floor.max_quant_loss, "quality_floor": self.floor.quality_floor,
-                "min_tokens_per_s": MIN_USABLE_TOKENS_PER_S, "all_quants": self.floor.all_quants,
+                "count": sum(self.left_out.values()),
+                **self.left_out,
+                "max_quant_loss": self.floor.max_quant_loss,
+                "quality_floor": self.floor.quality_floor,
+                "min_tokens_per_s": MIN_USABLE_TOKENS_PER_S,
+                "all_quants": self.floor.all_quants,
             },
             "frontiers": {k: [e.to_dict() for e in v] for k, v in self.frontiers.items()},
             "ranked": [e.to_dict() for e in ranked],
@@ -85,11 +95,14 @@ class Recommendations:
         """One line saying how many candidates were left out and why (None when none were)."""
         parts = []
         if self.left_out.get("quant_loss"):
-            parts.append(f"{self.left_out['quant_loss']} lose more than {self.floor.max_quant_loss:.0%} of their score "
-                         "to the quantization")
+            parts.append(
+                f"{self.left_out['quant_loss']} lose more than {self.floor.max_quant_loss:.0%} of their score "
+                "to the quantization"
+            )
         if self.left_out.get("below_quality_floor"):
-            parts.append(f"{self.left_out['below_quality_floor']} score below {self.floor.quality_floor:g} for "
-                         f"{self.use_case}")
+            parts.append(
+                f"{self.left_out['below_quality_floor']} score below {self.floor.quality_floor:g} for {self.use_case}"
+            )
         if self.left_out.get("too_slow"):
             parts.append(f"{self.left_out['too_slow']} decode under {MIN_USABLE_TOKENS_PER_S:g} tokens/s")
         if not parts:
@@ -143,7 +156,9 @@ def recommend(
     if runnable and not any(c.decode_tokens_per_s and c.decode_tokens_per_s >= min_tokens_per_s for c in offered):
         # Nothing here reaches the floor (a small machine): what runs is still the answer.
         offered, left_out = [c for c in runnable if c.decode_tokens_per_s], {}
-        notes += ("nothing here reaches the usable floor (quality, quantization loss, speed): showing everything that runs",)
+        notes += (
+            "nothing here reaches the usable floor (quality, quantization loss, speed): showing everything that runs",
+        )
     # The frontiers are over what fits in the budget: the whole model in fast memory.
     fitting = [c for c in offered if c.whole]
     size = attrgetter("total_bytes")
@@ -167,13 +182,22 @@ def recommend(
         return estimates[key]
 
     return Recommendations(
-        budget_bytes=budget.budget_bytes, context=options.context, use_case=options.use_case, method=options.method,
-        candidates=tuple(runnable), frontiers={name: [full(c) for c in front] for name, front in frontiers.items()},
-        ranked=tuple(full(c) for c in ranked), notes=notes, floor=floor, left_out=left_out,
+        budget_bytes=budget.budget_bytes,
+        context=options.context,
+        use_case=options.use_case,
+        method=options.method,
+        candidates=tuple(runnable),
+        frontiers={name: [full(c) for c in front] for name, front in frontiers.items()},
+        ranked=tuple(full(c) for c in ranked),
+        notes=notes,
+        floor=floor,
+        left_out=left_out,
     )
 
 
-def _apply_floor(runnable: list[Candidate], floor: Floor, min_tokens_per_s: float) -> tuple[list[Candidate], dict[str, int]]:
+def _apply_floor(
+    runnable: list[Candidate], floor: Floor, min_tokens_per_s: float
+) -> tuple[list[Candidate], dict[str, int]]:
     offered, reasons = [], Counter()
     for c in runnable:
         why = floor.why_out(c)
@@ -186,8 +210,9 @@ def _apply_floor(runnable: list[Candidate], floor: Floor, min_tokens_per_s: floa
     return offered, dict(reasons)
 
 
-def _sweep(catalog: Catalog, budget: Budget, options: Options,
-           models: tuple[Model, ...]) -> tuple[list[Candidate], dict[tuple[str, str], tuple[Model, Quantization]]]:
+def _sweep(
+    catalog: Catalog, budget: Budget, options: Options, models: tuple[Model, ...]
+) -> tuple[list[Candidate], dict[tuple[str, str], tuple[Model, Quantization]]]:
     """Every runnable candidate, and each one's model and quantization by (model id, quant name)."""
     quants = candidate_quants(catalog)
     runnable: list[Candidate] = []
@@ -218,8 +243,9 @@ def rank(candidates: list[Candidate], min_tokens_per_s: float) -> tuple[Candidat
             continue
         by_model.setdefault(c.model, []).append(c)
     best = [pick_for_model(cs) for cs in by_model.values()]
-    return tuple(sorted(best, key=lambda c: (not c.whole, -round(c.quality, 1), -(c.decode_tokens_per_s or 0),
-                                             c.total_bytes)))
+    return tuple(
+        sorted(best, key=lambda c: (not c.whole, -round(c.quality, 1), -(c.decode_tokens_per_s or 0), c.total_bytes))
+    )
 
 
 def pick_for_model(candidates: list[Candidate]) -> Candidate:
@@ -232,7 +258,11 @@ def pick_for_model(candidates: list[Candidate]) -> Candidate:
     top = max(pool, key=lambda c: (c.quality, c.decode_tokens_per_s or 0))
     if top.quant in _SIXTEEN_BIT:
         q8 = next((c for c in pool if c.quant == "Q8_0"), None)
-        if q8 is not None and top.quality - q8.quality <= SIXTEEN_BIT_TIE and (q8.decode_tokens_per_s or 0) >= (top.decode_tokens_per_s or 0):
+        if (
+            q8 is not None
+            and top.quality - q8.quality <= SIXTEEN_BIT_TIE
+            and (q8.decode_tokens_per_s or 0) >= (top.decode_tokens_per_s or 0)
+        ):
             top = q8
     near = [c for c in pool if c.quality >= top.quality - QUALITY_TIE]
     return min(near, key=lambda c: (-(c.decode_tokens_per_s or 0), c.total_bytes, -c.quality))
@@ -240,23 +270,36 @@ def pick_for_model(candidates: list[Candidate]) -> Candidate:
 
 # ---------------------------------------------------------------- explain one model
 
-def explain(recs: Recommendations, catalog: Catalog, budget: Budget, options: Options, model_name: str,
-            min_tokens_per_s: float = MIN_USABLE_TOKENS_PER_S) -> dict:
+
+def explain(
+    recs: Recommendations,
+    catalog: Catalog,
+    budget: Budget,
+    options: Options,
+    model_name: str,
+    min_tokens_per_s: float = MIN_USABLE_TOKENS_PER_S,
+) -> dict:
     """Where one model stands in these recommendations and why: each quantization with its fate
     (chosen, fits, too slow, left out below the floor, does not load), the pick and what beats it."""
     model = catalog.model(model_name)
     options = options.check()
     if not _eligible(model, options):
-        why = (f"{model.id} is not a vision model" if options.use_case == "vision" and model.modality != "vision"
-               else f"{model.id} reads at most {model.max_context:,} tokens, less than the context {options.context:,}")
+        why = (
+            f"{model.id} is not a vision model"
+            if options.use_case == "vision" and model.modality != "vision"
+            else f"{model.id} reads at most {model.max_context:,} tokens, less than the context {options.context:,}"
+        )
         return {"model": model.id, "rank": None, "chosen": None, "quants": [], "beaten_by": [], "why": [why]}
     terms = model_terms(model, catalog, options) if options.method == "default" else None
     swept = _model_quants(model, catalog, candidate_quants(catalog))
     candidates = [sweep_candidate(model, q, budget, catalog, options, terms) for q in swept]
     ranked_ids = [e.model for e in recs.ranked]
     rank_of = ranked_ids.index(model.id) + 1 if model.id in ranked_ids else None
-    offered = [c for c in candidates if c.placement != "none" and recs.floor.why_out(c) is None
-               and (c.decode_tokens_per_s or 0) >= min_tokens_per_s]
+    offered = [
+        c
+        for c in candidates
+        if c.placement != "none" and recs.floor.why_out(c) is None and (c.decode_tokens_per_s or 0) >= min_tokens_per_s
+    ]
     chosen = pick_for_model(offered) if offered else None
     rows = []
     for c in sorted(candidates, key=lambda c: c.total_bytes):
@@ -272,29 +315,52 @@ def explain(recs: Recommendations, catalog: Catalog, budget: Budget, options: Op
             fate = f"too slow (under {min_tokens_per_s:g} tokens/s)"
         else:
             fate = _beaten_within(c, chosen)
-        rows.append({"quant": c.quant, "total_bytes": c.total_bytes, "placement": c.placement, "fits": c.fits,
-                     "loads": c.loads, "safe": c.safe, "quality": round(c.quality, 2),
-                     "quant_retention": round(c.retention, 4),
-                     "decode_tokens_per_s": None if c.decode_tokens_per_s is None else round(c.decode_tokens_per_s, 2),
-                     "fate": fate})
+        rows.append(
+            {
+                "quant": c.quant,
+                "total_bytes": c.total_bytes,
+                "placement": c.placement,
+                "fits": c.fits,
+                "loads": c.loads,
+                "safe": c.safe,
+                "quality": round(c.quality, 2),
+                "quant_retention": round(c.retention, 4),
+                "decode_tokens_per_s": None if c.decode_tokens_per_s is None else round(c.decode_tokens_per_s, 2),
+                "fate": fate,
+            }
+        )
     why = []
     if chosen is None:
         why.append("no quantization of it runs here at a usable speed above the floor")
     else:
         why.append(f"{chosen.quant} is its best pick: " + _why_chosen(chosen, offered))
     above = [e for e in recs.ranked[: (rank_of - 1) if rank_of else len(recs.ranked)]][:5]
-    beaten_by = [{"model": e.model, "quant": e.quant, "quality": round(e.quality, 2),
-                  "quality_ahead": round(e.quality - (chosen.quality if chosen else 0), 2),
-                  "decode_tokens_per_s": None if e.decode_tokens_per_s is None else round(e.decode_tokens_per_s, 2)}
-                 for e in above]
+    beaten_by = [
+        {
+            "model": e.model,
+            "quant": e.quant,
+            "quality": round(e.quality, 2),
+            "quality_ahead": round(e.quality - (chosen.quality if chosen else 0), 2),
+            "decode_tokens_per_s": None if e.decode_tokens_per_s is None else round(e.decode_tokens_per_s, 2),
+        }
+        for e in above
+    ]
     if rank_of:
-        why.append(f"ranked {rank_of} of {len(recs.ranked)}" + (f": {len(above)} shown ahead, by quality (then speed)"
-                                                                 if above else ": first"))
+        why.append(
+            f"ranked {rank_of} of {len(recs.ranked)}"
+            + (f": {len(above)} shown ahead, by quality (then speed)" if above else ": first")
+        )
     elif chosen is not None:
         why.append("not in the ranking shown (raise --top)")
-    return {"model": model.id, "rank": rank_of, "chosen": chosen.quant if chosen else None,
-            "quality_source": candidates[0].quality_source if candidates else None,
-            "quants": rows, "beaten_by": beaten_by, "why": why}
+    return {
+        "model": model.id,
+        "rank": rank_of,
+        "chosen": chosen.quant if chosen else None,
+        "quality_source": candidates[0].quality_source if candidates else None,
+        "quants": rows,
+        "beaten_by": beaten_by,
+        "why": why,
+    }
 
 
 def _beaten_within(c: Candidate, chosen: Candidate | None) -> str:
@@ -303,15 +369,25 @@ def _beaten_within(c: Candidate, chosen: Candidate | None) -> str:
     if (c.whole, c.safe) < (chosen.whole, chosen.safe):
         return "runs, but " + ("does not fit whole" if not c.whole else "leaves under 1 GB of headroom")
     if c.quality > chosen.quality:
-        return (f"runs: {c.quality - chosen.quality:.2f} more quality, but {chosen.quant} is "
-                f"{(chosen.decode_tokens_per_s or 0) / (c.decode_tokens_per_s or 1):.2f}× as fast")
+        return (
+            f"runs: {c.quality - chosen.quality:.2f} more quality, but {chosen.quant} is "
+            f"{(chosen.decode_tokens_per_s or 0) / (c.decode_tokens_per_s or 1):.2f}× as fast"
+        )
     return f"runs: {chosen.quant} scores {chosen.quality - c.quality:.2f} more"
 
 
 def _why_chosen(chosen: Candidate, offered: list[Candidate]) -> str:
-    where = "fits whole with more than 1 GB to spare" if chosen.safe else "fits whole" if chosen.whole else "loads partly offloaded"
+    where = (
+        "fits whole with more than 1 GB to spare"
+        if chosen.safe
+        else "fits whole"
+        if chosen.whole
+        else "loads partly offloaded"
+    )
     best = max(offered, key=lambda c: c.quality)
     if best.quant != chosen.quant and best.quality > chosen.quality:
-        return (f"{where}; {best.quality - chosen.quality:.2f} quality below {best.quant}, a difference no benchmark tells apart, "
-                f"and {(chosen.decode_tokens_per_s or 0) / (best.decode_tokens_per_s or 1):.2f}× as fast")
+        return (
+            f"{where}; {best.quality - chosen.quality:.2f} quality below {best.quant}, a difference no benchmark tells apart, "
+            f"and {(chosen.decode_tokens_per_s or 0) / (best.decode_tokens_per_s or 1):.2f}× as fast"
+        )
     return f"{where}, the best quality of its quantizations that do"

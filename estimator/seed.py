@@ -38,7 +38,9 @@ def decode_efficiency(bits_per_weight: float) -> float:
     return 0.60
 
 
-def decode_tokens_per_s(bandwidth_bytes_per_s: float, weights: float, bits_per_weight: float, moe: bool = False) -> float:
+def decode_tokens_per_s(
+    bandwidth_bytes_per_s: float, weights: float, bits_per_weight: float, moe: bool = False
+) -> float:
     """§5.3: T/s = BW / V_weights × η; §5.4: × 0.90 for MoE."""
     tps = bandwidth_bytes_per_s / weights * decode_efficiency(bits_per_weight)
     return tps * SEED_MOE_FACTOR if moe else tps

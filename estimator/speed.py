@@ -24,7 +24,6 @@ from .catalog import Architecture
 from .placement import Need, Placement
 from .tensors import routed_active_parameter_count
 
-
 _APPLE_GENERATION = re.compile(r"\bM(\d+)\b")
 
 
@@ -203,8 +202,14 @@ def matmul_flops(device: Device) -> float | None:
     return device.fp16_flops
 
 
-def _add_flops(terms: dict[str, float], cls: str, seconds_at_peak: float, expert_share: float,
-               attention_share: float, scores_per_flop: float) -> None:
+def _add_flops(
+    terms: dict[str, float],
+    cls: str,
+    seconds_at_peak: float,
+    expert_share: float,
+    attention_share: float,
+    scores_per_flop: float,
+) -> None:
     _add(terms, f"flops:{cls}", seconds_at_peak * (1 - expert_share - attention_share))
     _add(terms, f"moe_flops:{cls}", seconds_at_peak * expert_share)
     _add(terms, f"attn:{cls}", seconds_at_peak * attention_share)
@@ -212,8 +217,15 @@ def _add_flops(terms: dict[str, float], cls: str, seconds_at_peak: float, expert
 
 
 def prefill_terms(
-    need: Need, placement: Placement, arch: Architecture, active_params: float, prompt_tokens: int,
-    budget: Budget, calibration: Calibration, depth: int = 0, float_weights: bool = False,
+    need: Need,
+    placement: Placement,
+    arch: Architecture,
+    active_params: float,
+    prompt_tokens: int,
+    budget: Budget,
+    calibration: Calibration,
+    depth: int = 0,
+    float_weights: bool = False,
 ) -> dict[str, float] | None:
     """What processing the prompt costs: ``flops:<class>`` — FLOPs ÷ the device's tensor rate
     (seconds at peak), priced at 1/efficiency; ``cpu_flops`` — FLOPs the CPU does, at a rate per
@@ -247,7 +259,9 @@ def prefill_terms(
         # each routed expert multiplies only its share of the micro-batch: the smaller that GEMM,
         # the further below the dense rate it runs (calibration.prefill_moe_half_batch)
         terms["moe_tokens"] = tokens_per_ubatch * arch.experts_per_token / arch.experts
-    per_layer_read = need.weights.per_layer_bytes - need.expert_bytes_per_layer * need.moe_layers / need.layers * (1 - touched)
+    per_layer_read = need.weights.per_layer_bytes - need.expert_bytes_per_layer * need.moe_layers / need.layers * (
+        1 - touched
+    )
     shares = placement.shares
     k = len(shares)
     if placement.tensor_parallel:
@@ -268,8 +282,14 @@ def prefill_terms(
         host_layers = need.layers - placement.gpu_layers
         if placement.n_cpu_moe:
             host_layers = 0  # the layers are on the GPU already; only their experts stream
-        _add_flops(terms, device_class(fastest), flops * host_layers / need.layers / matmul_flops(fastest), expert_share,
-                   attention_share, scores_per_flop)
+        _add_flops(
+            terms,
+            device_class(fastest),
+            flops * host_layers / need.layers / matmul_flops(fastest),
+            expert_share,
+            attention_share,
+            scores_per_flop,
+        )
         streamed = placement.host_weights_bytes - need.weights.embedding_bytes
         _add(terms, "pcie_bytes", streamed * ubatches)
     if float_weights:
@@ -291,7 +311,9 @@ def prefill_seconds(terms: dict[str, float], calibration: Calibration) -> float:
     if "cpu_flops" in terms:
         return terms["cpu_flops"] / (terms["host_cores"] * calibration.cpu_flops_per_core)
     seconds = attention = scores = 0.0
-    moe_factor = calibration.prefill_moe_factor * (1 + calibration.prefill_moe_half_batch / terms.get("moe_tokens", math.inf))
+    moe_factor = calibration.prefill_moe_factor * (
+        1 + calibration.prefill_moe_half_batch / terms.get("moe_tokens", math.inf)
+    )
     for key, value in terms.items():
         if key.startswith("flops:"):
             seconds += value / calibration.prefill_efficiency(key[6:])
@@ -304,18 +326,34 @@ def prefill_seconds(terms: dict[str, float], calibration: Calibration) -> float:
     for key in terms:
         if key.startswith("float:"):
             seconds *= calibration.float_factor(key[6:])
-    seconds += attention * (calibration.prefill_attention_factor_nofa if "no_flash_attention" in terms
-                            else calibration.prefill_attention_factor) + scores
+    seconds += (
+        attention
+        * (
+            calibration.prefill_attention_factor_nofa
+            if "no_flash_attention" in terms
+            else calibration.prefill_attention_factor
+        )
+        + scores
+    )
     if "tensor_parallel" in terms:
         seconds /= calibration.tensor_parallel_efficiency
     return seconds + prefill_fixed_seconds(terms, calibration)
 
 
 def prefill_tokens_per_s(
-    need: Need, placement: Placement, arch: Architecture, active_params: float, prompt_tokens: int,
-    budget: Budget, calibration: Calibration, depth: int = 0, float_weights: bool = False,
+    need: Need,
+    placement: Placement,
+    arch: Architecture,
+    active_params: float,
+    prompt_tokens: int,
+    budget: Budget,
+    calibration: Calibration,
+    depth: int = 0,
+    float_weights: bool = False,
 ) -> float | None:
-    terms = prefill_terms(need, placement, arch, active_params, prompt_tokens, budget, calibration, depth, float_weights)
+    terms = prefill_terms(
+        need, placement, arch, active_params, prompt_tokens, budget, calibration, depth, float_weights
+    )
     if terms is None:
         return None
     seconds = prefill_seconds(terms, calibration)

@@ -49,8 +49,16 @@ def native_expert_type(arch: Architecture) -> str | None:
 # post_ffw_norm, hidden-size each), and Gemma 3, Qwen3 and Qwen3-VL (dense and MoE) norm the queries
 # and keys per head (attn_q_norm, attn_k_norm, head_dim each).
 _POST_NORMS = frozenset({"Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"})
-_QK_NORMS = frozenset({"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "Qwen3ForCausalLM",
-                       "Qwen3MoeForCausalLM", "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"})
+_QK_NORMS = frozenset(
+    {
+        "Gemma3ForCausalLM",
+        "Gemma3ForConditionalGeneration",
+        "Qwen3ForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "Qwen3VLForConditionalGeneration",
+        "Qwen3VLMoeForConditionalGeneration",
+    }
+)
 
 # gpt-oss carries biases on the attention projections (q, k, v and output), the router and every
 # expert's gate/up/down, plus one attention-sink logit per head: all 1-D (or per-expert rows of
@@ -109,8 +117,15 @@ def tensor_groups(arch: Architecture) -> tuple[TensorGroup, ...]:
             groups += [
                 TensorGroup("ffn_gate_inp_bias", arch.experts, moe_layers, arch.experts, matrix=False, start=first),
                 # each expert's gate, up and down bias: read only for the experts a token is routed to
-                TensorGroup("ffn_exps_bias", arch.experts * (2 * expert_inter + h), moe_layers, expert_inter,
-                            expert=True, matrix=False, start=first),
+                TensorGroup(
+                    "ffn_exps_bias",
+                    arch.experts * (2 * expert_inter + h),
+                    moe_layers,
+                    expert_inter,
+                    expert=True,
+                    matrix=False,
+                    start=first,
+                ),
             ]
         shared_inter = shared_expert_width(arch)
         if shared_inter:

@@ -63,8 +63,14 @@ def copy_fixture(name: str, directory: Path) -> Path:
 
 
 class AgentProcess:
-    def __init__(self, directory: Path, hardware: Path | None, config_text: str = FAST_CONFIG,
-                 env: dict | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        directory: Path,
+        hardware: Path | None,
+        config_text: str = FAST_CONFIG,
+        env: dict | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.directory = directory
         self.config_path = directory / "fitagent.yaml"
         self.config_path.write_text(config_text)
@@ -74,8 +80,9 @@ class AgentProcess:
         self.log: list[str] = []
         self._bound = threading.Event()
         self.url = ""
-        self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env=clean_env(env), cwd=directory)
+        self.proc = subprocess.Popen(
+            command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=clean_env(env), cwd=directory
+        )
         threading.Thread(target=self._read_log, daemon=True).start()
 
     def _read_log(self) -> None:
@@ -86,13 +93,13 @@ class AgentProcess:
                 self.url = found.group(1)
                 self._bound.set()
 
-    def wait_bound(self, timeout: float = 60) -> "AgentProcess":
+    def wait_bound(self, timeout: float = 60) -> AgentProcess:
         if not self._bound.wait(timeout):
             self.stop()
             raise AssertionError("agent did not start:\n" + "\n".join(self.log))
         return self
 
-    def wait_ready(self, timeout: float = 120) -> "AgentProcess":
+    def wait_ready(self, timeout: float = 120) -> AgentProcess:
         self.wait_bound()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

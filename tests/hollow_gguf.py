@@ -137,6 +137,7 @@ def _pad(n: int, to: int = ALIGNMENT) -> int:
 
 # ---------------------------------------------------------------- shapes
 
+
 def shrink(arch: Architecture, layers: int, gguf_arch: str | None = None) -> Architecture:
     """The same model with fewer repeating layers (sliding-window and dense-lead counts follow)."""
     gguf_arch = gguf_arch or gguf_arch_of(arch)
@@ -153,7 +154,9 @@ def gguf_arch_of(arch: Architecture) -> str:
     try:
         return GGUF_ARCH[arch.hf_architecture]
     except KeyError:
-        raise ValueError(f"no hollow-GGUF layout for {arch.hf_architecture!r} (known: {', '.join(sorted(GGUF_ARCH))})") from None
+        raise ValueError(
+            f"no hollow-GGUF layout for {arch.hf_architecture!r} (known: {', '.join(sorted(GGUF_ARCH))})"
+        ) from None
 
 
 class _Typer:
@@ -171,8 +174,9 @@ class _Typer:
 
     def __call__(self, role: str, il: int | None, row: int) -> str:
         g = self.groups[role]
-        one = TensorGroup(role, 0, 1, row, per_layer=g.per_layer, expert=g.expert, matrix=g.matrix,
-                          start=il if g.per_layer else 0)
+        one = TensorGroup(
+            role, 0, 1, row, per_layer=g.per_layer, expert=g.expert, matrix=g.matrix, start=il if g.per_layer else 0
+        )
         ((type_name, _),) = quantmix.group_types(one, self.arch, self.quant)
         return type_name
 
@@ -285,6 +289,7 @@ def _deepseek2_attention(add, arch: Architecture, il: int) -> None:
 
 # ---------------------------------------------------------------- metadata
 
+
 def _file_type(quant: Quantization) -> gguf.LlamaFileType | None:
     name = quant.rules if quant.format == "gguf" else quant.name
     for prefix in ("MOSTLY_", "ALL_"):
@@ -296,8 +301,9 @@ def _file_type(quant: Quantization) -> gguf.LlamaFileType | None:
     return None
 
 
-def _metadata(w: gguf.GGUFWriter, arch: Architecture, gguf_arch: str, quant: Quantization, name: str,
-              context_length: int) -> None:
+def _metadata(
+    w: gguf.GGUFWriter, arch: Architecture, gguf_arch: str, quant: Quantization, name: str, context_length: int
+) -> None:
     w.add_name(name)
     ft = _file_type(quant)
     if ft is not None:
@@ -360,9 +366,18 @@ def _metadata(w: gguf.GGUFWriter, arch: Architecture, gguf_arch: str, quant: Qua
 
 # ---------------------------------------------------------------- writing
 
-def write_hollow_gguf(path: str | os.PathLike, model: Model | Architecture, quant: Quantization,
-                      catalog: Catalog | None = None, *, layers: int | None = None, name: str | None = None,
-                      context_length: int | None = None, converted: bool = False) -> HollowModel:
+
+def write_hollow_gguf(
+    path: str | os.PathLike,
+    model: Model | Architecture,
+    quant: Quantization,
+    catalog: Catalog | None = None,
+    *,
+    layers: int | None = None,
+    name: str | None = None,
+    context_length: int | None = None,
+    converted: bool = False,
+) -> HollowModel:
     """Write a hollow GGUF of a catalog Model (or a bare Architecture) at a quantization.
 
     layers: keep only this many repeating layers (the rest of the shapes stay the model's).
@@ -417,6 +432,7 @@ def _check_type_table(tensors, catalog: Catalog) -> None:
 
 
 # ---------------------------------------------------------------- fitagent's side
+
 
 def fitagent_type_tally(arch: Architecture, quant: Quantization) -> dict[str, Counter]:
     """Per fitagent tensor group: how many tensors of each type quantmix predicts."""

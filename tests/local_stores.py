@@ -41,11 +41,17 @@ def llama_8b_tensors(layers: range, first: bool, last: bool) -> list[tuple[str, 
     out = [("model.embed_tokens.weight", "BF16", [128256, 4096])] if first else []
     for i in layers:
         p = f"model.layers.{i}."
-        out += [(p + "self_attn.q_proj.weight", "BF16", [4096, 4096]), (p + "self_attn.k_proj.weight", "BF16", [1024, 4096]),
-                (p + "self_attn.v_proj.weight", "BF16", [1024, 4096]), (p + "self_attn.o_proj.weight", "BF16", [4096, 4096]),
-                (p + "mlp.gate_proj.weight", "BF16", [14336, 4096]), (p + "mlp.up_proj.weight", "BF16", [14336, 4096]),
-                (p + "mlp.down_proj.weight", "BF16", [4096, 14336]), (p + "input_layernorm.weight", "BF16", [4096]),
-                (p + "post_attention_layernorm.weight", "BF16", [4096])]
+        out += [
+            (p + "self_attn.q_proj.weight", "BF16", [4096, 4096]),
+            (p + "self_attn.k_proj.weight", "BF16", [1024, 4096]),
+            (p + "self_attn.v_proj.weight", "BF16", [1024, 4096]),
+            (p + "self_attn.o_proj.weight", "BF16", [4096, 4096]),
+            (p + "mlp.gate_proj.weight", "BF16", [14336, 4096]),
+            (p + "mlp.up_proj.weight", "BF16", [14336, 4096]),
+            (p + "mlp.down_proj.weight", "BF16", [4096, 14336]),
+            (p + "input_layernorm.weight", "BF16", [4096]),
+            (p + "post_attention_layernorm.weight", "BF16", [4096]),
+        ]
     if last:
         out += [("model.norm.weight", "BF16", [4096]), ("lm_head.weight", "BF16", [128256, 4096])]
     return out
@@ -72,8 +78,14 @@ def hf_repo(hub: Path, repo: str, files: dict[str, object], revision: str = "012
     return snapshot
 
 
-def ollama_model(store: Path, name: str, model_blob_writer, projector: bytes | None = None,
-                 registry: str = "registry.ollama.ai", namespace: str = "library") -> Path:
+def ollama_model(
+    store: Path,
+    name: str,
+    model_blob_writer,
+    projector: bytes | None = None,
+    registry: str = "registry.ollama.ai",
+    namespace: str = "library",
+) -> Path:
     """manifests/<registry>/<namespace>/<model>/<tag> naming blobs/sha256-<hex> (digests made up: the
     scan does not check them)."""
     model, tag = name.split(":")
@@ -81,25 +93,50 @@ def ollama_model(store: Path, name: str, model_blob_writer, projector: bytes | N
     blobs.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(f"model {name}".encode()).hexdigest()
     model_blob_writer(blobs / f"sha256-{digest}")
-    layers = [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
-               "size": os.path.getsize(blobs / f"sha256-{digest}")},
-              {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10}]
+    layers = [
+        {
+            "mediaType": "application/vnd.ollama.image.model",
+            "digest": f"sha256:{digest}",
+            "size": os.path.getsize(blobs / f"sha256-{digest}"),
+        },
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
+    ]
     if projector is not None:
         pdigest = hashlib.sha256(f"projector {name}".encode()).hexdigest()
         (blobs / f"sha256-{pdigest}").write_bytes(projector)
-        layers.append({"mediaType": "application/vnd.ollama.image.projector", "digest": f"sha256:{pdigest}",
-                       "size": len(projector)})
+        layers.append(
+            {
+                "mediaType": "application/vnd.ollama.image.projector",
+                "digest": f"sha256:{pdigest}",
+                "size": len(projector),
+            }
+        )
     manifest = store / "manifests" / registry / namespace / model / tag
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                                               "digest": "sha256:" + "1" * 64, "size": 485},
-                                    "layers": layers}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": "sha256:" + "1" * 64,
+                    "size": 485,
+                },
+                "layers": layers,
+            }
+        )
+    )
     return manifest
 
 
-def write_tiny(path: Path, name: str = "tiny-llama", split_max_tensors: int = 0, arch: str = "llama",
-               file_type=gguf.LlamaFileType.MOSTLY_F16) -> list[Path]:
+def write_tiny(
+    path: Path,
+    name: str = "tiny-llama",
+    split_max_tensors: int = 0,
+    arch: str = "llama",
+    file_type=gguf.LlamaFileType.MOSTLY_F16,
+) -> list[Path]:
     """A 2-layer llama (hidden 64, 4 heads over 2 KV heads, vocab 100) in F16; with split_max_tensors,
     split into shards as llama.cpp's gguf-split names them. Returns the files written."""
     rng = np.random.default_rng(0)
@@ -120,9 +157,17 @@ def write_tiny(path: Path, name: str = "tiny-llama", split_max_tensors: int = 0,
     w.add_tensor("output_norm.weight", f16(64).astype(np.float32))
     w.add_tensor("output.weight", f16(100, 64))
     for i in range(2):
-        for part, shape in (("attn_norm", (64,)), ("attn_q", (64, 64)), ("attn_k", (32, 64)), ("attn_v", (32, 64)),
-                            ("attn_output", (64, 64)), ("ffn_norm", (64,)), ("ffn_gate", (128, 64)),
-                            ("ffn_up", (128, 64)), ("ffn_down", (64, 128))):
+        for part, shape in (
+            ("attn_norm", (64,)),
+            ("attn_q", (64, 64)),
+            ("attn_k", (32, 64)),
+            ("attn_v", (32, 64)),
+            ("attn_output", (64, 64)),
+            ("ffn_norm", (64,)),
+            ("ffn_gate", (128, 64)),
+            ("ffn_up", (128, 64)),
+            ("ffn_down", (64, 128)),
+        ):
             tensor = f16(*shape)
             w.add_tensor(f"blk.{i}.{part}.weight", tensor if len(shape) > 1 else tensor.astype(np.float32))
     w.write_header_to_file()

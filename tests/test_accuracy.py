@@ -111,13 +111,19 @@ def _reported():
 
 def test_default_method_is_at_least_as_good_as_docs_accuracy_reports(figures, cv):
     reported = _reported()
-    assert {group for group, *_ in BARS} <= set(reported), "docs/accuracy.md lacks a group; run python -m benchmarks.accuracy"
+    assert {group for group, *_ in BARS} <= set(reported), (
+        "docs/accuracy.md lacks a group; run python -m benchmarks.accuracy"
+    )
     for group, numbers in reported.items():
         measured = [figures[group]["default"], cv["gpu"][group], cv["model"][group]]
         for i, (name, entry) in enumerate(zip(("in sample", "GPU left out", "model left out"), measured)):
             # The report rounds to 0.1 %: allow that much.
-            assert entry["median"] <= numbers[2 * i] + 0.0005, f"{group}, {name}: median {entry['median']:.4f} > {numbers[2 * i]}"
-            assert entry["max"] <= numbers[2 * i + 1] + 0.0005, f"{group}, {name}: max {entry['max']:.4f} > {numbers[2 * i + 1]}"
+            assert entry["median"] <= numbers[2 * i] + 0.0005, (
+                f"{group}, {name}: median {entry['median']:.4f} > {numbers[2 * i]}"
+            )
+            assert entry["max"] <= numbers[2 * i + 1] + 0.0005, (
+                f"{group}, {name}: max {entry['max']:.4f} > {numbers[2 * i + 1]}"
+            )
 
 
 def test_shipped_constants_are_what_the_fit_gives(rows):
@@ -180,13 +186,23 @@ def test_every_speed_carries_a_range_that_holds_measurements(catalog):
 
 def test_decode_at_depth_reads_the_whole_context(catalog):
     e = _estimate(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", "RTX 4090", context=32768, prompt_tokens=512)
-    deep = _estimate(catalog, "meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", "RTX 4090", context=32768,
-                     prompt_tokens=512, decode_depth=32768)
+    deep = _estimate(
+        catalog,
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Q4_K_M",
+        "RTX 4090",
+        context=32768,
+        prompt_tokens=512,
+        decode_depth=32768,
+    )
     assert e.decode_tokens_per_s_at_context < e.decode_tokens_per_s
     assert e.decode_tokens_per_s_at_context == pytest.approx(deep.decode_tokens_per_s, rel=1e-9)
     # Sliding-window layers stop growing at their window: Gemma 3 slows far less at depth than Llama.
     g = _estimate(catalog, "google/gemma-3-12b-it", "Q4_K_M", "RTX 4090", context=32768)
-    assert g.decode_tokens_per_s_at_context / g.decode_tokens_per_s > e.decode_tokens_per_s_at_context / e.decode_tokens_per_s
+    assert (
+        g.decode_tokens_per_s_at_context / g.decode_tokens_per_s
+        > e.decode_tokens_per_s_at_context / e.decode_tokens_per_s
+    )
 
 
 def test_apple_chips_are_priced_by_generation_with_metals_layer_time(rows, everything):
@@ -240,14 +256,27 @@ def test_flash_attention_off_costs_what_the_rows_without_it_say():
 
 def test_neutral_calibration_leaves_the_new_factors_out():
     neutral = calibration.Calibration()
-    assert (neutral.kv_read_factor, neutral.prefill_attention_factor, neutral.prefill_score_flops,
-            neutral.prefill_moe_half_batch) == (1.0, 1.0, 0.0, 0.0)
+    assert (
+        neutral.kv_read_factor,
+        neutral.prefill_attention_factor,
+        neutral.prefill_score_flops,
+        neutral.prefill_moe_half_batch,
+    ) == (1.0, 1.0, 0.0, 0.0)
     assert replace(neutral, gpu_layer_seconds=1e-4).layer_seconds("apple") == 1e-4
 
 
 def _decode(cli, config, *extra):
-    out = cli("estimate", "--config", str(ROOT / "tests" / "fixtures" / "hf_configs" / config), "--quant", "Q4_K_M",
-              "--gpu", "RTX 4090", "--json", *extra)
+    out = cli(
+        "estimate",
+        "--config",
+        str(ROOT / "tests" / "fixtures" / "hf_configs" / config),
+        "--quant",
+        "Q4_K_M",
+        "--gpu",
+        "RTX 4090",
+        "--json",
+        *extra,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)["decode_tokens_per_s"]
 

@@ -39,7 +39,12 @@ def test_no_frontier_point_is_below_the_floor(rtx4090_general):
     data = rtx4090_general
     assert set(data["frontiers"]) == {"quality", "speed", "efficiency", "quality_speed"}
     floor = data["left_out"]
-    assert floor["count"] > 0 and floor["quant_loss"] > 0 and floor["max_quant_loss"] == 0.10 and floor["quality_floor"] == 50
+    assert (
+        floor["count"] > 0
+        and floor["quant_loss"] > 0
+        and floor["max_quant_loss"] == 0.10
+        and floor["quality_floor"] == 50
+    )
     for name, points in data["frontiers"].items():
         assert points, name
         for p in points:
@@ -85,7 +90,9 @@ def test_explain_over_http_and_all_quants(tmp_path):
     try:
         status, body = agent.get("/v1/recommendations?explain=qwen2.5-14b")
         assert status == 200 and body["explain"]["model"] == "Qwen/Qwen2.5-14B-Instruct"
-        assert body["explain"]["rank"] == next(i for i, e in enumerate(body["ranked"], 1) if e["model"] == "Qwen/Qwen2.5-14B-Instruct")
+        assert body["explain"]["rank"] == next(
+            i for i, e in enumerate(body["ranked"], 1) if e["model"] == "Qwen/Qwen2.5-14B-Instruct"
+        )
         status, everything = agent.get("/v1/recommendations?all_quants=true")
         left_out = everything["left_out"]
         assert status == 200 and left_out["all_quants"] is True
@@ -115,7 +122,10 @@ def test_small_models_lose_more_to_the_same_quantization(catalog):
 def test_the_shipped_constants_are_what_the_measurements_give(catalog):
     doc = yaml.safe_load((DATA / "quant_loss.yaml").read_text())
     kld = quantloss.reference_klds(doc["measurements"], "Meta-Llama-3-8B")
-    assert round(quantloss.fit_kld_to_loss(kld, doc["benchmarks"], "Meta-Llama-3-8B-Instruct"), 3) == catalog.quant_loss.kld_to_loss
+    assert (
+        round(quantloss.fit_kld_to_loss(kld, doc["benchmarks"], "Meta-Llama-3-8B-Instruct"), 3)
+        == catalog.quant_loss.kld_to_loss
+    )
     assert round(quantloss.fit_size_exponent(doc["benchmarks"]), 3) == catalog.quant_loss.size_exponent
     for q in catalog.quantizations:
         if q.name in kld:
@@ -125,8 +135,9 @@ def test_the_shipped_constants_are_what_the_measurements_give(catalog):
 
 
 def test_the_seed_method_keeps_the_seed_table(cli_module, catalog):
-    e = cli_module("estimate", "--model", "llama3.1-8b", "--quant", "Q4_K_M", "--gpu", "RTX 4090", "--method", "seed",
-                   "--json")
+    e = cli_module(
+        "estimate", "--model", "llama3.1-8b", "--quant", "Q4_K_M", "--gpu", "RTX 4090", "--method", "seed", "--json"
+    )
     assert e["quant_retention"] == 0.991  # seed 000 §3.5
     b = catalog.model("llama3.1-8b").benchmarks
     base = 0.5 * b["mmlu"] + 0.25 * b["humaneval"] + 0.25 * b["gsm8k"]
@@ -139,22 +150,43 @@ def test_catalog_check_counts_models_on_stand_ins_and_estimates(cli_module):
     assert sum(counts.values()) == data["models"] == len(data["check"])
     estimated = {r["id"] for r in data["check"] if r["quality"] == "estimated"}
     # The most downloaded families in the catalog have their own or a documented stand-in's scores.
-    for popular in ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen3-8B", "google/gemma-3-12b-it",
-                    "mistralai/Mistral-7B-Instruct-v0.3", "microsoft/phi-4", "Qwen/Qwen3-30B-A3B",
-                    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen3-Coder-30B-A3B-Instruct"):
+    for popular in (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "Qwen/Qwen3-8B",
+        "google/gemma-3-12b-it",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "microsoft/phi-4",
+        "Qwen/Qwen3-30B-A3B",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+    ):
         assert popular not in estimated, popular
 
 
 # ---------------------------------------------------------------- property: picks are not dominated
 
+
 def _device(i: int, free_gb: float) -> Device:
-    return Device(id=f"gpu{i}", name=f"GPU {i}", vendor="nvidia", free_bytes=int(free_gb * 1e9),
-                  total_bytes=int(free_gb * 1e9) + 10**9, bandwidth_bytes_per_s=900e9, fp16_flops=80e12, memory_type="GDDR6X")
+    return Device(
+        id=f"gpu{i}",
+        name=f"GPU {i}",
+        vendor="nvidia",
+        free_bytes=int(free_gb * 1e9),
+        total_bytes=int(free_gb * 1e9) + 10**9,
+        bandwidth_bytes_per_s=900e9,
+        fp16_flops=80e12,
+        memory_type="GDDR6X",
+    )
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(frees=st.lists(st.floats(4, 96), min_size=0, max_size=2), ram=st.floats(16, 256),
-       use_case=st.sampled_from(("general", "code", "math")), context=st.sampled_from((4096, 16384)))
+@given(
+    frees=st.lists(st.floats(4, 96), min_size=0, max_size=2),
+    ram=st.floats(16, 256),
+    use_case=st.sampled_from(("general", "code", "math")),
+    context=st.sampled_from((4096, 16384)),
+)
 def test_no_pick_is_dominated_by_a_quantization_of_the_same_model(catalog, frees, ram, use_case, context):
     budget = Budget(tuple(_device(i, f) for i, f in enumerate(frees)), int(ram * 1e9), 80e9, 16)
     models = tuple(m for m in catalog.models if m.params_total < 80e9)

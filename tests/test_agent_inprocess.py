@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from agent_server import Prober
 from conftest import SNAPSHOTS
+
 from fitagent.agent.config import Config
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.agent.server import EXTENSION, create_app
@@ -101,7 +102,9 @@ def test_watched_models_are_estimated_each_scan(catalog):
 
     config = replace(SMALL, watch_models=(WatchedModel("Qwen/Qwen2.5-7B-Instruct", "Q4_K_M", 4096),))
     computed = precompute(snapshot(), catalog, config)
-    assert [(e.model, e.quant, e.context, e.fits) for e in computed.watched] == [("Qwen/Qwen2.5-7B-Instruct", "Q4_K_M", 4096, True)]
+    assert [(e.model, e.quant, e.context, e.fits) for e in computed.watched] == [
+        ("Qwen/Qwen2.5-7B-Instruct", "Q4_K_M", 4096, True)
+    ]
 
 
 def test_response_cache_is_bounded_by_entries_and_bytes():

@@ -1,6 +1,7 @@
 """The shipped catalog: complete, validated, with sources; bad entries named precisely."""
 
 import pytest
+
 from fitagent.estimator.catalog import (
     find_gpu,
     parse_gpus,
@@ -15,8 +16,28 @@ def test_catalog_sizes(catalog):
     assert len(catalog.models) >= 60
     assert len(catalog.gpus) >= 60
     names = {q.name for q in catalog.quantizations}
-    seed_rows = {"F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "IQ4_XS", "Q4_0", "Q3_K_M", "Q3_K_S",
-                 "IQ3_M", "IQ3_S", "Q2_K", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"}
+    seed_rows = {
+        "F16",
+        "Q8_0",
+        "Q6_K",
+        "Q5_K_M",
+        "Q5_K_S",
+        "Q4_K_M",
+        "Q4_K_S",
+        "IQ4_XS",
+        "Q4_0",
+        "Q3_K_M",
+        "Q3_K_S",
+        "IQ3_M",
+        "IQ3_S",
+        "Q2_K",
+        "IQ2_M",
+        "IQ2_S",
+        "IQ2_XS",
+        "IQ2_XXS",
+        "IQ1_M",
+        "IQ1_S",
+    }
     assert seed_rows | {"BF16", "F32", "FP8", "IQ3_XS"} <= names
 
 
@@ -41,8 +62,14 @@ def test_catalog_covers_the_architectures_that_matter(catalog):
     assert any(a.sliding_window_layers for a in archs)
     assert any(a.uses_mla for a in archs)
     assert any(a.kv_heads < a.attention_heads for a in archs)
-    for model_id in ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-30B-A3B", "openai/gpt-oss-20b",
-                     "deepseek-ai/DeepSeek-V2-Lite-Chat", "google/gemma-3-27b-it", "mistralai/Mixtral-8x7B-Instruct-v0.1"):
+    for model_id in (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/Qwen3-30B-A3B",
+        "openai/gpt-oss-20b",
+        "deepseek-ai/DeepSeek-V2-Lite-Chat",
+        "google/gemma-3-27b-it",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    ):
         catalog.model(model_id)
 
 
@@ -61,7 +88,9 @@ def test_gpu_names_match_forgivingly(catalog, name):
 
 
 def test_unknown_names_suggest_close_ones(catalog):
-    with pytest.raises(NotFoundError, match=r"unknown model 'llama3.1-8x' — did you mean meta-llama/Llama-3.1-8B-Instruct"):
+    with pytest.raises(
+        NotFoundError, match=r"unknown model 'llama3.1-8x' — did you mean meta-llama/Llama-3.1-8B-Instruct"
+    ):
         catalog.model("llama3.1-8x")
     with pytest.raises(NotFoundError, match=r"unknown GPU 'RTX 4099'"):
         catalog.gpu("RTX 4099")
@@ -75,22 +104,40 @@ def test_model_lookup_by_alias_and_repo_name(catalog):
 
 
 GOOD_MODEL = {
-    "id": "org/model", "alias": "m", "family": "llama", "modality": "text", "params_total": 100, "params_active": 100,
-    "max_context": 4096, "config_source": "https://example.org/config.json",
-    "architecture": {"layers": 2, "hidden_size": 64, "attention_heads": 4, "kv_heads": 2, "head_dim": 16,
-                     "intermediate_size": 128, "vocab_size": 1000},
+    "id": "org/model",
+    "alias": "m",
+    "family": "llama",
+    "modality": "text",
+    "params_total": 100,
+    "params_active": 100,
+    "max_context": 4096,
+    "config_source": "https://example.org/config.json",
+    "architecture": {
+        "layers": 2,
+        "hidden_size": 64,
+        "attention_heads": 4,
+        "kv_heads": 2,
+        "head_dim": 16,
+        "intermediate_size": 128,
+        "vocab_size": 1000,
+    },
 }
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"params_total": -5}, r"models.yaml: entry 'org/model': field 'params_total' must be positive"),
-    ({"architecture": {**GOOD_MODEL["architecture"], "layers": "many"}},
-     r"entry 'org/model'.architecture: field 'layers' must be int, got 'many'"),
-    ({"modality": "audio"}, r"field 'modality' must be one of text, vision"),
-    ({"benchmarks": {"mmlu": {"score": 120, "source": "x"}}}, r"field 'score' must be within 0–100, got 120"),
-    ({"config_source": None}, r"field 'config_source' is missing"),
-    ({"architecture": {**GOOD_MODEL["architecture"], "experts_per_token": 2}}, r"field 'experts' is missing"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"params_total": -5}, r"models.yaml: entry 'org/model': field 'params_total' must be positive"),
+        (
+            {"architecture": {**GOOD_MODEL["architecture"], "layers": "many"}},
+            r"entry 'org/model'.architecture: field 'layers' must be int, got 'many'",
+        ),
+        ({"modality": "audio"}, r"field 'modality' must be one of text, vision"),
+        ({"benchmarks": {"mmlu": {"score": 120, "source": "x"}}}, r"field 'score' must be within 0–100, got 120"),
+        ({"config_source": None}, r"field 'config_source' is missing"),
+        ({"architecture": {**GOOD_MODEL["architecture"], "experts_per_token": 2}}, r"field 'experts' is missing"),
+    ],
+)
 def test_bad_model_entries_name_file_entry_and_field(change, message):
     with pytest.raises(DataError, match=message):
         parse_models({"models": [{**GOOD_MODEL, **change}]})
@@ -100,18 +147,60 @@ def test_bad_quantization_and_gpu_entries():
     with pytest.raises(DataError, match="expected a top-level 'ggml_types:' mapping"):
         parse_quantizations({"quantizations": []})
     with pytest.raises(DataError, match=r"gpus.yaml: entry 'X': field 'memory_bytes' is missing"):
-        parse_gpus({"gpus": [{"name": "X", "vendor": "nvidia", "kind": "consumer", "memory_bandwidth_bytes_per_s": 1,
-                              "sources": ["s"]}]})
+        parse_gpus(
+            {
+                "gpus": [
+                    {
+                        "name": "X",
+                        "vendor": "nvidia",
+                        "kind": "consumer",
+                        "memory_bandwidth_bytes_per_s": 1,
+                        "sources": ["s"],
+                    }
+                ]
+            }
+        )
     with pytest.raises(DataError, match=r"field 'pci_ids' '10de2684' is not of the form"):
-        parse_gpus({"gpus": [{"name": "X", "vendor": "nvidia", "kind": "consumer", "memory_bytes": 1,
-                              "memory_bandwidth_bytes_per_s": 1, "pci_ids": ["10de2684"], "sources": ["s"]}]})
+        parse_gpus(
+            {
+                "gpus": [
+                    {
+                        "name": "X",
+                        "vendor": "nvidia",
+                        "kind": "consumer",
+                        "memory_bytes": 1,
+                        "memory_bandwidth_bytes_per_s": 1,
+                        "pci_ids": ["10de2684"],
+                        "sources": ["s"],
+                    }
+                ]
+            }
+        )
 
 
 def test_ambiguous_gpu_name_is_refused():
-    gpus = parse_gpus({"gpus": [
-        {"name": "NVIDIA A100-SXM4-40GB", "vendor": "nvidia", "kind": "datacenter", "memory_bytes": 1, "memory_bandwidth_bytes_per_s": 1, "sources": ["s"]},
-        {"name": "NVIDIA A100-SXM4-80GB", "vendor": "nvidia", "kind": "datacenter", "memory_bytes": 2, "memory_bandwidth_bytes_per_s": 1, "sources": ["s"]},
-    ]})
+    gpus = parse_gpus(
+        {
+            "gpus": [
+                {
+                    "name": "NVIDIA A100-SXM4-40GB",
+                    "vendor": "nvidia",
+                    "kind": "datacenter",
+                    "memory_bytes": 1,
+                    "memory_bandwidth_bytes_per_s": 1,
+                    "sources": ["s"],
+                },
+                {
+                    "name": "NVIDIA A100-SXM4-80GB",
+                    "vendor": "nvidia",
+                    "kind": "datacenter",
+                    "memory_bytes": 2,
+                    "memory_bandwidth_bytes_per_s": 1,
+                    "sources": ["s"],
+                },
+            ]
+        }
+    )
     with pytest.raises(UsageError, match="matches 2 GPUs"):
         find_gpu(gpus, "A100")
     assert find_gpu(gpus, "A100 SXM4 80GB").memory_bytes == 2

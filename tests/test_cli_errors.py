@@ -25,16 +25,22 @@ def test_unknown_gpu(cli):
 
 
 def test_unknown_quant(cli):
-    _one_line_error(cli("estimate", "--model", "llama3.1-8b", "--quant", "Q4_K_X", "--gpu", "4090"),
-                    "unknown quantization 'Q4_K_X'", "did you mean")
+    _one_line_error(
+        cli("estimate", "--model", "llama3.1-8b", "--quant", "Q4_K_X", "--gpu", "4090"),
+        "unknown quantization 'Q4_K_X'",
+        "did you mean",
+    )
 
 
-@pytest.mark.parametrize("value, fragment", [
-    ("abc", "'abc' is not a number of tokens"),
-    ("-5", "must be a positive number of tokens"),
-    ("0", "must be a positive number of tokens"),
-    ("99999999999", "beyond any model's window"),
-])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("abc", "'abc' is not a number of tokens"),
+        ("-5", "must be a positive number of tokens"),
+        ("0", "must be a positive number of tokens"),
+        ("99999999999", "beyond any model's window"),
+    ],
+)
 def test_bad_context(cli, value, fragment):
     _one_line_error(cli("estimate", "--model", "llama3.1-8b", "--gpu", "4090", "--context", value), fragment)
 

@@ -6,9 +6,25 @@ from pathlib import Path
 from fitagent.estimator.estimate import ESTIMATE_FIELDS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "estimator.md"
-CONTRACT = ("model", "quant", "context", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes", "fits",
-            "safe", "headroom_bytes", "placement", "gpu_layers", "decode_tokens_per_s", "prefill_tokens_per_s",
-            "time_to_first_token_s", "quality", "efficiency")
+CONTRACT = (
+    "model",
+    "quant",
+    "context",
+    "weights_bytes",
+    "kv_cache_bytes",
+    "overhead_bytes",
+    "total_bytes",
+    "fits",
+    "safe",
+    "headroom_bytes",
+    "placement",
+    "gpu_layers",
+    "decode_tokens_per_s",
+    "prefill_tokens_per_s",
+    "time_to_first_token_s",
+    "quality",
+    "efficiency",
+)
 
 
 def test_every_key_is_documented_and_the_contract_is_kept(cli):

@@ -11,6 +11,8 @@ from dataclasses import replace
 import pytest
 from agent_server import FAST_CONFIG, AgentProcess, copy_fixture
 from conftest import SNAPSHOTS
+from test_metrics import samples_of
+
 from fitagent.agent.config import Config
 from fitagent.agent.fleet import answers
 from fitagent.agent.fleet.facts import facts_from_samples
@@ -21,7 +23,6 @@ from fitagent.estimator.budget import budget_from_snapshot
 from fitagent.estimator.errors import UsageError
 from fitagent.estimator.estimate import Options
 from fitagent.estimator.recommend import recommend
-from test_metrics import samples_of
 
 HOSTS = ("rtx4090", "2x3090", "cpu-only")
 HOSTNAMES = {"rtx4090": "ws-4090", "2x3090": "ws-3090x2", "cpu-only": "cpu-box"}
@@ -58,8 +59,9 @@ def test_a_70b_fits_only_on_the_two_3090s(fleet, catalog):
     assert [d["layers"] for d in first["devices"]] == [40, 40]
     assert not any(r["fits"] for r in rest)
     assert "cpu-box" not in {r["host"] for r in rest}  # its RAM is too slow for 70B at 5 tokens/s: not estimated
-    everything = answers.place_answer(list(fleet.values()), catalog, "Llama-3.1-70B-Instruct", "Q4_K_M", 4096,
-                                      prefilter=False)
+    everything = answers.place_answer(
+        list(fleet.values()), catalog, "Llama-3.1-70B-Instruct", "Q4_K_M", 4096, prefilter=False
+    )
     cpu = next(r for r in everything["placements"] if r["host"] == "cpu-box")
     assert cpu["placement"] == "cpu" and not cpu["fits"] and "below the usable 5 tokens/s" in cpu["note"]
     assert answer["summary"].startswith("fits on 1 host; best: ws-3090x2 (10.0.0.2:8765) on GPUs")
@@ -83,8 +85,12 @@ def test_same_numbers_as_the_estimator_on_the_snapshot(fleet, catalog):
         budget = budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog)
         e = estimate(catalog.model(L70), catalog.quant("Q4_K_M"), budget, catalog, Options(context=4096))
         row = by_host[HOSTNAMES[name]]
-        assert (row["gpu_layers"], row["headroom_bytes"], row["total_bytes"], row["decode_tokens_per_s"]) == \
-            (e.gpu_layers, e.headroom_bytes, e.total_bytes, round(e.decode_tokens_per_s, 2))
+        assert (row["gpu_layers"], row["headroom_bytes"], row["total_bytes"], row["decode_tokens_per_s"]) == (
+            e.gpu_layers,
+            e.headroom_bytes,
+            e.total_bytes,
+            round(e.decode_tokens_per_s, 2),
+        )
 
 
 def test_the_prefilter_skips_hosts_too_small_to_hold_the_model(fleet, catalog):
@@ -94,7 +100,9 @@ def test_the_prefilter_skips_hosts_too_small_to_hold_the_model(fleet, catalog):
     assert answer["prefilter"]["estimated"] == 1 and answer["prefilter"]["filtered_out"] == 2
     assert 38e9 < answer["prefilter"]["min_bytes"] < answer["placements"][0]["total_bytes"]
     assert 204.8e9 <= answer["prefilter"]["cpu_min_bandwidth_bytes_per_s"] < 1e12
-    assert any(n.startswith("2 live hosts not estimated: they cannot run it at a usable speed") for n in answer["notes"])
+    assert any(
+        n.startswith("2 live hosts not estimated: they cannot run it at a usable speed") for n in answer["notes"]
+    )
     everything = answers.place_answer(list(fleet.values()), catalog, L70, "Q4_K_M", 4096, prefilter=False)
     cpu = next(r for r in everything["placements"] if r["host"] == "cpu-box")
     assert cpu["total_bytes"] == answer["prefilter"]["min_bytes"]  # on the CPU the bound is exact
@@ -109,11 +117,16 @@ def test_nowhere_fits_names_the_best_partial_offload(fleet, catalog):
     answer = answers.place_answer(hosts, catalog, L70, "Q4_K_M", 4096)
     assert not answer["fits_anywhere"]
     offload = answer["best_partial_offload"]
-    assert (offload["host"], offload["placement"], offload["gpu_layers"], offload["total_layers"]) == \
-        ("ws-4090", "partial_offload", 45, 80)
+    assert (offload["host"], offload["placement"], offload["gpu_layers"], offload["total_layers"]) == (
+        "ws-4090",
+        "partial_offload",
+        45,
+        80,
+    )
     assert answer["summary"].startswith(
         f"nowhere fits; best partial offload: ws-4090 (10.0.0.1:8765) with 45 of 80 layers on GPUs, "
-        f"{offload['decode_tokens_per_s']:.1f} tokens/s")
+        f"{offload['decode_tokens_per_s']:.1f} tokens/s"
+    )
     assert "CPU only: cpu-box (10.0.0.3:8765)" in answer["summary"]
     assert answer["down"] == [{"target": "10.0.0.2:8765", "host": None, "error": "connection refused"}]
 
@@ -147,15 +160,23 @@ def test_hosts_answer(fleet):
 
 # ---------------------------------------------------------------- targets
 
+
 def test_targets_parse_and_bad_ones_are_usage_errors(tmp_path):
-    assert [t.url for t in parse_targets("a:1, b.example:8765,http://c:9/,https://d:443/prefix")] == \
-        ["http://a:1/metrics", "http://b.example:8765/metrics", "http://c:9/metrics", "https://d:443/prefix/metrics"]
+    assert [t.url for t in parse_targets("a:1, b.example:8765,http://c:9/,https://d:443/prefix")] == [
+        "http://a:1/metrics",
+        "http://b.example:8765/metrics",
+        "http://c:9/metrics",
+        "https://d:443/prefix/metrics",
+    ]
     for bad in ("", "nohost", "a:0", "a:70000", "a:port", "ftp://x:1"):
         with pytest.raises(UsageError):
             parse_targets(bad)
     example = read_targets_file(str(SNAPSHOTS.parents[2] / "config" / "fitagent-targets.json"))
-    assert [t.name for t in example] == ["gpu-01.example.internal:8765", "gpu-02.example.internal:8765",
-                                        "cpu-01.example.internal:8765"]
+    assert [t.name for t in example] == [
+        "gpu-01.example.internal:8765",
+        "gpu-02.example.internal:8765",
+        "cpu-01.example.internal:8765",
+    ]
     sd = tmp_path / "sd.yml"
     sd.write_text("- targets: ['x:1']\n  labels: {__scheme__: https, __metrics_path__: /m}\n")
     assert [t.url for t in read_targets_file(str(sd))] == ["https://x:1/m"]
@@ -218,7 +239,9 @@ def test_direct_targets_answer_and_report_down_hosts(agents, cli):
     wedged = f"127.0.0.1:{silent.port}"
     try:
         targets = ",".join([*agents.values(), dead, wedged])
-        result = cli("fleet", "--targets", targets, "--timeout", "1", "place", "--model", L70, "--context", "4k", "--json")
+        result = cli(
+            "fleet", "--targets", targets, "--timeout", "1", "place", "--model", L70, "--context", "4k", "--json"
+        )
         assert result.returncode == 0, result.stderr
         answer = json.loads(result.stdout)
     finally:
@@ -246,7 +269,9 @@ def test_direct_targets_file_hosts_and_best(agents, cli, tmp_path):
 
 
 def test_text_answer_for_a_placement(agents, cli):
-    result = cli("fleet", "--targets", ",".join(agents.values()), "place", "--model", "llama3.1-8b", "--context", "4096")
+    result = cli(
+        "fleet", "--targets", ",".join(agents.values()), "place", "--model", "llama3.1-8b", "--context", "4096"
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout.splitlines()
     assert out[0] == f"{L8} Q4_K_M at 4,096 tokens"
@@ -256,16 +281,23 @@ def test_text_answer_for_a_placement(agents, cli):
     assert table[2][3] == "cpu"
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--prometheus", "prometheus:9090", "hosts"], 2, "--prometheus 'prometheus:9090': expected Prometheus' base URL"),
-    (["--targets", "a:1", "place", "--model", "no-such-model"], 2, "no-such-model"),
-    (["--targets", "a:1", "place", "--model", "llama3.1-8b", "--quant", "Q9_X"], 2, "Q9_X"),
-    (["--targets", "a:1", "--job", "x", "hosts"], 2, "--job applies to --prometheus only"),
-    (["--targets", "a", "hosts"], 2, "'a' is not host:port"),
-    (["--targets-file", "/nonexistent/sd.json", "hosts"], 2, "no such file"),
-    (["--targets", "a:1", "--timeout", "0", "hosts"], 2, "between 0 and 600"),
-    (["hosts"], 2, "one of the arguments --prometheus --targets --targets-file is required"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (
+            ["--prometheus", "prometheus:9090", "hosts"],
+            2,
+            "--prometheus 'prometheus:9090': expected Prometheus' base URL",
+        ),
+        (["--targets", "a:1", "place", "--model", "no-such-model"], 2, "no-such-model"),
+        (["--targets", "a:1", "place", "--model", "llama3.1-8b", "--quant", "Q9_X"], 2, "Q9_X"),
+        (["--targets", "a:1", "--job", "x", "hosts"], 2, "--job applies to --prometheus only"),
+        (["--targets", "a", "hosts"], 2, "'a' is not host:port"),
+        (["--targets-file", "/nonexistent/sd.json", "hosts"], 2, "no such file"),
+        (["--targets", "a:1", "--timeout", "0", "hosts"], 2, "between 0 and 600"),
+        (["hosts"], 2, "one of the arguments --prometheus --targets --targets-file is required"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cli, args, code, message):
     result = cli("fleet", *args)
     assert result.returncode == code, result.stderr
@@ -276,7 +308,10 @@ def test_unreachable_prometheus_is_one_line_and_exit_1(cli):
     url = f"http://127.0.0.1:{free_port()}"
     result = cli("fleet", "--prometheus", url, "--timeout", "2", "hosts")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"fitagent fleet: cannot reach Prometheus at {url}: ") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith(f"fitagent fleet: cannot reach Prometheus at {url}: ")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_an_agent_is_not_prometheus(agents, cli):
@@ -286,6 +321,7 @@ def test_an_agent_is_not_prometheus(agents, cli):
 
 
 # ---------------------------------------------------------------- versions
+
 
 def test_version_warnings():
     assert answers.version_warnings({"0.2.0": 3}, "0.2.0") == []
@@ -340,5 +376,7 @@ def test_hosts_on_different_versions_are_warned_about(agents, cli):
     (warning,) = json.loads(result.stdout)["warnings"]
     assert "hosts run different fitagent versions: " in warning and "0.0.9 on 1 host" in warning
     assert result.stderr == f"fitagent fleet: warning: {warning}\n"
-    assert text.returncode == 0 and text.stderr.startswith("fitagent fleet: warning: hosts run different fitagent versions")
+    assert text.returncode == 0 and text.stderr.startswith(
+        "fitagent fleet: warning: hosts run different fitagent versions"
+    )
     assert "ws-old" in text.stdout

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import SNAPSHOTS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fitagent.agent.fleet import answers
 from fitagent.agent.fleet.facts import HostFacts, Sample, budget_from_samples
 from fitagent.agent.fleet.prefilter import (
@@ -30,8 +33,6 @@ from fitagent.agent.hardware import load_snapshot_file
 from fitagent.estimator.budget import budget_from_snapshot
 from fitagent.estimator.estimate import Options, estimate
 from fitagent.estimator.recommend import usable_now
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 PROMTOOL = shutil.which("promtool")
@@ -42,7 +43,9 @@ GB = 1_000_000_000
 
 @pytest.fixture(scope="module")
 def budgets(catalog):
-    return {name: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog) for name in FIXTURE_HOSTS}
+    return {
+        name: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog) for name in FIXTURE_HOSTS
+    }
 
 
 def host_budget(base, free_shares, ram_bytes, ram_bandwidth=None, cores=None):
@@ -58,23 +61,36 @@ def host_budget(base, free_shares, ram_bytes, ram_bandwidth=None, cores=None):
 
 
 hosts_strategy = st.lists(
-    st.tuples(st.sampled_from(FIXTURE_HOSTS), st.lists(st.floats(0, 1), min_size=2, max_size=2),
-              st.integers(0, 600 * GB), st.one_of(st.none(), st.floats(5e9, 2e12)),
-              st.one_of(st.none(), st.integers(1, 256))),
-    min_size=1, max_size=6)
+    st.tuples(
+        st.sampled_from(FIXTURE_HOSTS),
+        st.lists(st.floats(0, 1), min_size=2, max_size=2),
+        st.integers(0, 600 * GB),
+        st.one_of(st.none(), st.floats(5e9, 2e12)),
+        st.one_of(st.none(), st.integers(1, 256)),
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fleet=hosts_strategy, model_index=st.integers(0, 10_000), quant_index=st.integers(0, 10_000),
-       context=st.one_of(st.sampled_from(CONTEXTS), st.integers(1, 300_000)))
-def test_the_prefilter_never_drops_a_host_the_full_estimate_places(catalog, budgets, fleet, model_index, quant_index,
-                                                                   context):
+@given(
+    fleet=hosts_strategy,
+    model_index=st.integers(0, 10_000),
+    quant_index=st.integers(0, 10_000),
+    context=st.one_of(st.sampled_from(CONTEXTS), st.integers(1, 300_000)),
+)
+def test_the_prefilter_never_drops_a_host_the_full_estimate_places(
+    catalog, budgets, fleet, model_index, quant_index, context
+):
     model = catalog.models[model_index % len(catalog.models)]
     quant = catalog.quantizations[quant_index % len(catalog.quantizations)]
     bound = bound_for(model, quant, catalog, context)
     for name, shares, ram, bandwidth, cores in fleet:
         budget = host_budget(budgets[name], shares, ram, bandwidth, cores)
-        e = estimate(model, quant, budget, catalog, Options(context=context))  # the full estimate, as `recommend` makes it
+        e = estimate(
+            model, quant, budget, catalog, Options(context=context)
+        )  # the full estimate, as `recommend` makes it
         if usable_now(e):
             assert bound.admits(budget), (model.id, quant.name, context, name, budget)
         # the bound is below any placement's total, used or not
@@ -83,12 +99,27 @@ def test_the_prefilter_never_drops_a_host_the_full_estimate_places(catalog, budg
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fleet=hosts_strategy, model_index=st.integers(0, 10_000),
-       quant=st.sampled_from(("Q4_K_M", "Q8_0", "Q2_K", "F16", "IQ4_XS")), context=st.sampled_from(CONTEXTS[:6]))
-def test_place_finds_the_same_places_with_and_without_the_prefilter(catalog, budgets, fleet, model_index, quant, context):
+@given(
+    fleet=hosts_strategy,
+    model_index=st.integers(0, 10_000),
+    quant=st.sampled_from(("Q4_K_M", "Q8_0", "Q2_K", "F16", "IQ4_XS")),
+    context=st.sampled_from(CONTEXTS[:6]),
+)
+def test_place_finds_the_same_places_with_and_without_the_prefilter(
+    catalog, budgets, fleet, model_index, quant, context
+):
     model = catalog.models[model_index % len(catalog.models)]
-    hosts = [HostFacts(target=f"10.0.0.{i}:8765", host=f"h{i}", up=True, ready=True, observed_at=0.0,
-                       budget=host_budget(budgets[name], *rest)) for i, (name, *rest) in enumerate(fleet)]
+    hosts = [
+        HostFacts(
+            target=f"10.0.0.{i}:8765",
+            host=f"h{i}",
+            up=True,
+            ready=True,
+            observed_at=0.0,
+            budget=host_budget(budgets[name], *rest),
+        )
+        for i, (name, *rest) in enumerate(fleet)
+    ]
     fast = answers.place_answer(hosts, catalog, model.id, quant, context)
     full = answers.place_answer(hosts, catalog, model.id, quant, context, prefilter=False)
     assert [r for r in fast["placements"] if r["fits"]] == [r for r in full["placements"] if r["fits"]]
@@ -99,6 +130,7 @@ def test_place_finds_the_same_places_with_and_without_the_prefilter(catalog, bud
 
 
 # ---------------------------------------------------------------- the PromQL rendering
+
 
 def normalized(promql: str) -> str:
     return re.sub(r"\s+", " ", promql).replace("( ", "(").replace(" )", ")").strip()
@@ -129,20 +161,28 @@ def test_candidate_and_count_queries():
     memory_only = Bound("m", "q", 4096, 40 * GB)
     assert candidates_promql(memory_only, s, recorded=False) == f"({budget_promql(s)}) >= 40000000000"
     both = replace(memory_only, cpu_min_bandwidth=300e9)
-    assert candidates_promql(both, s, recorded=True) == \
-        f"({RECORDED_BUDGET}{{{s}}} >= 40000000000) unless on (job, instance) ({RECORDED_CPU_BANDWIDTH}{{{s}}} <= 300000000000)"
+    assert (
+        candidates_promql(both, s, recorded=True)
+        == f"({RECORDED_BUDGET}{{{s}}} >= 40000000000) unless on (job, instance) ({RECORDED_CPU_BANDWIDTH}{{{s}}} <= 300000000000)"
+    )
     never = replace(memory_only, cpu_min_bandwidth=float("inf"))
-    assert candidates_promql(never, s, recorded=True).endswith(f"unless on (job, instance) ({RECORDED_CPU_BANDWIDTH}{{{s}}})")
+    assert candidates_promql(never, s, recorded=True).endswith(
+        f"unless on (job, instance) ({RECORDED_CPU_BANDWIDTH}{{{s}}})"
+    )
     assert hosts_promql(s, recorded=True) == f"count by (job) ({RECORDED_BUDGET}{{{s}}})"
 
 
 def random_host_series(rng: random.Random, instance: str) -> list[Sample]:
     """One host's budget series as an agent exports them: 0-3 GPUs, some not usable (MIG parents,
     hidden), free memory sometimes negative, RAM sometimes under a cgroup limit (or a limit of 0)."""
-    samples = [Sample("fitagent_host_memory_available_bytes", {}, rng.randrange(0, 512) * GB),
-               Sample("fitagent_host_cpu_cores", {}, 16)]
+    samples = [
+        Sample("fitagent_host_memory_available_bytes", {}, rng.randrange(0, 512) * GB),
+        Sample("fitagent_host_cpu_cores", {}, 16),
+    ]
     if rng.random() < 0.7:  # else unknown: the assumed 51.2 GB/s
-        samples.append(Sample("fitagent_host_memory_bandwidth_bytes_per_second", {}, rng.choice((0, 38.4e9, 204.8e9, 819.2e9))))
+        samples.append(
+            Sample("fitagent_host_memory_bandwidth_bytes_per_second", {}, rng.choice((0, 38.4e9, 204.8e9, 819.2e9)))
+        )
     if rng.random() < 0.3:
         samples.append(Sample("fitagent_host_memory_limit_bytes", {}, rng.choice((0, rng.randrange(1, 256) * GB))))
     for gpu in range(rng.choice((0, 0, 1, 1, 2, 3))):
@@ -181,22 +221,44 @@ def test_promtool_evaluates_the_budget_and_the_filter_as_the_fleet_does(tmp_path
             labels = f'{{job="fitagent",instance="{instance}"}}'
             budget_rows.append({"labels": labels, "value": budget.budget_bytes})
             if not budget.devices:  # an exported bandwidth keeps its name through `> 0`; the assumed one has none
-                exported = any(s.name == "fitagent_host_memory_bandwidth_bytes_per_second" and s.value > 0 for s in samples)
+                exported = any(
+                    s.name == "fitagent_host_memory_bandwidth_bytes_per_second" and s.value > 0 for s in samples
+                )
                 name = "fitagent_host_memory_bandwidth_bytes_per_second" if exported else ""
                 bandwidth_rows.append({"labels": name + labels, "value": budget.host_bandwidth_bytes_per_s})
             if bound.admits(budget):
                 admitted_rows.append({"labels": labels, "value": budget.budget_bytes})
         recorded_rows = [{"labels": f"{RECORDED_BUDGET}{row['labels']}", "value": row["value"]} for row in budget_rows]
-        admitted_recorded = [{"labels": f"{RECORDED_BUDGET}{row['labels']}", "value": row["value"]} for row in admitted_rows]
-        tests.append({"interval": "1m", "input_series": inputs, "promql_expr_test": [
-            {"expr": budget_promql(selector), "eval_time": "2m", "exp_samples": budget_rows},
-            {"expr": RECORDED_BUDGET, "eval_time": "2m", "exp_samples": recorded_rows},
-            {"expr": cpu_bandwidth_promql(selector), "eval_time": "2m", "exp_samples": bandwidth_rows},
-            {"expr": candidates_promql(bound, selector, recorded=False), "eval_time": "2m", "exp_samples": admitted_rows},
-            {"expr": candidates_promql(bound, selector, recorded=True), "eval_time": "2m", "exp_samples": admitted_recorded},
-        ]})
+        admitted_recorded = [
+            {"labels": f"{RECORDED_BUDGET}{row['labels']}", "value": row["value"]} for row in admitted_rows
+        ]
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    {"expr": budget_promql(selector), "eval_time": "2m", "exp_samples": budget_rows},
+                    {"expr": RECORDED_BUDGET, "eval_time": "2m", "exp_samples": recorded_rows},
+                    {"expr": cpu_bandwidth_promql(selector), "eval_time": "2m", "exp_samples": bandwidth_rows},
+                    {
+                        "expr": candidates_promql(bound, selector, recorded=False),
+                        "eval_time": "2m",
+                        "exp_samples": admitted_rows,
+                    },
+                    {
+                        "expr": candidates_promql(bound, selector, recorded=True),
+                        "eval_time": "2m",
+                        "exp_samples": admitted_recorded,
+                    },
+                ],
+            }
+        )
     path = tmp_path / "fleet_budget_test.yml"
-    path.write_text(yaml.safe_dump({"rule_files": [str(REPO / "config" / "fitagent-rules.yml")],
-                                    "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(REPO / "config" / "fitagent-rules.yml")], "evaluation_interval": "1m", "tests": tests},
+            sort_keys=False,
+        )
+    )
     result = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -20,7 +20,9 @@ from agent_server import FAST_CONFIG, AgentProcess, copy_fixture
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not on PATH (Debian: apt-get install prometheus)")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus not on PATH (Debian: apt-get install prometheus)"
+)
 
 HOSTS = {"rtx4090": "ws-4090", "2x3090": "ws-3090x2", "cpu-only": "cpu-box"}
 L70 = "meta-llama/Llama-3.1-70B-Instruct"
@@ -63,9 +65,16 @@ class PrometheusProcess:
             self.url = f"http://127.0.0.1:{self.port}"
             self.log = open(directory / "prometheus.log", "w")
             self.proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
+                [
+                    PROMETHEUS,
+                    f"--config.file={directory / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+            )
             if self._wait_ready():
                 return
             self.stop()
@@ -134,8 +143,10 @@ def hosts_until(cli, fleet, condition, what: str) -> dict:
             if condition({r["target"]: r["status"] for r in answer["hosts"]}):
                 return answer
         if time.monotonic() > deadline:
-            raise AssertionError(f"waited {WAIT_S} s for {what}; last answer: {result.stdout or result.stderr}\n"
-                                 + fleet["prometheus"].log_tail())
+            raise AssertionError(
+                f"waited {WAIT_S} s for {what}; last answer: {result.stdout or result.stderr}\n"
+                + fleet["prometheus"].log_tail()
+            )
         time.sleep(0.5)
 
 
@@ -147,10 +158,14 @@ def test_hosts_once_prometheus_has_scraped_them(cli, fleet, capsys):
         assert rows[target]["host"] == HOSTS[name] and rows[target]["job"] == "fitagent"
     assert [g["name"] for g in rows[targets["2x3090"]]["gpus"]] == ["NVIDIA GeForce RTX 3090"] * 2
     assert rows[targets["cpu-only"]]["gpus"] == [] and answer["down"] == []
-    scraped = {r["metric"]["instance"]: float(r["value"][1]) for r in fleet["prometheus"].query("scrape_samples_scraped")}
+    scraped = {
+        r["metric"]["instance"]: float(r["value"][1]) for r in fleet["prometheus"].query("scrape_samples_scraped")
+    }
     with capsys.disabled():
-        print("\nseries per host as Prometheus scraped them (test config): "
-              + ", ".join(f"{HOSTS[n]} {scraped[t]:.0f}" for n, t in targets.items()))
+        print(
+            "\nseries per host as Prometheus scraped them (test config): "
+            + ", ".join(f"{HOSTS[n]} {scraped[t]:.0f}" for n, t in targets.items())
+        )
     assert all(0 < scraped[t] <= 300 for t in targets.values())
 
 
@@ -158,13 +173,16 @@ def test_prometheus_computes_the_fleets_budget_inline_and_recorded(cli, fleet, c
     """The pre-filter's PromQL (inline, and recorded by config/fitagent-rules.yml) gives each
     host the budget the estimator gets from its snapshot."""
     from conftest import SNAPSHOTS
+
     from fitagent.agent.fleet.prefilter import RECORDED_BUDGET, budget_promql
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
 
     prometheus = fleet["prometheus"]
-    expected = {target: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog).budget_bytes
-                for name, target in fleet["targets"].items()}
+    expected = {
+        target: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog).budget_bytes
+        for name, target in fleet["targets"].items()
+    }
     inline = {r["metric"]["instance"]: float(r["value"][1]) for r in prometheus.query(budget_promql('job="fitagent"'))}
     assert inline == expected
     deadline = time.monotonic() + WAIT_S
@@ -196,6 +214,7 @@ def test_place_reads_only_the_candidates_with_or_without_the_recording_rule(flee
 
 def test_best_model_per_host(cli, fleet, catalog):
     from conftest import SNAPSHOTS
+
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.estimate import Options
@@ -222,17 +241,31 @@ def test_placements_then_the_two_3090_agent_stops(cli, fleet, capsys):
 
     small = ask(cli, fleet, "place", "--model", "llama3.1-8b", "--quant", "Q4_K_M", "--context", "4096")
     assert [(r["target"], r["fits"], r["placement"]) for r in small["placements"]] == [
-        (targets["rtx4090"], True, "gpu"), (targets["2x3090"], True, "gpu"), (targets["cpu-only"], True, "cpu")]
+        (targets["rtx4090"], True, "gpu"),
+        (targets["2x3090"], True, "gpu"),
+        (targets["cpu-only"], True, "cpu"),
+    ]
 
     assert fleet["agents"]["2x3090"].stop() == 0
     hosts_until(cli, fleet, lambda s: s.get(targets["2x3090"]) == "down", "the stopped agent to be down")
 
-    result = cli("fleet", "--prometheus", fleet["prometheus"].url, "place", "--model", "Llama-3.1-70B-Instruct",
-                 "--quant", "Q4_K_M", "--context", "4096")
+    result = cli(
+        "fleet",
+        "--prometheus",
+        fleet["prometheus"].url,
+        "place",
+        "--model",
+        "Llama-3.1-70B-Instruct",
+        "--quant",
+        "Q4_K_M",
+        "--context",
+        "4096",
+    )
     assert result.returncode == 0, result.stderr
     summary = result.stdout.splitlines()[-1]
-    assert summary.startswith(f"nowhere fits; best partial offload: ws-4090 ({targets['rtx4090']}) with 45 of 80 layers "
-                              "on GPUs, ")
+    assert summary.startswith(
+        f"nowhere fits; best partial offload: ws-4090 ({targets['rtx4090']}) with 45 of 80 layers on GPUs, "
+    )
     assert f"down: ws-3090x2 ({targets['2x3090']}): Prometheus: up == 0 (" in result.stdout
     big = ask(cli, fleet, "place", "--model", "Llama-3.1-70B-Instruct", "--quant", "Q4_K_M", "--context", "4096")
     assert not big["fits_anywhere"] and big["best_partial_offload"]["target"] == targets["rtx4090"]
@@ -240,5 +273,7 @@ def test_placements_then_the_two_3090_agent_stops(cli, fleet, capsys):
     small = ask(cli, fleet, "place", "--model", "llama3.1-8b", "--quant", "Q4_K_M", "--context", "4096")
     assert [r["target"] for r in small["placements"] if r["fits"]] == [targets["rtx4090"], targets["cpu-only"]]
     with capsys.disabled():
-        print(f"\nfleet end to end: {time.monotonic() - fleet['started']:.1f} s from the first agent's start; "
-              f"after the stop: {summary}")
+        print(
+            f"\nfleet end to end: {time.monotonic() - fleet['started']:.1f} s from the first agent's start; "
+            f"after the stop: {summary}"
+        )

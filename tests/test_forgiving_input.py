@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import HF_CONFIGS, SNAPSHOTS
 
 from fitagent.agent.events import EventLog, fit_changes, hardware_changes
@@ -24,6 +23,7 @@ def _estimate(cli, *args, env=None):
 
 # ---------------------------------------------------------------- quantization names
 
+
 @pytest.mark.parametrize("written", ["q4km", "Q4-K-M", "q4_k_m", "Q4 K M", "Q4_K"])
 def test_quant_names_are_normalised(cli, written):
     e = _estimate(cli, "--model", "llama3.1-8b", "--quant", written)
@@ -40,8 +40,10 @@ def test_a_bare_bit_count_is_ambiguous(cli):
 def test_unsloth_dynamic_names_map_to_the_nearest_type_with_a_note(cli, written):
     e = _estimate(cli, "--model", "llama3.1-8b", "--quant", written)
     assert e["quant"] == "Q4_K_M"
-    assert any(n.startswith(f"{written} is an Unsloth Dynamic mix, not a llama.cpp type: sized and scored as Q4_K_M")
-               for n in e["notes"])
+    assert any(
+        n.startswith(f"{written} is an Unsloth Dynamic mix, not a llama.cpp type: sized and scored as Q4_K_M")
+        for n in e["notes"]
+    )
 
 
 def test_how_a_file_was_made_is_not_its_type(cli):
@@ -56,13 +58,17 @@ def test_token_counts_take_size_suffixes_everywhere(cli):
 
 # ---------------------------------------------------------------- model names
 
-@pytest.mark.parametrize("written, model", [
-    ("Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct"),
-    ("llama 3.1 8b instruct", "meta-llama/Llama-3.1-8B-Instruct"),
-    ("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct"),
-    ("Qwen/QWEN3-8B", "Qwen/Qwen3-8B"),
-    ("gemma-3-12b", "google/gemma-3-12b-it"),
-])
+
+@pytest.mark.parametrize(
+    "written, model",
+    [
+        ("Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("llama 3.1 8b instruct", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct"),
+        ("Qwen/QWEN3-8B", "Qwen/Qwen3-8B"),
+        ("gemma-3-12b", "google/gemma-3-12b-it"),
+    ],
+)
 def test_model_names_match_ignoring_case_separators_vendor_and_instruct(cli, written, model):
     assert _estimate(cli, "--model", written)["model"] == model
 
@@ -75,12 +81,16 @@ def test_suggestions_are_ranked_by_the_normalised_distance(cli):
 
 # ---------------------------------------------------------------- GPUs named ambiguously
 
-@pytest.mark.parametrize("name, variants", [
-    ("A100", ["NVIDIA A100-PCIE-40GB", "NVIDIA A100-SXM4-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]),
-    ("RTX 6000", ["NVIDIA RTX 6000 Ada Generation", "NVIDIA RTX PRO 6000 Blackwell Workstation Edition"]),
-    ("M3 Max", ["Apple M3 Max (30-core GPU)", "Apple M3 Max (40-core GPU)"]),
-    ("A100 80GB", ["NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]),
-])
+
+@pytest.mark.parametrize(
+    "name, variants",
+    [
+        ("A100", ["NVIDIA A100-PCIE-40GB", "NVIDIA A100-SXM4-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]),
+        ("RTX 6000", ["NVIDIA RTX 6000 Ada Generation", "NVIDIA RTX PRO 6000 Blackwell Workstation Edition"]),
+        ("M3 Max", ["Apple M3 Max (30-core GPU)", "Apple M3 Max (40-core GPU)"]),
+        ("A100 80GB", ["NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"]),
+    ],
+)
 def test_an_ambiguous_gpu_is_refused_with_its_variants(cli, name, variants):
     out = cli("estimate", "--model", "llama3.1-8b", "--gpu", name)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
@@ -103,8 +113,20 @@ def test_an_apple_what_if_gets_the_share_macos_allows(cli):
 def test_a_what_if_says_which_host_it_assumed_and_takes_another(cli):
     mine = _json(cli, "estimate", "--model", "llama3.1-70b", "--gpu", "RTX 4090")
     assert any(n.startswith("what-if host: this machine's") for n in mine["notes"])
-    described = _json(cli, "estimate", "--model", "llama3.1-70b", "--gpu", "RTX 4090", "--host-ram", "128GB",
-                      "--host-bandwidth", "89.6", "--cpu-cores", "16")
+    described = _json(
+        cli,
+        "estimate",
+        "--model",
+        "llama3.1-70b",
+        "--gpu",
+        "RTX 4090",
+        "--host-ram",
+        "128GB",
+        "--host-bandwidth",
+        "89.6",
+        "--cpu-cores",
+        "16",
+    )
     assert not any(n.startswith("what-if host") for n in described["notes"])
     assert not any("bandwidth unknown" in n for n in described["notes"])
     replay = _estimate(cli, "--model", "llama3.1-70b")  # the saved 4090 workstation: 89.6 GB/s DDR5, 16 cores
@@ -119,14 +141,21 @@ def test_host_figures_need_a_what_if(cli):
 
 # ---------------------------------------------------------------- snapshots that cannot be
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda d: d["gpus"][0].update(memory_free_bytes=100_000_000_000_000), "memory_free_bytes"),
-    (lambda d: d["gpus"][0].update(memory_bandwidth_bytes_per_s=-5), "memory_bandwidth_bytes_per_s"),
-    (lambda d: d["host"].update(memory_bandwidth_bytes_per_s=float("nan")), "NaN"),
-    (lambda d: d["host"].update(memory_bandwidth_bytes_per_s=1e300), "memory_bandwidth_bytes_per_s"),
-    (lambda d: d["host"].update(memory_available_bytes=d["host"]["memory_total_bytes"] + 1), "memory_available_bytes"),
-    (lambda d: d["host"].update(cpu_cores=0), "cpu_cores"),
-])
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda d: d["gpus"][0].update(memory_free_bytes=100_000_000_000_000), "memory_free_bytes"),
+        (lambda d: d["gpus"][0].update(memory_bandwidth_bytes_per_s=-5), "memory_bandwidth_bytes_per_s"),
+        (lambda d: d["host"].update(memory_bandwidth_bytes_per_s=float("nan")), "NaN"),
+        (lambda d: d["host"].update(memory_bandwidth_bytes_per_s=1e300), "memory_bandwidth_bytes_per_s"),
+        (
+            lambda d: d["host"].update(memory_available_bytes=d["host"]["memory_total_bytes"] + 1),
+            "memory_available_bytes",
+        ),
+        (lambda d: d["host"].update(cpu_cores=0), "cpu_cores"),
+    ],
+)
 def test_impossible_snapshots_are_refused_in_one_line(cli, tmp_path, edit, field):
     data = json.loads((SNAPSHOTS / "rtx4090.json").read_text())
     edit(data)
@@ -140,14 +169,17 @@ def test_impossible_snapshots_are_refused_in_one_line(cli, tmp_path, edit, field
 
 # ---------------------------------------------------------------- models from files
 
+
 def test_an_unknown_architecture_is_estimated_with_the_assumption_named(cli, tmp_path):
     config = json.loads((HF_CONFIGS / "llama-3.1-8b.json").read_text())
     config["architectures"] = ["FooBarForCausalLM"]
     path = tmp_path / "foobar.json"
     path.write_text(json.dumps(config))
     e = _estimate(cli, "--config", str(path))
-    assert any(n.startswith("architecture FooBarForCausalLM is not one fitagent knows: estimated as a standard decoder")
-               for n in e["notes"])
+    assert any(
+        n.startswith("architecture FooBarForCausalLM is not one fitagent knows: estimated as a standard decoder")
+        for n in e["notes"]
+    )
 
 
 def test_a_config_is_named_by_its_path_not_by_name_or_path(cli, tmp_path):
@@ -165,8 +197,10 @@ def test_a_config_is_named_by_its_path_not_by_name_or_path(cli, tmp_path):
     assert _estimate(cli, "--config", str(lone))["model"] == "my-finetune"
 
 
-@pytest.mark.parametrize("config, model", [("llama-3.1-8b.json", "llama3.1-8b"), ("qwen3-30b-a3b.json", "qwen3-30b-a3b"),
-                                           ("phi-4.json", "phi4")])
+@pytest.mark.parametrize(
+    "config, model",
+    [("llama-3.1-8b.json", "llama3.1-8b"), ("qwen3-30b-a3b.json", "qwen3-30b-a3b"), ("phi-4.json", "phi4")],
+)
 def test_every_route_gives_the_same_parameters_and_quality(cli, config, model):
     by_name = _estimate(cli, "--model", model)
     by_config = _estimate(cli, "--config", str(HF_CONFIGS / config))
@@ -181,6 +215,7 @@ def test_a_config_that_is_not_in_the_catalog_counts_active_parameters_as_cards_d
 
 
 # ---------------------------------------------------------------- measured RAM bandwidth is kept
+
 
 def test_a_measured_ram_bandwidth_is_remembered_and_used(cli, tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -199,6 +234,7 @@ def test_a_measured_ram_bandwidth_is_remembered_and_used(cli, tmp_path):
 
 
 # ---------------------------------------------------------------- API papercuts
+
 
 def test_events_page_forward_oldest_first():
     from fitagent.agent.events import Change
@@ -229,8 +265,10 @@ def test_one_drop_of_free_memory_is_one_event_per_gpu_and_one_for_the_fits():
     gpu = after["gpus"][0]
     gpu["memory_free_bytes"] -= 10_900_000_000
     gpu["memory_used_bytes"] += 10_900_000_000
-    gpu["processes"] = [{"pid": 4121, "name": "python", "used_bytes": 10_000_000_000},
-                        {"pid": 4122, "name": "ollama", "used_bytes": 900_000_000}]
+    gpu["processes"] = [
+        {"pid": 4121, "name": "python", "used_bytes": 10_000_000_000},
+        {"pid": 4122, "name": "ollama", "used_bytes": 900_000_000},
+    ]
     old, new = snapshot_from_dict(base), snapshot_from_dict(after)
     changes = hardware_changes(old, new, 64 << 20)
     assert [c.kind for c in changes] == ["gpu_memory"]

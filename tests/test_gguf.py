@@ -98,7 +98,14 @@ def test_exact_tensor_sizes_from_the_header(tmp_path, catalog):
     assert fw.layers_bytes == 2 * (512 + 4352 + 4096 + 4096 + 8192 + 3 * 16384) == 140800
     assert fw.total_bytes == 160656 and not fw.tied and fw.file_type == "Q8_0"
     arch = model.architecture
-    assert (arch.layers, arch.hidden_size, arch.attention_heads, arch.kv_heads, arch.head_dim, arch.vocab_size) == (2, 64, 4, 2, 16, 100)
+    assert (arch.layers, arch.hidden_size, arch.attention_heads, arch.kv_heads, arch.head_dim, arch.vocab_size) == (
+        2,
+        64,
+        4,
+        2,
+        16,
+        100,
+    )
     assert model.max_context == 2048 and model.id == "tiny-llama"
     # The estimate uses the file's bytes, not the per-type rules.
     split = model_weights(model, catalog.quant("Q8_0"), catalog)
@@ -137,10 +144,13 @@ def test_cli_reads_the_file_and_takes_its_quantization(tmp_path, cli):
     assert any("exact sizes" in n for n in other["notes"])
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (b"", "empty file"),
-    (b"not a gguf file at all", "GGUF magic invalid"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "empty file"),
+        (b"not a gguf file at all", "GGUF magic invalid"),
+    ],
+)
 def test_malformed_files_are_one_line_errors(tmp_path, cli, content, fragment):
     path = tmp_path / "bad.gguf"
     path.write_bytes(content)

@@ -18,12 +18,12 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
+from test_gguf import write_llama, write_moe  # noqa: E402  (tests/ is on sys.path under pytest)
+
 from fitagent.agent import ggufheader  # noqa: E402
 from fitagent.agent.ggufheader import printable, read_gguf_header  # noqa: E402
 from fitagent.agent.modelfiles import model_from_gguf_file  # noqa: E402
 from fitagent.estimator.errors import UsageError  # noqa: E402
-
-from test_gguf import write_llama, write_moe  # noqa: E402  (tests/ is on sys.path under pytest)
 
 # GGUF value types (ggml docs/gguf.md)
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
@@ -32,6 +32,7 @@ GGML_F32, GGML_F16, GGML_Q8_0 = 0, 1, 8
 
 
 # ------------------------------------------------------------------------------ writing bytes
+
 
 def s(text: str | bytes) -> bytes:
     raw = text.encode() if isinstance(text, str) else text
@@ -44,14 +45,21 @@ def kv(key: str, vtype: int, value) -> bytes:
     elif vtype == ARR:
         etype, items = value
         payload = struct.pack("<IQ", etype, len(items))
-        payload += b"".join(s(x) for x in items) if etype == STR else struct.pack(f"<{len(items)}{_CODES[etype]}", *items)
+        payload += (
+            b"".join(s(x) for x in items) if etype == STR else struct.pack(f"<{len(items)}{_CODES[etype]}", *items)
+        )
     else:
         payload = struct.pack("<" + _CODES[vtype], value)
     return s(key) + struct.pack("<I", vtype) + payload
 
 
 def tensor_info(name: str, dims, ggml_type: int, offset: int) -> bytes:
-    return s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<IQ", ggml_type, offset)
+    return (
+        s(name)
+        + struct.pack("<I", len(dims))
+        + struct.pack(f"<{len(dims)}Q", *dims)
+        + struct.pack("<IQ", ggml_type, offset)
+    )
 
 
 def head(tensor_count: int, kv_count: int, version: int = 3) -> bytes:
@@ -84,8 +92,9 @@ def nbytes(dims, ggml_type) -> int:
     return math.prod(dims) * size // block
 
 
-def raw_gguf(kvs=None, tensors=None, *, extra_kv=(), data: bool = True, replace: dict | None = None,
-             version: int = 3) -> bytes:
+def raw_gguf(
+    kvs=None, tensors=None, *, extra_kv=(), data: bool = True, replace: dict | None = None, version: int = 3
+) -> bytes:
     """A small llama GGUF, byte by byte: ``kvs`` (key, type, value) with ``replace`` overriding some
     ({key: (type, value)}, or None to drop the key), ``extra_kv`` raw key/value entries appended,
     the tensor table ((name, dims, ggml type), data offsets aligned to 32), and zeroed data."""
@@ -103,6 +112,7 @@ def raw_gguf(kvs=None, tensors=None, *, extra_kv=(), data: bool = True, replace:
 
 
 # ------------------------------------------------------------------------------ checks
+
 
 def one_line_exit_2(out) -> str:
     assert out.returncode == 2, (out.returncode, out.stderr)
@@ -136,6 +146,7 @@ def write(tmp_path, data: bytes, name: str = "hostile.gguf") -> Path:
 
 
 # ------------------------------------------------------------------------------ the baselines
+
 
 def test_raw_baseline_is_a_valid_model(tmp_path, cli, catalog):
     path = write(tmp_path, raw_gguf(), "raw.gguf")
@@ -188,8 +199,11 @@ def write_every_type(path):
     import numpy as np
 
     w.add_tensor("token_embd.weight", np.zeros((100, 64), np.float32))
-    w.add_tensor("x.q", gguf.quants.quantize(np.zeros((2, 64), np.float32), gguf.GGMLQuantizationType.Q8_0),
-                 raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor(
+        "x.q",
+        gguf.quants.quantize(np.zeros((2, 64), np.float32), gguf.GGMLQuantizationType.Q8_0),
+        raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+    )
     w.add_tensor("x.3d", np.zeros((2, 3, 4), np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -229,7 +243,9 @@ def test_same_estimate_as_with_the_gguf_package(tmp_path, writer, catalog, monke
     monkeypatch.setattr(modelfiles, "_read_header", lambda p, origin: _old_reader(p))
     old = model_from_gguf_file(path, catalog)
     assert new == old
-    assert estimate(new, quant, budget, catalog, Options(context=1024)) == estimate(old, quant, budget, catalog, Options(context=1024))
+    assert estimate(new, quant, budget, catalog, Options(context=1024)) == estimate(
+        old, quant, budget, catalog, Options(context=1024)
+    )
 
 
 def test_big_endian_file(tmp_path):
@@ -261,6 +277,7 @@ def test_every_key_ggufmodel_reads_is_a_per_layer_key():
 
 
 # ------------------------------------------------------------------------------ the issue's file
+
 
 def scores_bomb() -> bytes:
     """69 bytes: one key, tokenizer.ggml.scores, an array of 10^9 float32 — and then nothing."""
@@ -321,9 +338,10 @@ def test_big_arrays_that_fit_are_skipped_not_built(tmp_path):
 
 # ------------------------------------------------------------------------------ the hostile corpus
 
+
 def _header_only(data: bytes) -> bytes:
     """``data`` without its tensor data (the header and its padding only)."""
-    return data[:len(data) - sum(-(-nbytes(d, t) // 32) * 32 for _, d, t in LLAMA_TENSORS)]
+    return data[: len(data) - sum(-(-nbytes(d, t) // 32) * 32 for _, d, t in LLAMA_TENSORS)]
 
 
 def _one_tensor_at(offset: int) -> bytes:
@@ -339,72 +357,136 @@ HOSTILE = {
     "magic only": (b"GGUF", "truncated or corrupt header: the version"),
     "version 1": (b"GGUF" + struct.pack("<IIIQ", 1, 0, 0, 0), "GGUF version 1"),
     "version 99": (raw_gguf(version=99), "GGUF version 99: fitagent reads versions 2 and 3"),
-    "string length 2^63": (head(0, 1) + s("general.name") + struct.pack("<IQ", STR, 2**63),
-                           "declares 9,223,372,036,854,775,808 bytes but only 0 remain"),
-    "key length 2^64-1": (head(0, 1) + struct.pack("<Q", 2**64 - 1) + b"key" + b"\0" * 16, "the key of metadata entry 1 of 1"),
-    "kv_count 2^64-1": (head(0, 2**64 - 1) + kv("general.architecture", STR, "llama"),
-                        "declares 18,446,744,073,709,551,615 metadata key/value pairs"),
+    "string length 2^63": (
+        head(0, 1) + s("general.name") + struct.pack("<IQ", STR, 2**63),
+        "declares 9,223,372,036,854,775,808 bytes but only 0 remain",
+    ),
+    "key length 2^64-1": (
+        head(0, 1) + struct.pack("<Q", 2**64 - 1) + b"key" + b"\0" * 16,
+        "the key of metadata entry 1 of 1",
+    ),
+    "kv_count 2^64-1": (
+        head(0, 2**64 - 1) + kv("general.architecture", STR, "llama"),
+        "declares 18,446,744,073,709,551,615 metadata key/value pairs",
+    ),
     "tensor_count 2^63": (head(2**63, 0) + b"\0" * 64, "declares 9,223,372,036,854,775,808 tensors"),
     "tensor_count over the limit, bytes present": (
         head(ggufheader.MAX_TENSOR_COUNT + 1, 0) + b"\0" * (32 * (ggufheader.MAX_TENSOR_COUNT + 1)),
-        "more than the 262,144 fitagent accepts"),
-    "unknown value type": (head(0, 1) + s("general.x") + struct.pack("<II", 13, 0), "value type 13, which is not a GGUF type"),
-    "unknown array element type": (head(0, 1) + s("general.x") + struct.pack("<IIQ", ARR, 99, 1) + b"\0" * 8,
-                                   "element type 99, which is not a GGUF type"),
-    "array of 2^62 strings": (head(0, 1) + s("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARR, STR, 2**62),
-                              "array 'tokenizer.ggml.tokens' declares 4,611,686,018,427,387,904 strings"),
+        "more than the 262,144 fitagent accepts",
+    ),
+    "unknown value type": (
+        head(0, 1) + s("general.x") + struct.pack("<II", 13, 0),
+        "value type 13, which is not a GGUF type",
+    ),
+    "unknown array element type": (
+        head(0, 1) + s("general.x") + struct.pack("<IIQ", ARR, 99, 1) + b"\0" * 8,
+        "element type 99, which is not a GGUF type",
+    ),
+    "array of 2^62 strings": (
+        head(0, 1) + s("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARR, STR, 2**62),
+        "array 'tokenizer.ggml.tokens' declares 4,611,686,018,427,387,904 strings",
+    ),
     "string in a vocabulary 2^64-1 long": (
-        head(0, 1) + s("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARR, STR, 3) + s("a") + struct.pack("<Q", 2**64 - 1)
-        + b"\0" * 16, "string 1 of array 'tokenizer.ggml.tokens'"),
+        head(0, 1)
+        + s("tokenizer.ggml.tokens")
+        + struct.pack("<IIQ", ARR, STR, 3)
+        + s("a")
+        + struct.pack("<Q", 2**64 - 1)
+        + b"\0" * 16,
+        "string 1 of array 'tokenizer.ggml.tokens'",
+    ),
     "arrays nested three deep": (
         head(0, 1) + s("general.x") + struct.pack("<IIQ", ARR, ARR, 1) + struct.pack("<IQ", ARR, 1) + b"\0" * 12,
-        "nests arrays deeper than 2 levels"),
+        "nests arrays deeper than 2 levels",
+    ),
     "duplicate key": (raw_gguf(extra_kv=[kv("general.name", STR, "again")]), "duplicate metadata key 'general.name'"),
     "alignment 0": (raw_gguf(replace={"general.alignment": (U32, 0)}), "general.alignment must be a power of two"),
     "alignment 48": (raw_gguf(replace={"general.alignment": (U32, 48)}), "general.alignment must be a power of two"),
     "alignment as a string": (raw_gguf(replace={"general.alignment": (STR, "32")}), "general.alignment must be"),
-    "n_dims 1000": (raw_gguf(tensors=[("token_embd.weight", (64,) * 1000, GGML_F32)], data=False),
-                    "tensor 'token_embd.weight' has 1,000 dimensions"),
+    "n_dims 1000": (
+        raw_gguf(tensors=[("token_embd.weight", (64,) * 1000, GGML_F32)], data=False),
+        "tensor 'token_embd.weight' has 1,000 dimensions",
+    ),
     "n_dims 0": (head(1, 0) + s("t") + struct.pack("<IIQ", 0, 0, 0) + b"\0" * 32, "tensor 't' has 0 dimensions"),
-    "dim 2^64-1": (raw_gguf(tensors=[("token_embd.weight", (64, 2**64 - 1), GGML_F16)], data=False),
-                   "truncated: tensor 'token_embd.weight' ends at byte"),
+    "dim 2^64-1": (
+        raw_gguf(tensors=[("token_embd.weight", (64, 2**64 - 1), GGML_F16)], data=False),
+        "truncated: tensor 'token_embd.weight' ends at byte",
+    ),
     "dim 0": (raw_gguf(tensors=[("token_embd.weight", (64, 0), GGML_F16)]), "has a zero dimension"),
     "unknown ggml type 99": (raw_gguf(tensors=[("token_embd.weight", (64, 100), 99)], data=False), "ggml type 99"),
     "removed ggml type 4 (Q4_2)": (raw_gguf(tensors=[("token_embd.weight", (64, 100), 4)], data=False), "ggml type 4"),
-    "row not whole blocks": (raw_gguf(tensors=[("token_embd.weight", (33, 100), GGML_Q8_0)]),
-                             "rows of 33 values are not whole Q8_0 blocks of 32"),
-    "duplicate tensor": (raw_gguf(tensors=[LLAMA_TENSORS[0], LLAMA_TENSORS[0]]), "duplicate tensor 'token_embd.weight'"),
+    "row not whole blocks": (
+        raw_gguf(tensors=[("token_embd.weight", (33, 100), GGML_Q8_0)]),
+        "rows of 33 values are not whole Q8_0 blocks of 32",
+    ),
+    "duplicate tensor": (
+        raw_gguf(tensors=[LLAMA_TENSORS[0], LLAMA_TENSORS[0]]),
+        "duplicate tensor 'token_embd.weight'",
+    ),
     "data offset 2^40": (_one_tensor_at(2**40), "truncated: tensor 't' ends at byte 1,099,511,627,"),
-    "data offset not aligned": (_one_tensor_at(8), "tensor 't' has data offset 8, not a multiple of the alignment (32)"),
+    "data offset not aligned": (
+        _one_tensor_at(8),
+        "tensor 't' has data offset 8, not a multiple of the alignment (32)",
+    ),
     "header only": (_header_only(raw_gguf()), "truncated: tensor 'blk.0.ffn_up.weight' ends at byte"),
     "data cut short": (raw_gguf()[:-1], "truncated: tensor 'blk.0.ffn_up.weight' ends at byte"),
-    "block_count 2^64-1": (raw_gguf(replace={"llama.block_count": (U64, 2**64 - 1)}),
-                           "llama.block_count must be between 1 and 100,000, got 18,446,744,073,709,551,615"),
-    "block_count 0": (raw_gguf(replace={"llama.block_count": (U32, 0)}), "llama.block_count must be between 1 and 100,000"),
-    "block_count NaN": (raw_gguf(replace={"llama.block_count": (F32, float("nan"))}),
-                        "llama.block_count must be a finite number, got nan"),
-    "context_length inf": (raw_gguf(replace={"llama.context_length": (F64, float("inf"))}),
-                           "llama.context_length must be a finite number, got inf"),
-    "embedding_length 1e30": (raw_gguf(replace={"llama.embedding_length": (F32, 1e30)}),
-                              "llama.embedding_length must be between 1 and 1,048,576"),
-    "head_count negative": (raw_gguf(replace={"llama.attention.head_count": (I32, -4)}),
-                            "llama.attention.head_count must be a non-negative number, got -4"),
-    "head_count 2^32-1": (raw_gguf(replace={"llama.attention.head_count": (U32, 2**32 - 1)}),
-                          "llama.attention.head_count must be between 1 and 65,536"),
-    "more heads than dimensions": (raw_gguf(replace={"llama.embedding_length": (U32, 2)}),
-                                   "llama.embedding_length (2) is smaller than llama.attention.head_count (4)"),
-    "expert_count 2^63": (raw_gguf(replace={"llama.expert_count": (U64, 2**63)}), "llama.expert_count must be between 0 and 65,536"),
+    "block_count 2^64-1": (
+        raw_gguf(replace={"llama.block_count": (U64, 2**64 - 1)}),
+        "llama.block_count must be between 1 and 100,000, got 18,446,744,073,709,551,615",
+    ),
+    "block_count 0": (
+        raw_gguf(replace={"llama.block_count": (U32, 0)}),
+        "llama.block_count must be between 1 and 100,000",
+    ),
+    "block_count NaN": (
+        raw_gguf(replace={"llama.block_count": (F32, float("nan"))}),
+        "llama.block_count must be a finite number, got nan",
+    ),
+    "context_length inf": (
+        raw_gguf(replace={"llama.context_length": (F64, float("inf"))}),
+        "llama.context_length must be a finite number, got inf",
+    ),
+    "embedding_length 1e30": (
+        raw_gguf(replace={"llama.embedding_length": (F32, 1e30)}),
+        "llama.embedding_length must be between 1 and 1,048,576",
+    ),
+    "head_count negative": (
+        raw_gguf(replace={"llama.attention.head_count": (I32, -4)}),
+        "llama.attention.head_count must be a non-negative number, got -4",
+    ),
+    "head_count 2^32-1": (
+        raw_gguf(replace={"llama.attention.head_count": (U32, 2**32 - 1)}),
+        "llama.attention.head_count must be between 1 and 65,536",
+    ),
+    "more heads than dimensions": (
+        raw_gguf(replace={"llama.embedding_length": (U32, 2)}),
+        "llama.embedding_length (2) is smaller than llama.attention.head_count (4)",
+    ),
+    "expert_count 2^63": (
+        raw_gguf(replace={"llama.expert_count": (U64, 2**63)}),
+        "llama.expert_count must be between 0 and 65,536",
+    ),
     "feed_forward_length 2^40 in a per-layer array": (
         raw_gguf(replace={"llama.feed_forward_length": (ARR, (U64, [128, 2**40]))}),
-        "llama.feed_forward_length must be between 0 and 16,777,216"),
-    "vocab_size as a string": (raw_gguf(replace={"llama.vocab_size": (STR, "32000")}), "llama.vocab_size must be a non-negative number"),
-    "vocab_size 2^64-1": (raw_gguf(replace={"llama.vocab_size": (U64, 2**64 - 1)}), "llama.vocab_size must be between 0 and 16,777,216"),
+        "llama.feed_forward_length must be between 0 and 16,777,216",
+    ),
+    "vocab_size as a string": (
+        raw_gguf(replace={"llama.vocab_size": (STR, "32000")}),
+        "llama.vocab_size must be a non-negative number",
+    ),
+    "vocab_size 2^64-1": (
+        raw_gguf(replace={"llama.vocab_size": (U64, 2**64 - 1)}),
+        "llama.vocab_size must be between 0 and 16,777,216",
+    ),
     "per-layer array longer than any model": (
         raw_gguf(replace={"llama.attention.head_count_kv": (ARR, (U8, [2] * (ggufheader.MAX_LAYER_ARRAY + 1)))}),
-        "array 'llama.attention.head_count_kv' has 100,001 entries"),
+        "array 'llama.attention.head_count_kv' has 100,001 entries",
+    ),
     "no architecture": (raw_gguf(replace={"general.architecture": None}), "no general.architecture"),
-    "architecture of control characters only": (raw_gguf(replace={"general.architecture": (STR, "\x1b[2J\x07")}),
-                                                "no general.architecture"),
+    "architecture of control characters only": (
+        raw_gguf(replace={"general.architecture": (STR, "\x1b[2J\x07")}),
+        "no general.architecture",
+    ),
     "no tensors": (raw_gguf(tensors=[]), "holds no tensors"),
 }
 
@@ -426,9 +508,23 @@ def test_hostile_file_is_one_line_usage_error(tmp_path, capsys, name):
     assert out.out == "" and out.err == f"fitagent estimate: {message}\n"
 
 
-@pytest.mark.parametrize("name", ["kv_count 2^64-1", "tensor_count 2^63", "n_dims 1000", "dim 2^64-1", "unknown ggml type 99",
-                                  "header only", "block_count 2^64-1", "block_count 0", "block_count NaN", "string length 2^63",
-                                  "empty", "not gguf"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kv_count 2^64-1",
+        "tensor_count 2^63",
+        "n_dims 1000",
+        "dim 2^64-1",
+        "unknown ggml type 99",
+        "header only",
+        "block_count 2^64-1",
+        "block_count 0",
+        "block_count NaN",
+        "string length 2^63",
+        "empty",
+        "not gguf",
+    ],
+)
 def test_hostile_file_cli_exits_2_with_one_line(tmp_path, cli, name):
     data, fragment = HOSTILE[name]
     err = cli_error(cli, write(tmp_path, data))
@@ -492,8 +588,15 @@ def _read_or_error(path, catalog) -> str:
 
 
 def test_name_with_terminal_escapes_is_printed_clean(tmp_path, cli):
-    path = write(tmp_path, raw_gguf(replace={"general.name": (STR, "\x1b[31mRED\x1b[0m\n"),
-                                             "general.basename": (STR, "base\x1b]0;title\x07name\r\n")}))
+    path = write(
+        tmp_path,
+        raw_gguf(
+            replace={
+                "general.name": (STR, "\x1b[31mRED\x1b[0m\n"),
+                "general.basename": (STR, "base\x1b]0;title\x07name\r\n"),
+            }
+        ),
+    )
     header = read_gguf_header(path)
     assert header.fields["general.name"] == "RED" and header.fields["general.basename"] == "basename"
     out = cli("estimate", "--gguf", str(path), "--gpu", "RTX 4090")
@@ -532,10 +635,16 @@ def test_unreadable_file(tmp_path, cli):
 def test_split_shards_read_together(tmp_path, catalog):
     first = [t for t in LLAMA_TENSORS if not t[0].startswith("blk.")]
     (tmp_path / "m-00001-of-00002.gguf").write_bytes(raw_gguf(tensors=first))
-    (tmp_path / "m-00002-of-00002.gguf").write_bytes(raw_gguf(kvs=[], tensors=[t for t in LLAMA_TENSORS if t not in first]))
+    (tmp_path / "m-00002-of-00002.gguf").write_bytes(
+        raw_gguf(kvs=[], tensors=[t for t in LLAMA_TENSORS if t not in first])
+    )
     whole = model_from_gguf_file(write(tmp_path, raw_gguf(), "whole.gguf"), catalog)
     split = model_from_gguf_file(tmp_path / "m-00001-of-00002.gguf", catalog)
-    assert split.file_weights.total_bytes == whole.file_weights.total_bytes == sum(nbytes(d, t) for _, d, t in LLAMA_TENSORS)
+    assert (
+        split.file_weights.total_bytes
+        == whole.file_weights.total_bytes
+        == sum(nbytes(d, t) for _, d, t in LLAMA_TENSORS)
+    )
 
 
 def test_split_shard_truncated_names_the_shard(tmp_path, catalog):
@@ -549,18 +658,28 @@ def test_split_shard_truncated_names_the_shard(tmp_path, catalog):
 def test_limits_are_enforced_where_the_bytes_exist(tmp_path, monkeypatch):
     """Limits lowered for the test: each one refuses a file that has the bytes it declares."""
     nested = s("x.nested") + struct.pack("<IIQ", ARR, ARR, 3) + struct.pack("<IQ", U8, 0) * 3
-    path = write(tmp_path, raw_gguf(extra_kv=[kv("tokenizer.ggml.tokens", ARR, (STR, ["a"] * 50)),
-                                              kv("general.chat_template", STR, "{{ x }}" * 20),
-                                              kv("x.small", ARR, (U32, [1] * 10)), nested]))
+    path = write(
+        tmp_path,
+        raw_gguf(
+            extra_kv=[
+                kv("tokenizer.ggml.tokens", ARR, (STR, ["a"] * 50)),
+                kv("general.chat_template", STR, "{{ x }}" * 20),
+                kv("x.small", ARR, (U32, [1] * 10)),
+                nested,
+            ]
+        ),
+    )
     header = read_gguf_header(path)
     assert header.fields["x.nested"] == 3 and header.fields["x.small"] == [1] * 10
-    for limit, value, fragment in [("MAX_KV_COUNT", 5, "metadata key/value pairs, more than the 5"),
-                                   ("MAX_TENSOR_COUNT", 3, "4 tensors, more than the 3"),
-                                   ("MAX_ARRAY_STRINGS", 49, "strings in arrays to 50, more than the 49"),
-                                   ("MAX_INNER_ARRAYS", 2, "arrays inside arrays to 3, more than the 2"),
-                                   ("MAX_LIST_NUMBERS", 5, "array 'x.small' brings the numbers in arrays to 10"),
-                                   ("MAX_STRING_BYTES", 100, "is 140 bytes long, more than the 100"),
-                                   ("MAX_HEADER_BYTES", 600, "the header runs past the first 600 bytes")]:
+    for limit, value, fragment in [
+        ("MAX_KV_COUNT", 5, "metadata key/value pairs, more than the 5"),
+        ("MAX_TENSOR_COUNT", 3, "4 tensors, more than the 3"),
+        ("MAX_ARRAY_STRINGS", 49, "strings in arrays to 50, more than the 49"),
+        ("MAX_INNER_ARRAYS", 2, "arrays inside arrays to 3, more than the 2"),
+        ("MAX_LIST_NUMBERS", 5, "array 'x.small' brings the numbers in arrays to 10"),
+        ("MAX_STRING_BYTES", 100, "is 140 bytes long, more than the 100"),
+        ("MAX_HEADER_BYTES", 600, "the header runs past the first 600 bytes"),
+    ]:
         with monkeypatch.context() as m:
             m.setattr(ggufheader, limit, value)
             with pytest.raises(UsageError, match=re.escape(fragment)):

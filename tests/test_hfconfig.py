@@ -4,6 +4,7 @@ import json
 
 import pytest
 from conftest import HF_CONFIGS
+
 from fitagent.estimator.errors import UsageError
 from fitagent.estimator.hfconfig import model_from_hf_config
 
@@ -31,8 +32,17 @@ def test_config_reads_like_the_catalog_entry(catalog, fixture, model_id):
     model = model_from_hf_config(json.loads((HF_CONFIGS / fixture).read_text()), origin=fixture)
     expected = catalog.model(model_id)
     a, b = model.architecture, expected.architecture
-    for field in ("layers", "hidden_size", "attention_heads", "kv_heads", "vocab_size", "experts", "experts_per_token",
-                  "kv_lora_rank", "tied_embeddings"):
+    for field in (
+        "layers",
+        "hidden_size",
+        "attention_heads",
+        "kv_heads",
+        "vocab_size",
+        "experts",
+        "experts_per_token",
+        "kv_lora_rank",
+        "tied_embeddings",
+    ):
         assert getattr(a, field) == getattr(b, field), (fixture, field)
     if not b.uses_mla:
         assert a.head_dim == b.head_dim
@@ -63,4 +73,6 @@ def test_missing_field_is_named():
     with pytest.raises(UsageError, match=r"cfg.json: field 'num_attention_heads' is missing"):
         model_from_hf_config({"num_hidden_layers": 2, "hidden_size": 64}, origin="cfg.json")
     with pytest.raises(UsageError, match=r"field 'hidden_size' must be a non-negative number"):
-        model_from_hf_config({"num_hidden_layers": 2, "hidden_size": "big", "num_attention_heads": 4}, origin="cfg.json")
+        model_from_hf_config(
+            {"num_hidden_layers": 2, "hidden_size": "big", "num_attention_heads": 4}, origin="cfg.json"
+        )

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from agent_server import AgentProcess, copy_fixture
-
 from conftest import SNAPSHOTS
 
 
@@ -30,7 +29,7 @@ def _raw(url: str, payload: bytes, timeout: float = 20) -> bytes:
         while True:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
@@ -43,7 +42,9 @@ def _raw(url: str, payload: bytes, timeout: float = 20) -> bytes:
 @pytest.fixture
 def agent(tmp_path):
     (tmp_path / "tmp").mkdir()
-    process = AgentProcess(tmp_path, copy_fixture("rtx4090", tmp_path), env={"TMPDIR": str(tmp_path / "tmp")}).wait_ready()
+    process = AgentProcess(
+        tmp_path, copy_fixture("rtx4090", tmp_path), env={"TMPDIR": str(tmp_path / "tmp")}
+    ).wait_ready()
     yield process
     process.stop()
 
@@ -52,8 +53,12 @@ def test_a_huge_announced_body_is_refused_not_buffered(agent, tmp_path):
     answers = []
 
     def ask():
-        answers.append(_raw(agent.url, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576000\r\n\r\n"
-                                       + b"x" * 65536))
+        answers.append(
+            _raw(
+                agent.url,
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576000\r\n\r\n" + b"x" * 65536,
+            )
+        )
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
@@ -96,7 +101,7 @@ def test_slow_and_idle_clients_do_not_starve_health_checks(agent):
                 closed += s.recv(1) == b""
             except (ConnectionResetError, BrokenPipeError):
                 closed += 1
-            except socket.timeout:
+            except TimeoutError:
                 pass
         assert closed == len(drips)
     finally:
@@ -153,8 +158,9 @@ def test_an_alias_bomb_is_one_short_line(tmp_path, cli):
     out = cli("serve", "--config", str(bomb), timeout=60)
     assert out.returncode == 2 and len(out.stderr) < 400 and out.stderr.count("\n") == 1
     targets = tmp_path / "targets.yaml"
-    targets.write_text("- targets: &a [" + ",".join(["x"] * 9) + "]\n  labels: {}\n"
-                       "- targets: [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n")
+    targets.write_text(
+        "- targets: &a [" + ",".join(["x"] * 9) + "]\n  labels: {}\n- targets: [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    )
     out = cli("fleet", "--targets-file", str(targets), "hosts", timeout=60)
     assert out.returncode == 2 and len(out.stderr) < 400
 
@@ -177,6 +183,7 @@ def test_endless_or_absurd_snapshots_are_refused(tmp_path, cli, where):
 
 
 # ---------------------------------------------------------------- the fleet
+
 
 class _Exporter(BaseHTTPRequestHandler):
     mode = "ok"
@@ -226,8 +233,13 @@ def _agent_metrics(tmp_path) -> str:
 def test_one_host_with_non_finite_samples_is_down_not_the_fleet(tmp_path, cli, bad):
     good_text = _agent_metrics(tmp_path)
     lines = good_text.splitlines()
-    broken = "\n".join(l.rsplit(" ", 1)[0] + " " + bad if l.startswith("fitagent_gpu_memory_free_bytes{") else l
-                       for l in lines) + "\n"
+    broken = (
+        "\n".join(
+            line.rsplit(" ", 1)[0] + " " + bad if line.startswith("fitagent_gpu_memory_free_bytes{") else line
+            for line in lines
+        )
+        + "\n"
+    )
     good, evil = _exporter("ok", good_text), _exporter("ok", broken)
     try:
         targets = f"127.0.0.1:{good.server_port},127.0.0.1:{evil.server_port}"
@@ -246,7 +258,9 @@ def test_a_dripping_or_endless_host_is_down_within_the_timeout(tmp_path, cli, mo
     server = _exporter(mode)
     try:
         started = time.monotonic()
-        out = cli("fleet", "--targets", f"127.0.0.1:{server.server_port}", "--timeout", "3", "--json", "hosts", timeout=60)
+        out = cli(
+            "fleet", "--targets", f"127.0.0.1:{server.server_port}", "--timeout", "3", "--json", "hosts", timeout=60
+        )
         took = time.monotonic() - started
         assert out.returncode == 0, out.stderr
         (down,) = json.loads(out.stdout)["down"]
@@ -257,6 +271,7 @@ def test_a_dripping_or_endless_host_is_down_within_the_timeout(tmp_path, cli, mo
 
 
 # ---------------------------------------------------------------- the cache and SIGTERM
+
 
 def test_a_planted_catalog_cache_is_not_loaded(tmp_path):
     marker = tmp_path / "pwned"

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from conftest import SNAPSHOTS
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (the test extra)")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="pip install kubernetes-validate (the test extra)"
+)
 jsonschema = pytest.importorskip("jsonschema")
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
@@ -23,8 +25,12 @@ def documents() -> dict[str, list[dict]]:
 
 
 def one(kind: str, name: str | None = None) -> dict:
-    found = [d for docs in documents().values() for d in docs if d["kind"] == kind
-             and (name is None or d["metadata"]["name"] == name)]
+    found = [
+        d
+        for docs in documents().values()
+        for d in docs
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, (kind, name, len(found))
     return found[0]
 
@@ -39,8 +45,10 @@ def test_manifests_validate_against_the_kubernetes_schemas(version):
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{filename}: {doc['kind']} {doc['metadata']['name']}: {exc.message} at "
-                            f"{'.'.join(str(p) for p in exc.path)}")
+                pytest.fail(
+                    f"{filename}: {doc['kind']} {doc['metadata']['name']}: {exc.message} at "
+                    f"{'.'.join(str(p) for p in exc.path)}"
+                )
             checked.append(doc["kind"])
     assert sorted(checked) == ["ConfigMap", "DaemonSet", "Deployment", "Namespace", "NetworkPolicy", "Service"]
 
@@ -48,28 +56,69 @@ def test_manifests_validate_against_the_kubernetes_schemas(version):
 # The ServiceMonitor fields used here, as monitoring.coreos.com/v1 defines them (a subset of the
 # CRD's schema, strict where this manifest is: no field it does not define).
 SERVICE_MONITOR = {
-    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
     "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "ServiceMonitor"},
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
         "metadata": {"type": "object", "required": ["name"]},
         "spec": {
-            "type": "object", "required": ["selector", "endpoints"], "additionalProperties": False,
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
             "properties": {
                 "jobLabel": {"type": "string"},
-                "selector": {"type": "object", "properties": {"matchLabels": {"type": "object"}},
-                             "additionalProperties": False},
-                "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
-                    "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
-                "endpoints": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "additionalProperties": False, "properties": {
-                        "port": {"type": "string"}, "path": {"type": "string"},
-                        "interval": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
-                        "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
-                        "relabelings": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
-                            "sourceLabels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
-                            "targetLabel": {"type": "string"}, "action": {"type": "string"},
-                            "regex": {"type": "string"}, "replacement": {"type": "string"}}}},
-                    }}},
+                "selector": {
+                    "type": "object",
+                    "properties": {"matchLabels": {"type": "object"}},
+                    "additionalProperties": False,
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {
+                                "type": "string",
+                                "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+                            },
+                            "scrapeTimeout": {
+                                "type": "string",
+                                "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+                            },
+                            "relabelings": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "sourceLabels": {
+                                            "type": "array",
+                                            "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+                                        },
+                                        "targetLabel": {"type": "string"},
+                                        "action": {"type": "string"},
+                                        "regex": {"type": "string"},
+                                        "replacement": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
     },
@@ -119,8 +168,10 @@ def configured():
 
 def test_the_config_map_is_a_valid_agent_config():
     config = configured()
-    assert config.host == "0.0.0.0" and config.port == one("DaemonSet")["spec"]["template"]["spec"]["containers"][0][
-        "ports"][0]["containerPort"]
+    assert (
+        config.host == "0.0.0.0"
+        and config.port == one("DaemonSet")["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    )
     assert config.nfd_features_file == f"{NFD_DIR}/fitagent"
 
 
@@ -130,6 +181,7 @@ def test_the_example_deployment_matches_labels_the_agent_writes(tmp_path, catalo
     from dataclasses import replace
 
     from agent_server import Prober
+
     from fitagent.agent.fleet.nfd import PREFIX, render
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.agent.server import EXTENSION, create_app
@@ -139,20 +191,30 @@ def test_the_example_deployment_matches_labels_the_agent_writes(tmp_path, catalo
     app = create_app(config, prober=Prober(load_snapshot_file(SNAPSHOTS / "2x3090.json")), start=False)
     agent = app.extensions[EXTENSION]
     agent.scan_once()
-    written = dict(line.split("=", 1) for line in render(agent.state, config, agent.catalog).splitlines()
-                   if not line.startswith("#"))
+    written = dict(
+        line.split("=", 1)
+        for line in render(agent.state, config, agent.catalog).splitlines()
+        if not line.startswith("#")
+    )
     affinity = one("Deployment")["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
     required = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
     preferred = affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["preference"]["matchExpressions"]
     for expression in required + preferred:
         assert expression["key"].startswith(PREFIX) and expression["key"] in written, expression["key"]
     free = next(e for e in required if e["key"] == PREFIX + "gpu-free-gb")
-    e = estimate(catalog.model("Llama-3.1-70B-Instruct"), catalog.quant("Q4_K_M"), agent.state.computed.budget, catalog,
-                 Options(context=8192))
+    e = estimate(
+        catalog.model("Llama-3.1-70B-Instruct"),
+        catalog.quant("Q4_K_M"),
+        agent.state.computed.budget,
+        catalog,
+        Options(context=8192),
+    )
     assert free["operator"] == "Gt" and (int(free["values"][0]) + 1) * 1e9 >= e.total_bytes
     assert written[PREFIX + "fits.llama-3.1-70b-instruct.q4_k_m.8192"] == "true"  # two 3090s: it fits
 
 
 def test_kustomization_lists_every_manifest_but_the_example():
     listed = one("Kustomization")["resources"]
-    assert sorted(listed) == sorted(n for n in documents() if n not in ("kustomization.yaml", "example-deployment.yaml"))
+    assert sorted(listed) == sorted(
+        n for n in documents() if n not in ("kustomization.yaml", "example-deployment.yaml")
+    )

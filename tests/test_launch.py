@@ -17,17 +17,43 @@ GIB = 1024**3
 
 
 def gpu(i: int, free: int, total: int = 24 * GIB) -> Device:
-    return Device(id=f"GPU-{i}", name=f"Test GPU {i}", vendor="nvidia", free_bytes=free, total_bytes=total,
-                  bandwidth_bytes_per_s=1e12, fp16_flops=1e14)
+    return Device(
+        id=f"GPU-{i}",
+        name=f"Test GPU {i}",
+        vendor="nvidia",
+        free_bytes=free,
+        total_bytes=total,
+        bandwidth_bytes_per_s=1e12,
+        fp16_flops=1e14,
+    )
 
 
 def est(placement="gpu", gpu_layers=64, total_layers=64, devices=(), context=16384, **extra) -> Estimate:
     base = dict(
-        model="Qwen/Qwen2.5-32B-Instruct", quant="Q4_K_M", context=context, method="default", use_case="general",
-        weights_bytes=19 * GB, kv_cache_bytes=2 * GB, overhead_bytes=1 * GB, total_bytes=22 * GB, budget_bytes=24 * GB,
-        fits=placement == "gpu", safe=False, headroom_bytes=2 * GB, placement=placement, gpu_layers=gpu_layers,
-        total_layers=total_layers, decode_tokens_per_s=30.0, prefill_tokens_per_s=900.0, time_to_first_token_s=0.6,
-        quality=70.0, efficiency=1.0, params_total=32_000_000_000, params_active=32_000_000_000, moe=False,
+        model="Qwen/Qwen2.5-32B-Instruct",
+        quant="Q4_K_M",
+        context=context,
+        method="default",
+        use_case="general",
+        weights_bytes=19 * GB,
+        kv_cache_bytes=2 * GB,
+        overhead_bytes=1 * GB,
+        total_bytes=22 * GB,
+        budget_bytes=24 * GB,
+        fits=placement == "gpu",
+        safe=False,
+        headroom_bytes=2 * GB,
+        placement=placement,
+        gpu_layers=gpu_layers,
+        total_layers=total_layers,
+        decode_tokens_per_s=30.0,
+        prefill_tokens_per_s=900.0,
+        time_to_first_token_s=0.6,
+        quality=70.0,
+        efficiency=1.0,
+        params_total=32_000_000_000,
+        params_active=32_000_000_000,
+        moe=False,
         devices=tuple(devices),
     )
     return Estimate(**{**base, **extra})
@@ -46,7 +72,14 @@ def test_whole_model_on_one_gpu():
     # (22 GiB + 1 GiB margin) / 24 GiB = 0.9583 -> 0.96, but only (23 GiB - 256 MiB) / 24 GiB = 0.9479 is free -> 0.94
     assert vllm["gpu_memory_utilization"] == 0.94
     assert vllm["fits"] is False
-    assert vllm["args"] == ["--gpu-memory-utilization", "0.94", "--max-model-len", "16384", "--tensor-parallel-size", "1"]
+    assert vllm["args"] == [
+        "--gpu-memory-utilization",
+        "0.94",
+        "--max-model-len",
+        "16384",
+        "--tensor-parallel-size",
+        "1",
+    ]
 
 
 def test_vllm_utilization_is_what_the_candidate_needs_when_more_is_free():
@@ -67,8 +100,14 @@ def test_partial_offload_sets_layers_and_leaves_vllm_out():
 
 def test_moe_experts_in_ram():
     g = gpu(0, free=12 * GIB)
-    e = est(placement="partial_offload", gpu_layers=48, total_layers=48, n_cpu_moe=20, moe=True,
-            devices=[use(g, 48, 11 * GIB)])
+    e = est(
+        placement="partial_offload",
+        gpu_layers=48,
+        total_layers=48,
+        n_cpu_moe=20,
+        moe=True,
+        devices=[use(g, 48, 11 * GIB)],
+    )
     assert llama_cpp_args(e, [g]) == ["-ngl", "49", "-c", "16384", "--n-cpu-moe", "20"]
 
 

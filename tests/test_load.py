@@ -11,8 +11,12 @@ from conftest import fitagent_command
 
 
 def test_mixed_load_with_rescans_every_second():
-    run = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--seconds", "20", "--json",
-                          "--fitagent", fitagent_command()[0]], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", "--seconds", "20", "--json", "--fitagent", fitagent_command()[0]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     statuses = result["statuses"]
@@ -21,5 +25,7 @@ def test_mixed_load_with_rescans_every_second():
     assert result["scans"] >= 5 and result["scan_failures"] == 0 and result["exit_code"] == 0
     start, end = result["process"]["start"], result["process"]["end"]
     assert end["threads"] <= start["threads"] + 1 and end["fds"] <= start["fds"] + 4, result["process"]
-    print(f"\nload: {result['requests']} requests in 20 s, p50 {result['p50_ms']} ms; RSS "
-          f"{start['rss_bytes'] / 1e6:.0f} → {end['rss_bytes'] / 1e6:.0f} MB, threads {start['threads']} → {end['threads']}")
+    print(
+        f"\nload: {result['requests']} requests in 20 s, p50 {result['p50_ms']} ms; RSS "
+        f"{start['rss_bytes'] / 1e6:.0f} → {end['rss_bytes'] / 1e6:.0f} MB, threads {start['threads']} → {end['threads']}"
+    )

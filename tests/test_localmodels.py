@@ -23,32 +23,54 @@ QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
 
 def store_env(home: Path) -> dict:
     """The environment of a user whose home is `home` (and no store variables of the developer's)."""
-    return {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CONFIG_HOME": str(home / ".config"), "HF_HUB_CACHE": "", "HF_HOME": "", "OLLAMA_MODELS": "",
-            "LLAMA_CACHE": ""}
+    return {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "HF_HUB_CACHE": "",
+        "HF_HOME": "",
+        "OLLAMA_MODELS": "",
+        "LLAMA_CACHE": "",
+    }
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A home with a model in each store."""
-    from fitagent.agent.catalog import load_catalog
     from hollow_gguf import write_hollow_gguf
+
+    from fitagent.agent.catalog import load_catalog
 
     catalog = load_catalog()
     home = tmp_path_factory.mktemp("home")
     hub = home / ".cache" / "huggingface" / "hub"
     config = (HF_CONFIGS / "llama-3.1-8b.json").read_bytes()
-    hf_repo(hub, LLAMA, {"config.json": config}, revision="00000000old")  # an older revision: not the one refs/main names
-    hf_repo(hub, LLAMA, {
-        "config.json": config,
-        "model-00001-of-00002.safetensors": lambda p: write_safetensors(p, llama_8b_tensors(range(16), True, False)),
-        "model-00002-of-00002.safetensors": lambda p: write_safetensors(p, llama_8b_tensors(range(16, 32), False, True)),
-        "model.safetensors.index.json": b"{}", "tokenizer.json": b"{}",
-    })
+    hf_repo(
+        hub, LLAMA, {"config.json": config}, revision="00000000old"
+    )  # an older revision: not the one refs/main names
+    hf_repo(
+        hub,
+        LLAMA,
+        {
+            "config.json": config,
+            "model-00001-of-00002.safetensors": lambda p: write_safetensors(
+                p, llama_8b_tensors(range(16), True, False)
+            ),
+            "model-00002-of-00002.safetensors": lambda p: write_safetensors(
+                p, llama_8b_tensors(range(16, 32), False, True)
+            ),
+            "model.safetensors.index.json": b"{}",
+            "tokenizer.json": b"{}",
+        },
+    )
     hf_repo(hub, "someone/tiny-GGUF", {"tiny-F16.gguf": write_tiny})
-    ollama_model(home / ".ollama" / "models", "qwen2.5:0.5b-instruct-q8_0",
-                 lambda p: write_hollow_gguf(p, catalog.model(QWEN), catalog.quant("Q8_0"), name="some upload"),
-                 projector=b"GGUF projector")
+    ollama_model(
+        home / ".ollama" / "models",
+        "qwen2.5:0.5b-instruct-q8_0",
+        lambda p: write_hollow_gguf(p, catalog.model(QWEN), catalog.quant("Q8_0"), name="some upload"),
+        projector=b"GGUF projector",
+    )
     lmstudio = home / ".lmstudio" / "models" / "lmstudio-community" / "tiny-GGUF"
     lmstudio.mkdir(parents=True)
     write_tiny(lmstudio / "tiny-F16.gguf", split_max_tensors=12)
@@ -62,8 +84,9 @@ def home(tmp_path_factory):
 def local_models(cli, home: Path, *args: str, snapshot: str = "rtx4090") -> dict:
     from conftest import SNAPSHOTS
 
-    result = cli("models", "--local", "--json", "--hardware", str(SNAPSHOTS / f"{snapshot}.json"), *args,
-                 env=store_env(home))
+    result = cli(
+        "models", "--local", "--json", "--hardware", str(SNAPSHOTS / f"{snapshot}.json"), *args, env=store_env(home)
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -75,30 +98,58 @@ def mine(body: dict, home: Path) -> dict:
 def test_every_store_is_read(cli, home):
     body = local_models(cli, home)
     found = mine(body, home)
-    assert set(found) == {LLAMA, "someone/tiny-GGUF", "qwen2.5:0.5b-instruct-q8_0", "lmstudio-community/tiny-GGUF",
-                          "bartowski_tiny-GGUF_tiny-F16"}
+    assert set(found) == {
+        LLAMA,
+        "someone/tiny-GGUF",
+        "qwen2.5:0.5b-instruct-q8_0",
+        "lmstudio-community/tiny-GGUF",
+        "bartowski_tiny-GGUF_tiny-F16",
+    }
     assert [p for p in body["problems"] if p["path"].startswith(str(home))] == []
     assert {r["store"] for r in body["roots"]} >= {"huggingface", "ollama", "lmstudio", "llama.cpp"}
 
     hf = found[LLAMA]
     snapshot = home / ".cache/huggingface/hub/models--meta-llama--Llama-3.1-8B-Instruct/snapshots/0123abcd"
     shards = [snapshot / f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
-    assert (hf["store"], hf["format"], hf["path"], hf["files"]) == ("huggingface", "safetensors", str(snapshot),
-                                                                     [str(s) for s in shards])
+    assert (hf["store"], hf["format"], hf["path"], hf["files"]) == (
+        "huggingface",
+        "safetensors",
+        str(snapshot),
+        [str(s) for s in shards],
+    )
     assert hf["size_bytes"] == sum(os.path.getsize(s) for s in shards) > 16_000_000_000  # exact: the files on disk
     assert (hf["quant"], hf["architecture"], hf["catalog_id"]) == ("BF16", "LlamaForCausalLM", LLAMA)
     assert list(hf["dtypes"]) == ["BF16"] and hf["dtypes"]["BF16"] == 8_030_261_248 * 2
-    assert (hf["fits"], hf["loads"], hf["placement"], hf["gpu_layers"], hf["quality_source"]) == (True, True, "gpu", 32, "benchmarks")
+    assert (hf["fits"], hf["loads"], hf["placement"], hf["gpu_layers"], hf["quality_source"]) == (
+        True,
+        True,
+        "gpu",
+        32,
+        "benchmarks",
+    )
     assert hf["decode_tokens_per_s"] > 30
-    assert hf["launch"]["runtime"] == "vllm" and hf["launch"]["command"].startswith(f"vllm serve {LLAMA} --gpu-memory-utilization")
+    assert hf["launch"]["runtime"] == "vllm" and hf["launch"]["command"].startswith(
+        f"vllm serve {LLAMA} --gpu-memory-utilization"
+    )
 
     ollama = found["qwen2.5:0.5b-instruct-q8_0"]
-    assert (ollama["store"], ollama["format"], ollama["quant"], ollama["architecture"]) == ("ollama", "gguf", "Q8_0", "qwen2")
+    assert (ollama["store"], ollama["format"], ollama["quant"], ollama["architecture"]) == (
+        "ollama",
+        "gguf",
+        "Q8_0",
+        "qwen2",
+    )
     assert ollama["catalog_id"] == QWEN and ollama["quality_source"] == "benchmarks"  # by Ollama's name and the shape
-    assert ollama["path"].startswith(str(home / ".ollama/models/blobs/sha256-")) and ollama["size_bytes"] == os.path.getsize(ollama["path"])
+    assert ollama["path"].startswith(str(home / ".ollama/models/blobs/sha256-")) and ollama[
+        "size_bytes"
+    ] == os.path.getsize(ollama["path"])
     assert ollama["mmproj"]["path"].startswith(str(home / ".ollama/models/blobs/sha256-"))
-    assert ollama["launch"] == {"runtime": "ollama", "command": "ollama run qwen2.5:0.5b-instruct-q8_0",
-                                "options": {"num_gpu": 25, "num_ctx": 8192}, "environment": {}}
+    assert ollama["launch"] == {
+        "runtime": "ollama",
+        "command": "ollama run qwen2.5:0.5b-instruct-q8_0",
+        "options": {"num_gpu": 25, "num_ctx": 8192},
+        "environment": {},
+    }
 
     lms = found["lmstudio-community/tiny-GGUF"]
     folder = home / ".lmstudio/models/lmstudio-community/tiny-GGUF"
@@ -108,7 +159,16 @@ def test_every_store_is_read(cli, home):
     assert (lms["quant"], lms["architecture"], lms["catalog_id"]) == ("F16", "llama", None)
     assert lms["quality_source"].startswith("estimated from size")
     assert lms["mmproj"]["path"] == str(folder / "mmproj-tiny-F16.gguf")
-    assert lms["launch"]["args"] == ["-m", split[0], "-ngl", "3", "-c", "2048", "--mmproj", str(folder / "mmproj-tiny-F16.gguf")]
+    assert lms["launch"]["args"] == [
+        "-m",
+        split[0],
+        "-ngl",
+        "3",
+        "-c",
+        "2048",
+        "--mmproj",
+        str(folder / "mmproj-tiny-F16.gguf"),
+    ]
     assert lms["launch"]["command"].startswith("llama-server -m ")
     assert lms["context"] == 2048  # the file's trained window, under the 8,192 asked
 
@@ -164,7 +224,9 @@ def test_problems_are_listed_never_raised(cli, tmp_path):
     assert [m["name"] for m in result["models"]] == (["good", "locked"] if os.geteuid() == 0 else ["good"])
     problems = {Path(p["path"]).relative_to(folder).as_posix(): p["message"] for p in result["problems"]}
     assert "truncated" in problems["cut.gguf"]
-    assert problems["split/big-00001-of-00003.gguf"].startswith("split model: big-00002-of-00003.gguf is missing (1 of 3")
+    assert problems["split/big-00001-of-00003.gguf"].startswith(
+        "split model: big-00002-of-00003.gguf is missing (1 of 3"
+    )
     assert problems["split/up"].startswith("symbolic link loop")
     assert problems["self.gguf"].startswith("symbolic link loop")
     assert problems["gone.gguf"].startswith("broken link")
@@ -205,9 +267,14 @@ def test_where_the_stores_are():
         return {(r.store, r.path) for r in scan_roots(env)}
 
     home = {"HOME": "/h"}
-    assert places(home) >= {("huggingface", "/h/.cache/huggingface/hub"), ("ollama", "/h/.ollama/models"),
-                            ("ollama", "/usr/share/ollama/.ollama/models"), ("lmstudio", "/h/.lmstudio/models"),
-                            ("lmstudio", "/h/.cache/lm-studio/models"), ("llama.cpp", "/h/.cache/llama.cpp")}
+    assert places(home) >= {
+        ("huggingface", "/h/.cache/huggingface/hub"),
+        ("ollama", "/h/.ollama/models"),
+        ("ollama", "/usr/share/ollama/.ollama/models"),
+        ("lmstudio", "/h/.lmstudio/models"),
+        ("lmstudio", "/h/.cache/lm-studio/models"),
+        ("llama.cpp", "/h/.cache/llama.cpp"),
+    }
     assert ("huggingface", "/x/hub") in places({**home, "HF_HOME": "/x"})
     assert ("huggingface", "/y") in places({**home, "HF_HOME": "/x", "HF_HUB_CACHE": "/y"})
     assert ("huggingface", "/c/huggingface/hub") in places({**home, "XDG_CACHE_HOME": "/c"})
@@ -236,14 +303,25 @@ def test_model_dirs_config_checks(tmp_path):
     path.write_text("model_dirs: [/srv/models, '']\n")
     with pytest.raises(ConfigError, match=r"model_dirs\[1\] must be a non-empty string"):
         load_config(path, environ={})
-    assert load_config(None, environ={"FITAGENT_MODEL_DIRS": "/a,/b", "XDG_CONFIG_HOME": str(tmp_path)}).model_dirs == ("/a", "/b")
+    assert load_config(None, environ={"FITAGENT_MODEL_DIRS": "/a,/b", "XDG_CONFIG_HOME": str(tmp_path)}).model_dirs == (
+        "/a",
+        "/b",
+    )
 
 
 # ---------------------------------------------------------------- installed, in recommendations
 
+
 def test_recommend_installed(cli, home, snapshot_path):
-    result = cli("recommend", "--installed", "--json", "--hardware", snapshot_path("rtx4090"), "--all-quants",
-                 env=store_env(home))
+    result = cli(
+        "recommend",
+        "--installed",
+        "--json",
+        "--hardware",
+        snapshot_path("rtx4090"),
+        "--all-quants",
+        env=store_env(home),
+    )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     ranked = {e["model"]: e for e in body["ranked"]}
@@ -256,8 +334,9 @@ def test_recommend_installed(cli, home, snapshot_path):
             assert entry.get("installed_quants", ["Q8_0"]) == ["Q8_0"]
         else:
             assert entry["installed"] is False and entry["installed_quants"] == ["BF16"]
-    everything = json.loads(cli("recommend", "--json", "--hardware", snapshot_path("rtx4090"), "--top", "3",
-                                env=store_env(home)).stdout)
+    everything = json.loads(
+        cli("recommend", "--json", "--hardware", snapshot_path("rtx4090"), "--top", "3", env=store_env(home)).stdout
+    )
     assert all("installed" in e and "installed_at" in e for e in everything["ranked"])
     assert len({e["model"] for e in everything["ranked"]}) == 3
 
@@ -270,6 +349,7 @@ def test_recommend_installed_with_nothing_installed(cli, tmp_path, snapshot_path
 
 
 # ---------------------------------------------------------------- a user catalog
+
 
 def test_catalog_add_estimate_remove(cli, tmp_path):
     env = store_env(tmp_path)
@@ -295,12 +375,15 @@ def test_catalog_add_estimate_remove(cli, tmp_path):
     user = json.loads(cli("catalog", "check", "--json", env=env).stdout)["user_catalog"]
     assert user == {"path": str(path), "models": ["local/my-tiny", LLAMA], "replaces": [LLAMA]}
     assert json.loads(cli("estimate", "--model", "my-llama", "--gpu", "RTX 4090", "--json", env=env).stdout)[
-        "quality_source"].startswith("estimated from size")
+        "quality_source"
+    ].startswith("estimated from size")
     for name in ("tiny", LLAMA):
         assert cli("catalog", "remove", name, env=env).returncode == 0
     assert cli("estimate", "--model", "tiny", "--gpu", "RTX 4090", env=env).returncode == 2
-    assert json.loads(cli("estimate", "--model", LLAMA, "--gpu", "RTX 4090", "--json", env=env).stdout)[
-        "quality_source"] == "benchmarks"
+    assert (
+        json.loads(cli("estimate", "--model", LLAMA, "--gpu", "RTX 4090", "--json", env=env).stdout)["quality_source"]
+        == "benchmarks"
+    )
 
 
 def test_catalog_add_refuses_what_it_cannot_keep(cli, tmp_path):
@@ -319,19 +402,29 @@ def test_catalog_add_refuses_what_it_cannot_keep(cli, tmp_path):
 
 # ---------------------------------------------------------------- the agent
 
+
 def test_agent_serves_installed_models_and_rescans(home, tmp_path):
     from agent_server import FAST_CONFIG, AgentProcess, copy_fixture
 
     extra = tmp_path / "extra"
     extra.mkdir()
-    agent = AgentProcess(tmp_path, copy_fixture("rtx4090", tmp_path), env=store_env(home),
-                         config_text=FAST_CONFIG + f"model_dirs: [{extra}]\n").wait_ready()
+    agent = AgentProcess(
+        tmp_path,
+        copy_fixture("rtx4090", tmp_path),
+        env=store_env(home),
+        config_text=FAST_CONFIG + f"model_dirs: [{extra}]\n",
+    ).wait_ready()
     try:
         status, body = agent.get("/v1/models?installed=true")
         assert status == 200, body
         found = mine(body, home)
-        assert set(found) == {LLAMA, "someone/tiny-GGUF", "qwen2.5:0.5b-instruct-q8_0", "lmstudio-community/tiny-GGUF",
-                              "bartowski_tiny-GGUF_tiny-F16"}
+        assert set(found) == {
+            LLAMA,
+            "someone/tiny-GGUF",
+            "qwen2.5:0.5b-instruct-q8_0",
+            "lmstudio-community/tiny-GGUF",
+            "bartowski_tiny-GGUF_tiny-F16",
+        }
         qwen = found["qwen2.5:0.5b-instruct-q8_0"]
         assert (qwen["catalog_id"], qwen["fits"], qwen["placement"], qwen["context"]) == (QWEN, True, "gpu", 8192)
         assert qwen["launch"]["command"] == "ollama run qwen2.5:0.5b-instruct-q8_0"
@@ -393,7 +486,11 @@ def test_ollama_names_and_a_missing_blob(cli, tmp_path):
     (store / "blobs" / blob).unlink()
     body = local_models(cli, tmp_path, "--path", str(store))
     assert [r["layout"] for r in body["roots"]] == ["ollama"]
-    assert sorted(m["name"] for m in body["models"]) == ["hf.co/someone/tiny-GGUF:F16", "someone/mine:v1", "tiny:latest"]
+    assert sorted(m["name"] for m in body["models"]) == [
+        "hf.co/someone/tiny-GGUF:F16",
+        "someone/mine:v1",
+        "tiny:latest",
+    ]
     assert all(m["store"] == "ollama" and m["launch"]["command"] == f"ollama run {m['name']}" for m in body["models"])
     (problem,) = body["problems"]
     assert problem["path"] == str(gone) and f"names blob {blob}, which is not in" in problem["message"]

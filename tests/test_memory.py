@@ -1,6 +1,7 @@
 """KV cache, compute buffers and the limits, with every expected value worked out by hand."""
 
 import pytest
+
 from fitagent.estimator import memory
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION
@@ -47,11 +48,14 @@ def test_latent_attention_caches_one_compressed_vector_per_token(catalog):
     # The per-head cache MLA avoids would be 61 × 2 × 128 heads × 128 dims per token: 60× more.
 
 
-@pytest.mark.parametrize("kv_quant, expected", [
-    ("f16", 32 * 2048 * 8192 * 2),              # 1,073,741,824
-    ("q8_0", 32 * 2048 * 8192 * 34 // 32),      # 34 bytes per 32 values: 570,425,344
-    ("q4_0", 32 * 2048 * 8192 * 18 // 32),      # 18 bytes per 32 values: 301,989,888
-])
+@pytest.mark.parametrize(
+    "kv_quant, expected",
+    [
+        ("f16", 32 * 2048 * 8192 * 2),  # 1,073,741,824
+        ("q8_0", 32 * 2048 * 8192 * 34 // 32),  # 34 bytes per 32 values: 570,425,344
+        ("q4_0", 32 * 2048 * 8192 * 18 // 32),  # 18 bytes per 32 values: 301,989,888
+    ],
+)
 def test_kv_cache_quantization(catalog, kv_quant, expected):
     # Llama 3.1 8B: 32 layers × (2 × 8 heads × 128) = 2048 values per token and layer, 8192 tokens.
     assert kv(catalog, "meta-llama/Llama-3.1-8B-Instruct", 8192, kv_quant) == expected
@@ -74,7 +78,8 @@ def test_compute_buffer_peaks_at_the_logits_and_grows_with_the_mask(catalog):
     # Two GPUs: reserve (457 MiB) + compute buffer on each, the logits only on the last.
     reserve = 457 * 2**20
     assert memory.overhead_bytes(arch, 8192, DEFAULT_CALIBRATION, devices=2) == (
-        2 * reserve + 83886080 + 8388608 + 279445504 + 8388608)
+        2 * reserve + 83886080 + 8388608 + 279445504 + 8388608
+    )
 
 
 def _on(catalog, gpu, devices=1):

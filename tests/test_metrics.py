@@ -10,12 +10,13 @@ from dataclasses import replace
 import pytest
 from agent_server import AgentProcess, Prober, copy_fixture
 from conftest import SNAPSHOTS
+from prometheus_client.parser import text_string_to_metric_families
+
 from fitagent.agent.config import Config, WatchedModel
 from fitagent.agent.fleet.facts import Sample, budget_from_samples, facts_from_samples
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.agent.server import EXTENSION, create_app
 from fitagent.estimator.hardware import snapshot_from_dict
-from prometheus_client.parser import text_string_to_metric_families
 
 SERIES_BUDGET = 300  # the bound per host with the default config
 PROMTOOL = shutil.which("promtool")
@@ -57,7 +58,9 @@ def default_scrape(request):
 def test_series_per_host_stay_within_the_budget(default_scrape, capsys):
     name, _, app, _, text = default_scrape
     count = sum(len(f.samples) for f in text_string_to_metric_families(text))
-    model_series = sum(len(f.samples) for f in text_string_to_metric_families(text) if f.name.startswith("fitagent_model_"))
+    model_series = sum(
+        len(f.samples) for f in text_string_to_metric_families(text) if f.name.startswith("fitagent_model_")
+    )
     with capsys.disabled():
         print(f"\n/metrics {name}: {count} series ({model_series} model series, {len(text)} bytes)")
     assert count <= SERIES_BUDGET
@@ -85,8 +88,9 @@ def test_hardware_series_match_the_snapshot(default_scrape):
     free = {(s.labels["gpu"], s.labels["uuid"]): s.value for s in series(text, "fitagent_gpu_memory_free_bytes")}
     assert free == {(str(g.index), g.uuid): g.memory_free_bytes for g in snapshot.gpus}
     info = series(text, "fitagent_gpu_info")
-    assert [(s.labels["uuid"], s.labels["name"], s.labels["pci_id"], s.labels["driver"]) for s in info] == \
-        [(g.uuid, g.name, g.pci_id, g.driver_version) for g in snapshot.gpus]
+    assert [(s.labels["uuid"], s.labels["name"], s.labels["pci_id"], s.labels["driver"]) for s in info] == [
+        (g.uuid, g.name, g.pci_id, g.driver_version) for g in snapshot.gpus
+    ]
     (available,) = series(text, "fitagent_host_memory_available_bytes")
     assert available.value == snapshot.host.memory_available_bytes
     (host,) = series(text, "fitagent_host_info")
@@ -144,31 +148,94 @@ def test_scrapes_read_the_state_and_never_probe(default_scrape):
 
 
 MIG_AND_MORE = {
-    "schema": "fitagent.hardware/1", "taken_at": "2026-11-29T06:00:00Z",
-    "host": {"hostname": "dgx", "os": "Linux", "cpu_model": None, "cpu_cores": 64, "memory_total_bytes": 512_000_000_000,
-             "memory_available_bytes": 500_000_000_000, "memory_bandwidth_bytes_per_s": None,
-             "memory_bandwidth_source": "none", "memory_limit_bytes": 100_000_000_000, "memory_limit_source": "cgroup"},
+    "schema": "fitagent.hardware/1",
+    "taken_at": "2026-11-29T06:00:00Z",
+    "host": {
+        "hostname": "dgx",
+        "os": "Linux",
+        "cpu_model": None,
+        "cpu_cores": 64,
+        "memory_total_bytes": 512_000_000_000,
+        "memory_available_bytes": 500_000_000_000,
+        "memory_bandwidth_bytes_per_s": None,
+        "memory_bandwidth_source": "none",
+        "memory_limit_bytes": 100_000_000_000,
+        "memory_limit_source": "cgroup",
+    },
     "gpus": [
-        {"index": 0, "vendor": "nvidia", "name": "NVIDIA A100-SXM4-80GB", "uuid": "GPU-a100-0", "pci_id": "10de:20b2",
-         "memory_total_bytes": 80_000_000_000, "memory_free_bytes": 79_000_000_000, "memory_used_bytes": 1_000_000_000,
-         "memory_bandwidth_bytes_per_s": 2_039_000_000_000, "bandwidth_source": "nvml", "compute_capability": "8.0",
-         "driver_version": "550.54.15", "mig": {"role": "parent", "mode": "enabled", "instances": 2}},
-        {"index": 0, "vendor": "nvidia", "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "uuid": "MIG-aaaa",
-         "pci_id": "10de:20b2", "memory_total_bytes": 40_000_000_000, "memory_free_bytes": 39_000_000_000,
-         "memory_used_bytes": 1_000_000_000, "memory_bandwidth_bytes_per_s": None, "bandwidth_source": "none",
-         "compute_capability": "8.0", "driver_version": "550.54.15",
-         "mig": {"role": "instance", "parent_uuid": "GPU-a100-0", "parent_name": "NVIDIA A100-SXM4-80GB",
-                 "profile": "3g.40gb", "mig_device_index": 0}},
-        {"index": 0, "vendor": "nvidia", "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "uuid": "MIG-bbbb",
-         "pci_id": "10de:20b2", "memory_total_bytes": 40_000_000_000, "memory_free_bytes": 12_000_000_000,
-         "memory_used_bytes": 28_000_000_000, "memory_bandwidth_bytes_per_s": None, "bandwidth_source": "none",
-         "compute_capability": "8.0", "driver_version": "550.54.15",
-         "mig": {"role": "instance", "parent_uuid": "GPU-a100-0", "parent_name": "NVIDIA A100-SXM4-80GB",
-                 "profile": "3g.40gb", "mig_device_index": 1}},
-        {"index": 1, "vendor": "nvidia", "name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-hidden", "pci_id": "10de:2684",
-         "memory_total_bytes": 25_757_220_864, "memory_free_bytes": 24_900_000_000, "memory_used_bytes": 857_220_864,
-         "memory_bandwidth_bytes_per_s": 1_008_000_000_000, "bandwidth_source": "nvml", "compute_capability": "8.9",
-         "driver_version": "550.54.15", "mig": None, "visible": False},
+        {
+            "index": 0,
+            "vendor": "nvidia",
+            "name": "NVIDIA A100-SXM4-80GB",
+            "uuid": "GPU-a100-0",
+            "pci_id": "10de:20b2",
+            "memory_total_bytes": 80_000_000_000,
+            "memory_free_bytes": 79_000_000_000,
+            "memory_used_bytes": 1_000_000_000,
+            "memory_bandwidth_bytes_per_s": 2_039_000_000_000,
+            "bandwidth_source": "nvml",
+            "compute_capability": "8.0",
+            "driver_version": "550.54.15",
+            "mig": {"role": "parent", "mode": "enabled", "instances": 2},
+        },
+        {
+            "index": 0,
+            "vendor": "nvidia",
+            "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb",
+            "uuid": "MIG-aaaa",
+            "pci_id": "10de:20b2",
+            "memory_total_bytes": 40_000_000_000,
+            "memory_free_bytes": 39_000_000_000,
+            "memory_used_bytes": 1_000_000_000,
+            "memory_bandwidth_bytes_per_s": None,
+            "bandwidth_source": "none",
+            "compute_capability": "8.0",
+            "driver_version": "550.54.15",
+            "mig": {
+                "role": "instance",
+                "parent_uuid": "GPU-a100-0",
+                "parent_name": "NVIDIA A100-SXM4-80GB",
+                "profile": "3g.40gb",
+                "mig_device_index": 0,
+            },
+        },
+        {
+            "index": 0,
+            "vendor": "nvidia",
+            "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb",
+            "uuid": "MIG-bbbb",
+            "pci_id": "10de:20b2",
+            "memory_total_bytes": 40_000_000_000,
+            "memory_free_bytes": 12_000_000_000,
+            "memory_used_bytes": 28_000_000_000,
+            "memory_bandwidth_bytes_per_s": None,
+            "bandwidth_source": "none",
+            "compute_capability": "8.0",
+            "driver_version": "550.54.15",
+            "mig": {
+                "role": "instance",
+                "parent_uuid": "GPU-a100-0",
+                "parent_name": "NVIDIA A100-SXM4-80GB",
+                "profile": "3g.40gb",
+                "mig_device_index": 1,
+            },
+        },
+        {
+            "index": 1,
+            "vendor": "nvidia",
+            "name": "NVIDIA GeForce RTX 4090",
+            "uuid": "GPU-hidden",
+            "pci_id": "10de:2684",
+            "memory_total_bytes": 25_757_220_864,
+            "memory_free_bytes": 24_900_000_000,
+            "memory_used_bytes": 857_220_864,
+            "memory_bandwidth_bytes_per_s": 1_008_000_000_000,
+            "bandwidth_source": "nvml",
+            "compute_capability": "8.9",
+            "driver_version": "550.54.15",
+            "mig": None,
+            "visible": False,
+        },
     ],
     "problems": [],
 }
@@ -185,33 +252,52 @@ def test_mig_instances_hidden_gpus_cgroup_limits_and_unknown_bandwidth_round_tri
     usable = {s.labels["uuid"]: s.value for s in series(text, "fitagent_gpu_usable")}
     assert usable == {"GPU-a100-0": 0, "MIG-aaaa": 1, "MIG-bbbb": 1, "GPU-hidden": 0}
     headroom = {s.labels["uuid"]: s.value for s in series(text, "fitagent_gpu_fit_headroom_bytes")}
-    assert headroom["GPU-a100-0"] == 0 and headroom["GPU-hidden"] == 0 and headroom["MIG-aaaa"] > headroom["MIG-bbbb"] > 0
+    assert (
+        headroom["GPU-a100-0"] == 0 and headroom["GPU-hidden"] == 0 and headroom["MIG-aaaa"] > headroom["MIG-bbbb"] > 0
+    )
     info = {s.labels["uuid"]: s.labels for s in series(text, "fitagent_gpu_info")}
-    assert (info["MIG-bbbb"]["mig_role"], info["MIG-bbbb"]["mig_profile"], info["MIG-bbbb"]["parent_uuid"]) == \
-        ("instance", "3g.40gb", "GPU-a100-0")
+    assert (info["MIG-bbbb"]["mig_role"], info["MIG-bbbb"]["mig_profile"], info["MIG-bbbb"]["parent_uuid"]) == (
+        "instance",
+        "3g.40gb",
+        "GPU-a100-0",
+    )
     assert series(text, "fitagent_host_memory_limit_bytes")[0].value == 100_000_000_000
     assert not series(text, "fitagent_host_memory_bandwidth_bytes_per_second")  # unknown: not exported as a number
     facts = facts_from_samples("dgx:8765", samples_of(text), observed_at=0.0)
-    assert [(g.uuid, g.usable) for g in facts.gpus] == [("GPU-a100-0", False), ("MIG-aaaa", True), ("MIG-bbbb", True),
-                                                        ("GPU-hidden", False)]
+    assert [(g.uuid, g.usable) for g in facts.gpus] == [
+        ("GPU-a100-0", False),
+        ("MIG-aaaa", True),
+        ("MIG-bbbb", True),
+        ("GPU-hidden", False),
+    ]
 
 
 def test_before_the_first_scan_and_after_a_failed_one():
     snapshot = load_snapshot_file(SNAPSHOTS / "rtx4090.json")
-    prober = Prober(RuntimeError("NVML: driver/library version mismatch"), snapshot, RuntimeError("GPU fell off the bus"))
+    prober = Prober(
+        RuntimeError("NVML: driver/library version mismatch"), snapshot, RuntimeError("GPU fell off the bus")
+    )
     app = create_app(SMALL, prober=prober, start=False)
     agent = app.extensions[EXTENSION]
     text = scrape(app).data.decode()
     assert series(text, "fitagent_ready")[0].value == 0 and series(text, "fitagent_stale")[0].value == 1
-    assert not series(text, "fitagent_gpu_memory_free_bytes") and not series(text, "fitagent_last_scan_timestamp_seconds")
+    assert not series(text, "fitagent_gpu_memory_free_bytes") and not series(
+        text, "fitagent_last_scan_timestamp_seconds"
+    )
     assert series(text, "fitagent_build_info")
     agent.scan_once()  # fails
     text = scrape(app).data.decode()
-    assert (series(text, "fitagent_scans_total")[0].value, series(text, "fitagent_scan_errors_total")[0].value) == (1, 1)
+    assert (series(text, "fitagent_scans_total")[0].value, series(text, "fitagent_scan_errors_total")[0].value) == (
+        1,
+        1,
+    )
     agent.scan_once()  # good
     agent.scan_once()  # fails again: the last good snapshot is still exported, marked stale
     text = scrape(app).data.decode()
-    assert (series(text, "fitagent_scans_total")[0].value, series(text, "fitagent_scan_errors_total")[0].value) == (3, 2)
+    assert (series(text, "fitagent_scans_total")[0].value, series(text, "fitagent_scan_errors_total")[0].value) == (
+        3,
+        2,
+    )
     assert series(text, "fitagent_scan_consecutive_failures")[0].value == 1
     assert series(text, "fitagent_stale")[0].value == 1 and series(text, "fitagent_ready")[0].value == 1
     assert series(text, "fitagent_gpu_memory_free_bytes")[0].value == 24_900_000_000
@@ -222,7 +308,10 @@ def test_model_series_are_bounded_by_the_config_and_watch_list_first():
     watch = WatchedModel("meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", 4096)
     app, _ = scanned_app(snapshot, replace(SMALL, metrics_models_max=3, watch_models=(watch,)))
     text = scrape(app).data.decode()
-    fits = {(s.labels["model"], s.labels["quant"], s.labels["context"]): s.value for s in series(text, "fitagent_model_fits")}
+    fits = {
+        (s.labels["model"], s.labels["quant"], s.labels["context"]): s.value
+        for s in series(text, "fitagent_model_fits")
+    }
     assert len(fits) == 3 and fits[("meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", "4096")] == 0
     layers = {s.labels["model"]: s.value for s in series(text, "fitagent_model_gpu_layers")}
     assert layers["meta-llama/Llama-3.1-70B-Instruct"] == 45  # partial offload on a 4090
@@ -257,7 +346,10 @@ def test_serve_refuses_an_unknown_reference_model(tmp_path, cli):
     path.write_text("port: 0\nmetrics_reference_model: no-such-model\n")
     result = cli("serve", "--config", str(path), "--hardware", str(SNAPSHOTS / "rtx4090.json"))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"fitagent serve: {path}: metrics_reference_model: ") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith(f"fitagent serve: {path}: metrics_reference_model: ")
+        and result.stderr.count("\n") == 1
+    )
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)")
@@ -266,13 +358,16 @@ def test_a_real_agents_metrics_pass_promtool(tmp_path, capsys):
     try:
         url = f"{agent.url}/metrics"
         if shutil.which("curl"):  # as an operator would check it
-            check = subprocess.run(["bash", "-c", f"curl -sf {url} | promtool check metrics"],
-                                   capture_output=True, text=True, timeout=60)
+            check = subprocess.run(
+                ["bash", "-c", f"curl -sf {url} | promtool check metrics"], capture_output=True, text=True, timeout=60
+            )
             body = subprocess.run(["curl", "-sf", url], capture_output=True, text=True, timeout=30).stdout
         else:
             status, headers, raw = agent.request("GET", "/metrics")
             body = raw.decode()
-            check = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+            check = subprocess.run(
+                [PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60
+            )
         assert check.returncode == 0, check.stdout + check.stderr
         assert (check.stdout + check.stderr).strip() == ""  # no lint warnings either
         count = sum(len(f.samples) for f in text_string_to_metric_families(body))

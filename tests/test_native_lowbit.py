@@ -14,6 +14,7 @@ import csv
 from pathlib import Path
 
 import pytest
+
 from fitagent.estimator import memory
 from fitagent.estimator.quantmix import group_types
 from fitagent.estimator.tensors import native_expert_type, parameter_count, tensor_groups
@@ -43,8 +44,11 @@ def test_the_csv_covers_both_sizes_and_the_labels_that_matter():
     assert ("openai/gpt-oss-120b", "Q5_K_M") in covered
 
 
-@pytest.mark.parametrize("model_id, quant, published, shown", PUBLISHED,
-                         ids=[f"{m.split('/')[-1]}-{q}-{s.replace(' ', '')}" for m, q, _, s in PUBLISHED])
+@pytest.mark.parametrize(
+    "model_id, quant, published, shown",
+    PUBLISHED,
+    ids=[f"{m.split('/')[-1]}-{q}-{s.replace(' ', '')}" for m, q, _, s in PUBLISHED],
+)
 def test_estimated_weights_within_3_percent_of_published_file(catalog, model_id, quant, published, shown):
     assert weights(catalog, model_id, quant) == pytest.approx(published, rel=0.03), shown
 
@@ -58,7 +62,9 @@ def test_must_show_through_the_cli(cli):
     assert json.loads(result.stdout)["weights_bytes"] == pytest.approx(11624759488, rel=0.03)
 
 
-@pytest.mark.parametrize("quant", ["Q2_K", "IQ2_XXS", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "MXFP4", "F16", "BF16", "F32"])
+@pytest.mark.parametrize(
+    "quant", ["Q2_K", "IQ2_XXS", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "MXFP4", "F16", "BF16", "F32"]
+)
 def test_gpt_oss_experts_stay_mxfp4_under_every_type(catalog, quant):
     arch = catalog.model("openai/gpt-oss-20b").architecture
     q = catalog.quant(quant)
@@ -100,8 +106,12 @@ def test_gpt_oss_tensors_add_up_to_the_published_parameter_count(catalog):
 
 def test_other_moe_models_keep_pricing_experts_at_the_file_type(catalog):
     """The memo caches key on the native type: a model of other shapes and rules is untouched."""
-    for model_id in ("Qwen/Qwen3-30B-A3B", "mistralai/Mixtral-8x7B-Instruct-v0.1", "deepseek-ai/DeepSeek-V3",
-                     "moonshotai/Kimi-K2-Instruct"):
+    for model_id in (
+        "Qwen/Qwen3-30B-A3B",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+        "deepseek-ai/DeepSeek-V3",
+        "moonshotai/Kimi-K2-Instruct",
+    ):
         arch = catalog.model(model_id).architecture
         assert native_expert_type(arch) is None
         experts = next(g for g in tensor_groups(arch) if g.role == "ffn_up_exps")

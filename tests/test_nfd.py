@@ -12,6 +12,7 @@ from datetime import datetime
 import pytest
 from agent_server import Prober
 from conftest import SNAPSHOTS
+
 from fitagent.agent.config import Config, ConfigError, load_config
 from fitagent.agent.fleet.nfd import PREFIX, bandwidth_class, label_name
 from fitagent.agent.hardware import load_snapshot_file
@@ -65,7 +66,9 @@ def test_the_feature_file_nfd_reads(tmp_path):
     assert f["gpus"] == "2" and f["gpu-free-gb"] == "50" and f["gpu-free-max-gb"] == "25"  # 50.2 GB free: down
     assert f["bandwidth-class"] == "high" and f["bandwidth-gbps"] == "936"  # RTX 3090: 936 GB/s
     assert int(f["largest-model-params-b"]) >= 30 and f["largest-model"]
-    assert f["fits.llama-3.1-8b-instruct.q4_k_m"] == "true" and int(f["max-context.llama-3.1-8b-instruct.q4_k_m"]) > 8192
+    assert (
+        f["fits.llama-3.1-8b-instruct.q4_k_m"] == "true" and int(f["max-context.llama-3.1-8b-instruct.q4_k_m"]) > 8192
+    )
     assert [p.name for p in path.parent.iterdir()] == ["fitagent"]  # no temporary file left behind
 
 
@@ -113,15 +116,24 @@ def test_label_names_and_classes():
     long = label_name("max-context." + "x" * 80 + ".q4_k_m")
     assert NAME.match(long) and len(long.split("/")[1]) == 63
     assert label_name("fits.Qwen/Qwen2.5 7B") == PREFIX + "fits.qwen-qwen2.5-7b"
-    assert [bandwidth_class(b, True) for b in (3.35e12, 936e9, 448e9, 100e9, None)] == ["hbm", "high", "mid", "low", "low"]
+    assert [bandwidth_class(b, True) for b in (3.35e12, 936e9, 448e9, 100e9, None)] == [
+        "hbm",
+        "high",
+        "mid",
+        "low",
+        "low",
+    ]
     assert bandwidth_class(None, False) == "cpu"
 
 
-@pytest.mark.parametrize("value, message", [
-    ("features.d/fitagent", "must be an absolute path"),
-    ("/etc/kubernetes/node-feature-discovery/features.d/.fitagent", "does not start with a dot"),
-    (3, "must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("features.d/fitagent", "must be an absolute path"),
+        ("/etc/kubernetes/node-feature-discovery/features.d/.fitagent", "does not start with a dot"),
+        (3, "must be a non-empty string"),
+    ],
+)
 def test_config_key_is_checked(tmp_path, value, message):
     path = tmp_path / "fitagent.yaml"
     path.write_text(json.dumps({"nfd_features_file": value}))
@@ -130,8 +142,13 @@ def test_config_key_is_checked(tmp_path, value, message):
 
 
 def test_config_key_from_the_environment_and_the_example():
-    config = load_config(None, environ={"FITAGENT_NFD_FEATURES_FILE": "/etc/kubernetes/node-feature-discovery/features.d/fitagent",
-                                        "XDG_CONFIG_HOME": "/nonexistent"})
+    config = load_config(
+        None,
+        environ={
+            "FITAGENT_NFD_FEATURES_FILE": "/etc/kubernetes/node-feature-discovery/features.d/fitagent",
+            "XDG_CONFIG_HOME": "/nonexistent",
+        },
+    )
     assert config.nfd_features_file == "/etc/kubernetes/node-feature-discovery/features.d/fitagent"
     example = (SNAPSHOTS.parents[2] / "config" / "fitagent.yaml").read_text()
     assert "\nnfd_features_file: null\n" in example

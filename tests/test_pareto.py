@@ -2,9 +2,10 @@
 
 import json
 
-from fitagent.estimator.pareto import dominated, frontier
 from hypothesis import given
 from hypothesis import strategies as st
+
+from fitagent.estimator.pareto import dominated, frontier
 
 points = st.lists(
     st.tuples(st.integers(min_value=0, max_value=50), st.integers(min_value=1, max_value=50)), min_size=1, max_size=60

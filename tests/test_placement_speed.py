@@ -7,14 +7,22 @@ tests pin the model, not the fitted constants (tests/test_accuracy.py checks tho
 from dataclasses import replace
 
 import pytest
+
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import Calibration
 from fitagent.estimator.estimate import Options, estimate
 
 GiB = 2**30
-ROUND = Calibration(gpu_decode_efficiency={"nvidia": 0.8}, gpu_layer_seconds=50e-6, cpu_decode_efficiency=0.5,
-                    cpu_core_bytes_per_s=5e9, cpu_layer_seconds=200e-6, gpu_prefill_efficiency={"nvidia": 0.5},
-                    prefill_float_factor=1.0, prefill_moe_factor=1.0)
+ROUND = Calibration(
+    gpu_decode_efficiency={"nvidia": 0.8},
+    gpu_layer_seconds=50e-6,
+    cpu_decode_efficiency=0.5,
+    cpu_core_bytes_per_s=5e9,
+    cpu_layer_seconds=200e-6,
+    gpu_prefill_efficiency={"nvidia": 0.5},
+    prefill_float_factor=1.0,
+    prefill_moe_factor=1.0,
+)
 
 
 def budget(catalog, *gpus, ram=128 * GiB, ram_bw=100e9, cores=16):
@@ -22,8 +30,13 @@ def budget(catalog, *gpus, ram=128 * GiB, ram_bw=100e9, cores=16):
 
 
 def run(catalog, model_id, quant, b, **options):
-    return estimate(catalog.model(model_id), catalog.quant(quant), b, catalog,
-                    Options(calibration=ROUND, **{"context": 4096, **options}))
+    return estimate(
+        catalog.model(model_id),
+        catalog.quant(quant),
+        b,
+        catalog,
+        Options(calibration=ROUND, **{"context": 4096, **options}),
+    )
 
 
 def test_full_gpu_decode_is_bytes_over_bandwidth_plus_a_time_per_layer(catalog):
@@ -54,8 +67,16 @@ def test_partial_offload_splits_layers_and_times_each_side(catalog):
     # Without every layer on the GPU the output head stays in RAM with the embedding table.
     forced = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=30)
     assert forced.gpu_layers == 30 and forced.placement == "partial_offload" and forced.loads
-    assert run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"),
-               gpu_layers=est.gpu_layers).decode_tokens_per_s > forced.decode_tokens_per_s
+    assert (
+        run(
+            catalog,
+            "meta-llama/Llama-3.1-70B-Instruct",
+            "Q4_K_M",
+            budget(catalog, "RTX 4090"),
+            gpu_layers=est.gpu_layers,
+        ).decode_tokens_per_s
+        > forced.decode_tokens_per_s
+    )
     # More layers than the card holds do not load: no placement, no speed.
     overfilled = run(catalog, "meta-llama/Llama-3.1-70B-Instruct", "Q4_K_M", budget(catalog, "RTX 4090"), gpu_layers=60)
     assert (overfilled.loads, overfilled.placement, overfilled.decode_tokens_per_s) == (False, "none", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fake_pynvml.catalog import mini_gpu_table
+
 from fitagent.agent.probe import probe_document
 
 GiB = 1 << 30
@@ -18,8 +19,14 @@ Pages wired down:                         300000.
 
 
 def mac(chip: str, memsize: int, performance_cores: int | None = None, wired_limit_mb: int | None = 0):
-    lines = [f"hw.memsize: {memsize}", "hw.physicalcpu: 14", "hw.logicalcpu: 14", f"machdep.cpu.brand_string: {chip}",
-             "kern.hostname: mbp", "kern.osrelease: 24.1.0"]
+    lines = [
+        f"hw.memsize: {memsize}",
+        "hw.physicalcpu: 14",
+        "hw.logicalcpu: 14",
+        f"machdep.cpu.brand_string: {chip}",
+        "kern.hostname: mbp",
+        "kern.osrelease: 24.1.0",
+    ]
     if performance_cores is not None:
         lines.append(f"hw.perflevel0.physicalcpu: {performance_cores}")
     if wired_limit_mb is not None:  # absent before macOS 14
@@ -52,8 +59,13 @@ def test_m3_max_default_share_and_variant_by_performance_cores():
     assert gpu["memory_source"] == "default GPU share of RAM (67%, inferred)"
     assert (gpu["memory_bandwidth_bytes_per_s"], gpu["bandwidth_source"]) == (300000000000, "table")
     host = doc["host"]
-    assert (host["hostname"], host["os"], host["cpu_model"], host["memory_total_bytes"], host["memory_available_bytes"]) == (
-        "mbp", "Darwin 24.1.0", "Apple M3 Max", 36 * GiB, AVAILABLE)
+    assert (
+        host["hostname"],
+        host["os"],
+        host["cpu_model"],
+        host["memory_total_bytes"],
+        host["memory_available_bytes"],
+    ) == ("mbp", "Darwin 24.1.0", "Apple M3 Max", 36 * GiB, AVAILABLE)
     assert (host["memory_bandwidth_bytes_per_s"], host["memory_bandwidth_source"]) == (300000000000, "table")
     assert doc["problems"] == []
 
@@ -62,7 +74,10 @@ def test_wired_limit_sets_the_cap():
     run, _ = mac("Apple M3 Max", 128 * GiB, performance_cores=12, wired_limit_mb=120000)
     gpu = probe(run)["gpus"][0]
     assert (gpu["name"], gpu["memory_total_bytes"], gpu["memory_source"]) == (
-        "Apple M3 Max (40-core GPU)", 120000 * MiB, "sysctl iogpu.wired_limit_mb")
+        "Apple M3 Max (40-core GPU)",
+        120000 * MiB,
+        "sysctl iogpu.wired_limit_mb",
+    )
     assert gpu["memory_bandwidth_bytes_per_s"] == 400000000000
 
 
@@ -77,7 +92,11 @@ def test_large_machine_default_share_is_three_quarters_and_unknown_variant_is_th
 def test_chip_with_one_variant_is_looked_up_by_name():
     run, _ = mac("Apple M2", 24 * GiB)
     gpu = probe(run)["gpus"][0]
-    assert (gpu["name"], gpu["memory_bandwidth_bytes_per_s"], gpu["memory_total_bytes"]) == ("Apple M2", 100000000000, 17180728177)
+    assert (gpu["name"], gpu["memory_bandwidth_bytes_per_s"], gpu["memory_total_bytes"]) == (
+        "Apple M2",
+        100000000000,
+        17180728177,
+    )
 
 
 def test_intel_mac_has_no_unified_gpu():

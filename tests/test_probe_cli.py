@@ -7,6 +7,7 @@ import os
 from dataclasses import fields
 
 import pytest
+
 from fitagent.agent.probe import document, nvml, probe_document, take_snapshot
 from fitagent.estimator.hardware import GpuSnapshot, HostSnapshot, snapshot_to_dict
 
@@ -22,7 +23,9 @@ def test_probe_json_on_a_machine_without_gpu(cli):
     assert doc["schema"] == "fitagent.hardware/1"
     assert doc["gpus"] == []
     assert doc["problems"][0]["source"] == "nvml"
-    assert doc["problems"][0]["message"].startswith("NVML library not found (libnvidia-ml.so.1): no NVIDIA driver on this host")
+    assert doc["problems"][0]["message"].startswith(
+        "NVML library not found (libnvidia-ml.so.1): no NVIDIA driver on this host"
+    )
     host = doc["host"]
     assert host["hostname"] and host["os"].startswith("Linux ")
     assert host["cpu_cores"] >= 1 and host["memory_total_bytes"] >= host["memory_available_bytes"] > 0

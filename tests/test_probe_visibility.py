@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fake_pynvml import FakeNvml, a100_80gb_mig, rtx_3090, rtx_4090
 from fake_pynvml.catalog import mini_gpu_table
+
 from fitagent.agent.probe import probe_document
 
 GiB = 1 << 30
@@ -29,8 +30,13 @@ def mixed_box():
 
 
 def probe(host_root, environ, nvml=None):
-    doc = probe_document(fs_root=str(host_root), environ=environ, nvml_module=nvml or mixed_box(),
-                         gpu_table=mini_gpu_table(), system="Linux")
+    doc = probe_document(
+        fs_root=str(host_root),
+        environ=environ,
+        nvml_module=nvml or mixed_box(),
+        gpu_table=mini_gpu_table(),
+        system="Linux",
+    )
     return doc
 
 
@@ -55,9 +61,13 @@ def test_pci_bus_order_makes_ordinals_follow_nvml(host_root):
 def test_empty_means_no_gpu_and_says_so(host_root):
     doc = probe(host_root, {"CUDA_VISIBLE_DEVICES": ""})
     assert [v for _, v, _ in seen(doc)] == [False, False, False]
-    assert doc["problems"] == [{"source": "visibility", "message":
-                                "CUDA_VISIBLE_DEVICES='' hides all 3 NVIDIA GPU(s) — unset it, or list the GPUs to use,"
-                                " to let models run on them"}]
+    assert doc["problems"] == [
+        {
+            "source": "visibility",
+            "message": "CUDA_VISIBLE_DEVICES='' hides all 3 NVIDIA GPU(s) — unset it, or list the GPUs to use,"
+            " to let models run on them",
+        }
+    ]
     assert "hidden by CUDA_VISIBLE_DEVICES=''" in doc["gpus"][0]["notes"]
 
 
@@ -76,7 +86,8 @@ def test_an_invalid_entry_ends_the_list(host_root):
     assert seen(doc) == [(FIRST_3090, False, None), (RTX_4090, True, 0), (SECOND_3090, False, None)]
     assert doc["problems"][0]["source"] == "visibility"
     assert doc["problems"][0]["message"].startswith(
-        "CUDA_VISIBLE_DEVICES entry '7' matches no GPU, so CUDA ignores it and every entry after it")
+        "CUDA_VISIBLE_DEVICES entry '7' matches no GPU, so CUDA ignores it and every entry after it"
+    )
 
 
 def test_an_ambiguous_uuid_prefix_is_invalid(host_root):
@@ -94,7 +105,11 @@ def test_a_gpu_named_twice_leaves_none(host_root):
 def test_a_mig_instance_by_uuid(host_root):
     doc = probe(host_root, {"CUDA_VISIBLE_DEVICES": "MIG-7e1d6a3c-2222"}, FakeNvml([a100_80gb_mig()]))
     parent, first, second = doc["gpus"]
-    assert (parent.get("visible", True), first.get("visible", True), second.get("visible", True)) == (False, False, True)
+    assert (parent.get("visible", True), first.get("visible", True), second.get("visible", True)) == (
+        False,
+        False,
+        True,
+    )
     assert second["cuda_ordinal"] == 0
 
 

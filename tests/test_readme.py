@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from fitagent.agent.cli import COMMANDS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -19,9 +19,23 @@ pytestmark = pytest.mark.skipif(ST is None, reason="schemathesis is not installe
 def test_no_generated_request_gets_a_server_error(tmp_path):
     agent = AgentProcess(tmp_path, copy_fixture("rtx4090", tmp_path)).wait_ready()
     try:
-        run = subprocess.run([ST, "run", agent.url + "/openapi.json", "--checks", "not_a_server_error",
-                              "--max-examples", "50", "--seed", "20261204", "--no-color"],
-                             capture_output=True, text=True, timeout=900)
+        run = subprocess.run(
+            [
+                ST,
+                "run",
+                agent.url + "/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "50",
+                "--seed",
+                "20261204",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
         assert agent.stop() == 0
     assert run.returncode == 0, run.stdout[-4000:]

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from fitagent.estimator import quality, seed
 
 
@@ -44,15 +45,39 @@ def test_missing_benchmarks_count_as_50():
 
 def test_cli_kv_cache_of_llama_70b_f16_8k(cli):
     for method in ("default", "seed"):
-        out = cli("estimate", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--quant", "F16", "--context", "8192",
-                  "--method", method, "--gpu", "H100 SXM", "--json")
+        out = cli(
+            "estimate",
+            "--model",
+            "meta-llama/Llama-3.1-70B-Instruct",
+            "--quant",
+            "F16",
+            "--context",
+            "8192",
+            "--method",
+            method,
+            "--gpu",
+            "H100 SXM",
+            "--json",
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["kv_cache_bytes"] == 2684354560
 
 
 def test_cli_seed_method_uses_the_seed_formulas(cli):
-    out = cli("estimate", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--quant", "Q4_K_M", "--context", "8192",
-              "--method", "seed", "--gpu", "RTX 4090", "--json")
+    out = cli(
+        "estimate",
+        "--model",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--quant",
+        "Q4_K_M",
+        "--context",
+        "8192",
+        "--method",
+        "seed",
+        "--gpu",
+        "RTX 4090",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     est = json.loads(out.stdout)
     params = est["params_total"]

@@ -52,8 +52,9 @@ def test_recommendations_match_the_estimator_and_carry_flags(agent):
     expected = local_recommend("rtx4090", "code", 16384)
     assert (body["use_case"], body["context"], body["budget_bytes"]) == ("code", 16384, 24_900_000_000)
     assert [(e["model"], e["quant"]) for e in body["ranked"]] == [(e.model, e.quant) for e in expected.ranked[:3]]
-    assert {k: [(e["model"], e["quant"]) for e in v] for k, v in body["frontiers"].items()} == \
-        {k: [(e.model, e.quant) for e in v] for k, v in expected.frontiers.items()}
+    assert {k: [(e["model"], e["quant"]) for e in v] for k, v in body["frontiers"].items()} == {
+        k: [(e.model, e.quant) for e in v] for k, v in expected.frontiers.items()
+    }
     assert body["candidates_considered"] == len(expected.candidates)
     first = body["ranked"][0]
     assert first["placement"] == "gpu"
@@ -71,8 +72,12 @@ def test_pick_is_the_top_ranked(agent):
     expected = local_recommend("rtx4090", "general", 8192).ranked[0]
     status, pick = agent.get("/v1/pick")
     assert status == 200
-    assert (pick["model"], pick["quant"], pick["context"], pick["gpu_layers"]) == \
-        (expected.model, expected.quant, 8192, expected.gpu_layers)
+    assert (pick["model"], pick["quant"], pick["context"], pick["gpu_layers"]) == (
+        expected.model,
+        expected.quant,
+        8192,
+        expected.gpu_layers,
+    )
     assert pick["launch"]["llama_cpp"]["args"][:2] == ["-ngl", str(expected.total_layers + 1)]
 
 
@@ -85,7 +90,12 @@ def test_pick_at_a_context_the_scan_did_not_precompute(agent):
 def test_estimate_and_models(agent):
     status, est = agent.get("/v1/estimate?model=Qwen/Qwen2.5-7B-Instruct&quant=Q8_0&context=4096")
     assert status == 200
-    assert (est["model"], est["quant"], est["context"], est["placement"]) == ("Qwen/Qwen2.5-7B-Instruct", "Q8_0", 4096, "gpu")
+    assert (est["model"], est["quant"], est["context"], est["placement"]) == (
+        "Qwen/Qwen2.5-7B-Instruct",
+        "Q8_0",
+        4096,
+        "gpu",
+    )
     assert est["launch"]["llama_cpp"]["args"][:4] == ["-ngl", str(est["total_layers"] + 1), "-c", "4096"]
     status, models = agent.get("/v1/models")
     assert status == 200
@@ -106,18 +116,25 @@ def test_events_openapi_and_page_answer(agent):
     assert status == 200 and "<svg id='frontiers'" in page and "ws-4090" in page
 
 
-@pytest.mark.parametrize("path, status, words", [
-    ("/v1/pick?context=abc", 400, ["context:", "'abc'", "allowed: a positive number of tokens"]),
-    ("/v1/recommendations?context=0", 400, ["context:", "allowed:"]),
-    ("/v1/recommendations?use_case=poetry", 400, ["use_case:", "'poetry'", "general, code, tool-calling, math, vision"]),
-    ("/v1/recommendations?top=0", 400, ["top:", "from 1 to 1000"]),
-    ("/v1/pick?ctx=8192", 400, ["unknown parameter 'ctx'", "allowed: use_case, context"]),
-    ("/v1/estimate", 400, ["model: missing"]),
-    ("/v1/estimate?model=no-such-model", 404, ["model: unknown model 'no-such-model'"]),
-    ("/v1/estimate?model=Qwen/Qwen2.5-7B-Instruct&kv_quant=q2", 400, ["kv_quant:", "f16, q8_0, q4_0"]),
-    ("/v1/events?since=-1", 400, ["since:"]),
-    ("/v2/nothing", 404, ["no such endpoint: /v2/nothing"]),
-])
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/v1/pick?context=abc", 400, ["context:", "'abc'", "allowed: a positive number of tokens"]),
+        ("/v1/recommendations?context=0", 400, ["context:", "allowed:"]),
+        (
+            "/v1/recommendations?use_case=poetry",
+            400,
+            ["use_case:", "'poetry'", "general, code, tool-calling, math, vision"],
+        ),
+        ("/v1/recommendations?top=0", 400, ["top:", "from 1 to 1000"]),
+        ("/v1/pick?ctx=8192", 400, ["unknown parameter 'ctx'", "allowed: use_case, context"]),
+        ("/v1/estimate", 400, ["model: missing"]),
+        ("/v1/estimate?model=no-such-model", 404, ["model: unknown model 'no-such-model'"]),
+        ("/v1/estimate?model=Qwen/Qwen2.5-7B-Instruct&kv_quant=q2", 400, ["kv_quant:", "f16, q8_0, q4_0"]),
+        ("/v1/events?since=-1", 400, ["since:"]),
+        ("/v2/nothing", 404, ["no such endpoint: /v2/nothing"]),
+    ],
+)
 def test_bad_requests_get_json_errors(agent, path, status, words):
     got, body = agent.get(path)
     assert got == status
@@ -170,6 +187,7 @@ def test_pick_cli_computes_here_when_no_agent_answers(cli):
 
 # ---------------------------------------------------------------- changes between scans
 
+
 def take_memory(data: dict, nbytes: int, pid: int, name: str) -> dict:
     gpu = data["gpus"][0]
     gpu["memory_free_bytes"] -= nbytes
@@ -195,13 +213,17 @@ def test_memory_taken_and_released_shows_in_events(tmp_path):
         assert [e["kind"] for e in events] == ["gpu_memory", "fit_changed"]
         memory, fits = events
         assert memory["delta_bytes"] == -9_800_000_000 and memory["free_bytes"] == 15_100_000_000
-        assert memory["message"] == ("GPU 0 (NVIDIA GeForce RTX 4090): free 24.9 GB → 15.1 GB (−9.8 GB): "
-                                     "pid 4121 python took 9.8 GB")
-        assert memory["processes"] == [{"pid": 4121, "process": "python", "delta_bytes": 9_800_000_000,
-                                        "used_bytes": 9_800_000_000}]
+        assert memory["message"] == (
+            "GPU 0 (NVIDIA GeForce RTX 4090): free 24.9 GB → 15.1 GB (−9.8 GB): pid 4121 python took 9.8 GB"
+        )
+        assert memory["processes"] == [
+            {"pid": 4121, "process": "python", "delta_bytes": 9_800_000_000, "used_bytes": 9_800_000_000}
+        ]
         lost = fits["lost"]
         assert lost and fits["cause"] == "pid 4121 python took 9.8 GB" and not fits["gained"]
-        assert fits["message"].startswith(f"at 8,192 tokens (general), pid 4121 python took 9.8 GB: {len(lost)} no longer fit")
+        assert fits["message"].startswith(
+            f"at 8,192 tokens (general), pid 4121 python took 9.8 GB: {len(lost)} no longer fit"
+        )
         previous_pick = [e for e in lost if e["model"] == before["model"]]
         assert previous_pick and previous_pick[0]["quant"] == before["quant"]
         after = agent.get("/v1/pick")[1]
@@ -277,13 +299,17 @@ def test_sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad(tmp_pat
 def test_serve_refuses_a_missing_hardware_file(tmp_path, cli):
     result = cli("serve", "--hardware", str(tmp_path / "nope.json"), "--port", "0")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"fitagent serve: --hardware {tmp_path / 'nope.json'}: no such file "
-                                                 "(save one with `fitagent probe --json > nope.json`)"]
+    assert result.stderr.strip().splitlines() == [
+        f"fitagent serve: --hardware {tmp_path / 'nope.json'}: no such file "
+        "(save one with `fitagent probe --json > nope.json`)"
+    ]
 
 
 def test_the_timer_rescans_and_picks_up_a_changed_file(tmp_path):
     hardware = copy_fixture("rtx4090", tmp_path)
-    agent = AgentProcess(tmp_path, hardware, FAST_CONFIG.replace("rescan_interval_s: 3600", "rescan_interval_s: 1")).wait_ready()
+    agent = AgentProcess(
+        tmp_path, hardware, FAST_CONFIG.replace("rescan_interval_s: 3600", "rescan_interval_s: 1")
+    ).wait_ready()
     try:
         write_snapshot(hardware, take_memory(json.loads(hardware.read_text()), 4_000_000_000, 777, "ollama"))
         for _ in range(600):  # bounded wait for the timer, not a speed check

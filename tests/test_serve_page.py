@@ -10,13 +10,23 @@ import pytest
 from agent_server import AgentProcess, copy_fixture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`; .ci/run installs it)"
+)
 
 
 def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -35,9 +45,11 @@ def test_page_shows_gpus_frontiers_and_ranking(tmp_path):
         agent.stop()
 
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
-    assert "<svg id=\"frontiers\"" in html
+    assert '<svg id="frontiers"' in html
     for name, points in recs["frontiers"].items():
-        drawn = re.findall(rf'<circle class="frontier-point" data-frontier="{name}" data-model="([^"]+)" data-quant="([^"]+)"', html)
+        drawn = re.findall(
+            rf'<circle class="frontier-point" data-frontier="{name}" data-model="([^"]+)" data-quant="([^"]+)"', html
+        )
         assert drawn == [(p["model"], p["quant"]) for p in points], name
     assert html.count('class="fit-region"') == 3
     assert recs["frontiers"]["quality_speed"] and 'data-frontier="quality_speed"' in html

@@ -30,8 +30,9 @@ def test_ready_watchdog_and_stopping_are_sent(tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(60)
-        agent = AgentProcess(tmp_path, copy_fixture("rtx4090", tmp_path),
-                             env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "120000000"})
+        agent = AgentProcess(
+            tmp_path, copy_fixture("rtx4090", tmp_path), env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "120000000"}
+        )
         try:
             messages = receive_until(sock, "READY=1")
             assert messages[0].splitlines()[0] == "WATCHDOG=1"  # the first scan pets, then says ready
@@ -61,7 +62,9 @@ def test_unit_file_has_the_hardening_the_issue_asks_for():
     assert values["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)"
+)
 def test_systemd_analyze_verify_passes(tmp_path, cli):
     # verify checks that ExecStart exists: point it at this installation's fitagent.
     from conftest import fitagent_command
@@ -76,12 +79,15 @@ def test_systemd_analyze_verify_passes(tmp_path, cli):
     assert result.stderr.strip() == "", result.stderr  # a misspelt setting is only a warning
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)"
+)
 def test_systemd_security_exposure_is_at_most_1_5(tmp_path):
     unit = tmp_path / "fitagent.service"
     unit.write_text(UNIT.read_text())
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     exposure = float(re.search(r"Overall exposure level for fitagent\.service: ([0-9.]+)", result.stdout).group(1))
     assert exposure <= 1.5, result.stdout[-3000:]

@@ -11,16 +11,30 @@ from fitagent.estimator.budget import Budget, Device
 from fitagent.estimator.estimate import SAFE_HEADROOM_BYTES, Options, estimate
 
 GB = 10**9
-MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "mistralai/Mixtral-8x7B-Instruct-v0.1",
-          "Qwen/Qwen3-30B-A3B", "google/gemma-3-27b-it", "deepseek-ai/DeepSeek-V2-Lite-Chat", "openai/gpt-oss-20b",
-          "microsoft/Phi-3-mini-4k-instruct")
+MODELS = (
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "Qwen/Qwen3-30B-A3B",
+    "google/gemma-3-27b-it",
+    "deepseek-ai/DeepSeek-V2-Lite-Chat",
+    "openai/gpt-oss-20b",
+    "microsoft/Phi-3-mini-4k-instruct",
+)
 QUANTS = ("Q2_K", "Q3_K_M", "Q4_K_M", "Q6_K", "Q8_0", "F16", "IQ2_XXS")
 
 
 def _device(i: int, free_gb: float, total_gb: float) -> Device:
-    return Device(id=f"gpu{i}", name=f"GPU {i}", vendor="nvidia", free_bytes=int(free_gb * GB),
-                  total_bytes=int(max(free_gb, total_gb) * GB), bandwidth_bytes_per_s=900e9, fp16_flops=80e12,
-                  memory_type="GDDR6X")
+    return Device(
+        id=f"gpu{i}",
+        name=f"GPU {i}",
+        vendor="nvidia",
+        free_bytes=int(free_gb * GB),
+        total_bytes=int(max(free_gb, total_gb) * GB),
+        bandwidth_bytes_per_s=900e9,
+        fp16_flops=80e12,
+        memory_type="GDDR6X",
+    )
 
 
 budgets = st.builds(
@@ -31,8 +45,13 @@ budgets = st.builds(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(model=st.sampled_from(MODELS), quant=st.sampled_from(QUANTS), context=st.sampled_from((512, 4096, 32768)),
-       budget=budgets, forced=st.one_of(st.none(), st.tuples(st.sampled_from(("layers", "moe")), st.integers(0, 100))))
+@given(
+    model=st.sampled_from(MODELS),
+    quant=st.sampled_from(QUANTS),
+    context=st.sampled_from((512, 4096, 32768)),
+    budget=budgets,
+    forced=st.one_of(st.none(), st.tuples(st.sampled_from(("layers", "moe")), st.integers(0, 100))),
+)
 def test_fits_loads_and_speed_agree(catalog, model, quant, context, budget, forced):
     m = catalog.model(model)
     options = Options(context=context)
@@ -53,6 +72,7 @@ def test_fits_loads_and_speed_agree(catalog, model, quant, context, budget, forc
 
 
 # ---------------------------------------------------------------- the examples, through the CLI
+
 
 def _estimate(cli, snapshot_path, *args):
     out = cli("estimate", "--hardware", snapshot_path("rtx4090"), "--json", *args)
@@ -85,7 +105,9 @@ def test_too_few_experts_in_ram_does_not_load(cli, snapshot_path):
 def test_a_small_model_forced_partly_to_ram_fits_and_says_so(cli, snapshot_path):
     e = _estimate(cli, snapshot_path, "--model", "llama3.1-8b", "--gpu-layers", "20")
     assert e["fits"] and e["loads"] and e["placement"] == "partial_offload" and e["headroom_bytes"] > 17e9
-    human = cli("estimate", "--hardware", snapshot_path("rtx4090"), "--model", "llama3.1-8b", "--gpu-layers", "20").stdout
+    human = cli(
+        "estimate", "--hardware", snapshot_path("rtx4090"), "--model", "llama3.1-8b", "--gpu-layers", "20"
+    ).stdout
     fit_line = next(line for line in human.splitlines() if line.startswith("fit "))
     assert "fits:" in fit_line and "does not fit" not in fit_line
 

@@ -1,6 +1,7 @@
 """Weights tensor by tensor, in the types llama.cpp's quantizer really gives each tensor."""
 
 import pytest
+
 from fitagent.estimator import memory
 from fitagent.estimator.quantmix import group_types, use_more_bits
 from fitagent.estimator.tensors import tensor_groups
@@ -16,14 +17,17 @@ def types_of(catalog, model_id, quant, role):
     return dict(group_types(group, arch, catalog.quant(quant)))
 
 
-@pytest.mark.parametrize("model_id, quant, real_bytes", [
-    # Exact LFS sizes of real files (tests/data/measurements.csv cites each).
-    ("meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", 4920739232),  # bartowski
-    ("meta-llama/Llama-3.1-8B-Instruct", "Q8_0", 8540775808),  # ThomasBaruzier
-    ("Qwen/Qwen2.5-7B-Instruct", "Q4_K_M", 4683074048),  # bartowski
-    ("google/gemma-2-27b-it", "Q6_K", 22343523840),  # bartowski
-    ("Qwen/Qwen2.5-14B-Instruct", "Q4_K_L", 9565954176),  # bartowski "_L": embeddings and output at Q8_0
-])
+@pytest.mark.parametrize(
+    "model_id, quant, real_bytes",
+    [
+        # Exact LFS sizes of real files (tests/data/measurements.csv cites each).
+        ("meta-llama/Llama-3.1-8B-Instruct", "Q4_K_M", 4920739232),  # bartowski
+        ("meta-llama/Llama-3.1-8B-Instruct", "Q8_0", 8540775808),  # ThomasBaruzier
+        ("Qwen/Qwen2.5-7B-Instruct", "Q4_K_M", 4683074048),  # bartowski
+        ("google/gemma-2-27b-it", "Q6_K", 22343523840),  # bartowski
+        ("Qwen/Qwen2.5-14B-Instruct", "Q4_K_L", 9565954176),  # bartowski "_L": embeddings and output at Q8_0
+    ],
+)
 def test_weights_land_within_half_a_percent_of_real_files(catalog, model_id, quant, real_bytes):
     # The file adds a few MB of metadata (the vocabulary) to the tensor bytes estimated here.
     assert weights(catalog, model_id, quant) == pytest.approx(real_bytes, rel=0.005)

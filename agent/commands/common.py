@@ -19,6 +19,7 @@ def positive_int(text: str) -> int:
 
 def _argument(parse):
     """A values.py parser as an argparse type: its ValueError becomes argparse's one-line error."""
+
     def convert(text: str):
         try:
             return parse(text)
@@ -54,23 +55,43 @@ def non_negative_int(text: str) -> int:
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout (bytes, bytes/s, tokens/s)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable JSON on stdout (bytes, bytes/s, tokens/s)"
+    )
 
 
 def add_hardware(parser: argparse.ArgumentParser) -> None:
     from .. import values
 
     group = parser.add_argument_group("hardware (default: probe this machine)")
-    group.add_argument("--hardware", metavar="FILE", help="a saved snapshot (`fitagent probe --json` output) instead of probing")
-    group.add_argument("--gpu", metavar="NAME", action="append",
-                       help="a GPU from the catalog, all its memory free; repeat for several. The host is this "
-                            "machine's unless described with the three options below")
-    group.add_argument("--host-ram", type=_argument(values.size_bytes), metavar="SIZE",
-                       help="with --gpu: the host's RAM, e.g. 64GB or 128GiB (unified-memory GPUs: their memory)")
-    group.add_argument("--host-bandwidth", type=_argument(values.bandwidth_bytes_per_s), metavar="GB/s",
-                       help="with --gpu: the host's RAM bandwidth, e.g. 89.6 (GB/s)")
-    group.add_argument("--cpu-cores", type=_argument(lambda t: values.count(t, 1)), metavar="N",
-                       help="with --gpu: the host's CPU cores")
+    group.add_argument(
+        "--hardware", metavar="FILE", help="a saved snapshot (`fitagent probe --json` output) instead of probing"
+    )
+    group.add_argument(
+        "--gpu",
+        metavar="NAME",
+        action="append",
+        help="a GPU from the catalog, all its memory free; repeat for several. The host is this "
+        "machine's unless described with the three options below",
+    )
+    group.add_argument(
+        "--host-ram",
+        type=_argument(values.size_bytes),
+        metavar="SIZE",
+        help="with --gpu: the host's RAM, e.g. 64GB or 128GiB (unified-memory GPUs: their memory)",
+    )
+    group.add_argument(
+        "--host-bandwidth",
+        type=_argument(values.bandwidth_bytes_per_s),
+        metavar="GB/s",
+        help="with --gpu: the host's RAM bandwidth, e.g. 89.6 (GB/s)",
+    )
+    group.add_argument(
+        "--cpu-cores",
+        type=_argument(lambda t: values.count(t, 1)),
+        metavar="N",
+        help="with --gpu: the host's CPU cores",
+    )
 
 
 def host_overrides(args):
@@ -80,8 +101,10 @@ def host_overrides(args):
 
     given = HostOverrides(args.host_ram, args.host_bandwidth, args.cpu_cores)
     if given.any and not args.gpu:
-        raise UsageError("--host-ram, --host-bandwidth and --cpu-cores describe the host of a --gpu what-if; "
-                         "with --hardware edit the snapshot, without either this machine is probed")
+        raise UsageError(
+            "--host-ram, --host-bandwidth and --cpu-cores describe the host of a --gpu what-if; "
+            "with --hardware edit the snapshot, without either this machine is probed"
+        )
     return given
 
 

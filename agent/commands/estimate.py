@@ -14,24 +14,57 @@ DEFAULT_QUANT = "Q4_K_M"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", metavar="NAME", help="a catalog model: Hugging Face id or alias (see `fitagent catalog models`)")
+    which.add_argument(
+        "--model", metavar="NAME", help="a catalog model: Hugging Face id or alias (see `fitagent catalog models`)"
+    )
     which.add_argument("--config", metavar="PATH", help="a Hugging Face config.json of the model")
-    which.add_argument("--gguf", metavar="FILE", help="a GGUF file: exact tensor sizes from its header (weights are not loaded)")
-    parser.add_argument("--quant", help="quantization (default: the file's with --gguf, else Q4_K_M; see `fitagent catalog quants`)")
-    parser.add_argument("--context", type=context_tokens, metavar="N",
-                        help=f"context length in tokens, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)")
+    which.add_argument(
+        "--gguf", metavar="FILE", help="a GGUF file: exact tensor sizes from its header (weights are not loaded)"
+    )
+    parser.add_argument(
+        "--quant", help="quantization (default: the file's with --gguf, else Q4_K_M; see `fitagent catalog quants`)"
+    )
+    parser.add_argument(
+        "--context",
+        type=context_tokens,
+        metavar="N",
+        help=f"context length in tokens, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)",
+    )
     add_hardware(parser)
-    parser.add_argument("--method", choices=("default", "seed"), default="default",
-                        help="default: tensor-by-tensor model fitted to measurements; seed: the seed document's formulas")
-    parser.add_argument("--gpu-layers", type=non_negative_int, metavar="N", help="force N layers on the GPU (llama.cpp -ngl N)")
-    parser.add_argument("--n-cpu-moe", type=non_negative_int, metavar="N",
-                        help="MoE: every layer on the GPU but the routed experts of N layers in RAM (llama.cpp --n-cpu-moe N)")
-    parser.add_argument("--prompt-tokens", type=prompt_tokens, default=512, metavar="N",
-                        help="prompt length for prefill speed and time to first token, e.g. 512 or 4k (default 512)")
-    parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)")
-    parser.add_argument("--multi-gpu", choices=("layer", "tensor"), default="layer",
-                        help="several GPUs: split layers (llama.cpp) or tensor parallel (vLLM)")
-    parser.add_argument("--use-case", default="general", help="weights the quality score: general, code, tool-calling, math, vision")
+    parser.add_argument(
+        "--method",
+        choices=("default", "seed"),
+        default="default",
+        help="default: tensor-by-tensor model fitted to measurements; seed: the seed document's formulas",
+    )
+    parser.add_argument(
+        "--gpu-layers", type=non_negative_int, metavar="N", help="force N layers on the GPU (llama.cpp -ngl N)"
+    )
+    parser.add_argument(
+        "--n-cpu-moe",
+        type=non_negative_int,
+        metavar="N",
+        help="MoE: every layer on the GPU but the routed experts of N layers in RAM (llama.cpp --n-cpu-moe N)",
+    )
+    parser.add_argument(
+        "--prompt-tokens",
+        type=prompt_tokens,
+        default=512,
+        metavar="N",
+        help="prompt length for prefill speed and time to first token, e.g. 512 or 4k (default 512)",
+    )
+    parser.add_argument(
+        "--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)"
+    )
+    parser.add_argument(
+        "--multi-gpu",
+        choices=("layer", "tensor"),
+        default="layer",
+        help="several GPUs: split layers (llama.cpp) or tensor parallel (vLLM)",
+    )
+    parser.add_argument(
+        "--use-case", default="general", help="weights the quality score: general, code, tool-calling, math, vision"
+    )
     add_json(parser)
 
 
@@ -53,7 +86,9 @@ def resolve_quant_name(args, model) -> str:
     if model.file_weights is not None:
         if model.file_weights.file_type:
             return model.file_weights.file_type
-        raise UsageError(f"--gguf {args.gguf}: the header names no file type fitagent knows; give --quant for the quality score")
+        raise UsageError(
+            f"--gguf {args.gguf}: the header names no file type fitagent knows; give --quant for the quality score"
+        )
     return DEFAULT_QUANT
 
 
@@ -68,8 +103,14 @@ def run(args) -> int:
     quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     options = Options(
-        context=context, use_case=args.use_case, method=args.method, kv_quant=args.kv_quant,
-        gpu_layers=args.gpu_layers, n_cpu_moe=args.n_cpu_moe, prompt_tokens=args.prompt_tokens, multi_gpu=args.multi_gpu,
+        context=context,
+        use_case=args.use_case,
+        method=args.method,
+        kv_quant=args.kv_quant,
+        gpu_layers=args.gpu_layers,
+        n_cpu_moe=args.n_cpu_moe,
+        prompt_tokens=args.prompt_tokens,
+        multi_gpu=args.multi_gpu,
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     result = estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)

@@ -35,14 +35,26 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_argument_group("where the fleet is read from (one of)").add_mutually_exclusive_group(required=True)
+    source = parser.add_argument_group("where the fleet is read from (one of)").add_mutually_exclusive_group(
+        required=True
+    )
     source.add_argument("--prometheus", metavar="URL", help="Prometheus' base URL, e.g. http://prometheus:9090")
     source.add_argument("--targets", metavar="HOST:PORT,...", help="agents to ask directly, comma-separated")
-    source.add_argument("--targets-file", metavar="FILE", help="a Prometheus file_sd file (JSON or YAML) listing the agents")
-    parser.add_argument("--job", metavar="NAME", help="with --prometheus: only this scrape job (default: every job "
-                                                       "that scrapes fitagent agents)")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
-                        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT_S:g})")
+    source.add_argument(
+        "--targets-file", metavar="FILE", help="a Prometheus file_sd file (JSON or YAML) listing the agents"
+    )
+    parser.add_argument(
+        "--job",
+        metavar="NAME",
+        help="with --prometheus: only this scrape job (default: every job that scrapes fitagent agents)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT_S:g})",
+    )
     add_json(parser)
     questions = parser.add_subparsers(dest="question", metavar="QUESTION", required=True)
     for name, help_text in QUESTIONS.items():
@@ -50,15 +62,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "place":
             q.add_argument("--model", required=True, metavar="ID", help="catalog model id or alias")
             q.add_argument("--quant", default="Q4_K_M", metavar="Q", help="quantization (default Q4_K_M)")
-            q.add_argument("--context", type=context_tokens, default=None, metavar="N",
-                           help="context length in tokens, e.g. 4096 or 32k (default 8192, or the model's maximum if smaller)")
+            q.add_argument(
+                "--context",
+                type=context_tokens,
+                default=None,
+                metavar="N",
+                help="context length in tokens, e.g. 4096 or 32k (default 8192, or the model's maximum if smaller)",
+            )
         if name == "best":
-            q.add_argument("--use-case", default="general", choices=USE_CASES, help="weights the quality score (default general)")
-            q.add_argument("--context", type=context_tokens, default=8192, metavar="N",
-                           help="context length in tokens (default 8192)")
-        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="machine-readable JSON on stdout (bytes, tokens/s)")
-
+            q.add_argument(
+                "--use-case", default="general", choices=USE_CASES, help="weights the quality score (default general)"
+            )
+            q.add_argument(
+                "--context",
+                type=context_tokens,
+                default=8192,
+                metavar="N",
+                help="context length in tokens (default 8192)",
+            )
+        q.add_argument(
+            "--json",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="machine-readable JSON on stdout (bytes, tokens/s)",
+        )
 
 
 def _targets(args):
@@ -142,7 +169,9 @@ def run(args) -> int:
         answer, text = answers.hosts_answer(read.hosts), render.render_hosts
     elif args.question == "place":
         model, quant, context = place
-        answer = answers.place_answer(read.hosts, catalog, model.id, quant.name, context, filtered_out=read.filtered_out)
+        answer = answers.place_answer(
+            read.hosts, catalog, model.id, quant.name, context, filtered_out=read.filtered_out
+        )
         if not answer["fits_anywhere"] and read.filtered_out and source is not None:
             # nothing fits a candidate: every live host is read, for the best partial offload
             from ..fleet.prometheus import read_hosts

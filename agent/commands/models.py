@@ -11,16 +11,35 @@ _PLACEMENT = {"gpu": "on GPU", "partial_offload": "partly in RAM", "cpu": "on CP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--local", action="store_true",
-                        help="the models installed here, read from their headers (`fitagent catalog models` lists the catalog)")
-    parser.add_argument("--path", metavar="DIR", action="append",
-                        help="scan this folder (or GGUF file) instead of the usual stores; repeat for several")
-    parser.add_argument("--config", metavar="FILE",
-                        help="config file whose model_dirs are scanned with the stores (default: the agent's config)")
-    parser.add_argument("--context", type=context_tokens, default=8192, metavar="N",
-                        help="context length to fit each model at, in tokens (default 8192, or the model's maximum if smaller)")
-    parser.add_argument("--use-case", default="general", choices=("general", "code", "tool-calling", "math", "vision"),
-                        help="weights the quality score (default general)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="the models installed here, read from their headers (`fitagent catalog models` lists the catalog)",
+    )
+    parser.add_argument(
+        "--path",
+        metavar="DIR",
+        action="append",
+        help="scan this folder (or GGUF file) instead of the usual stores; repeat for several",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file whose model_dirs are scanned with the stores (default: the agent's config)",
+    )
+    parser.add_argument(
+        "--context",
+        type=context_tokens,
+        default=8192,
+        metavar="N",
+        help="context length to fit each model at, in tokens (default 8192, or the model's maximum if smaller)",
+    )
+    parser.add_argument(
+        "--use-case",
+        default="general",
+        choices=("general", "code", "tool-calling", "math", "vision"),
+        help="weights the quality score (default general)",
+    )
     add_hardware(parser)
     add_json(parser)
 
@@ -35,7 +54,9 @@ def run(args) -> int:
     from ..state import runtime_devices
 
     if not args.local:
-        raise UsageError("give --local: it lists the models installed here (`fitagent catalog models` lists the catalog)")
+        raise UsageError(
+            "give --local: it lists the models installed here (`fitagent catalog models` lists the catalog)"
+        )
     options = Options(context=args.context, use_case=args.use_case).check()
     catalog = load_catalog()
     model_dirs: tuple[str, ...] = ()
@@ -49,10 +70,18 @@ def run(args) -> int:
     rows = local_rows(installed, catalog, budget, runtime_devices(snapshot, budget), options)
     scan = installed.scan
     body = {
-        "context": options.context, "use_case": options.use_case, "budget_bytes": budget.budget_bytes,
-        "roots": [r.to_dict() for r in scan.roots], "models": rows, "problems": installed.problems(),
-        "scan": {"seconds": round(scan.seconds, 4), "files_stat": scan.files_stat, "read": scan.headers_read,
-                 "from_cache": scan.from_cache},
+        "context": options.context,
+        "use_case": options.use_case,
+        "budget_bytes": budget.budget_bytes,
+        "roots": [r.to_dict() for r in scan.roots],
+        "models": rows,
+        "problems": installed.problems(),
+        "scan": {
+            "seconds": round(scan.seconds, 4),
+            "files_stat": scan.files_stat,
+            "read": scan.headers_read,
+            "from_cache": scan.from_cache,
+        },
         "notes": list(hardware_notes),
     }
     if args.json:
@@ -66,20 +95,39 @@ def render_local(body: dict, snapshot) -> str:
     from ..render import gb, rate, table
 
     gpus = [g for g in snapshot.gpus if g.usable]
-    where = (" + ".join(f"{g.name} ({gb(g.memory_free_bytes)} free)" for g in gpus) if gpus
-             else f"CPU only, {gb(snapshot.host.memory_available_bytes)} RAM available")
+    where = (
+        " + ".join(f"{g.name} ({gb(g.memory_free_bytes)} free)" for g in gpus)
+        if gpus
+        else f"CPU only, {gb(snapshot.host.memory_available_bytes)} RAM available"
+    )
     rows = body["models"]
     found = [r for r in body["roots"] if r["exists"]]
-    out = [f"{len(rows)} model{'s' if len(rows) != 1 else ''} installed in {len(found)} of {len(body['roots'])} places "
-           f"looked at · {where} · context {body['context']:,}"]
+    out = [
+        f"{len(rows)} model{'s' if len(rows) != 1 else ''} installed in {len(found)} of {len(body['roots'])} places "
+        f"looked at · {where} · context {body['context']:,}"
+    ]
     if rows:
         out.append("")
-        out.append(table(
-            ["#", "store", "name", "quant", "size", "catalog", "fits", "runs", "GPU layers", "decode"],
-            [[i, r["store"], r["name"], r["quant"] or "?", gb(r["size_bytes"]), r["catalog_id"] or "— (estimated)",
-              "—" if r["fits"] is None else "yes" if r["fits"] else "no", _PLACEMENT.get(r["placement"], "—"),
-              "—" if r["gpu_layers"] is None else f"{r['gpu_layers']}/{r.get('total_layers', '?')}",
-              rate(r["decode_tokens_per_s"])] for i, r in enumerate(rows, 1)]))
+        out.append(
+            table(
+                ["#", "store", "name", "quant", "size", "catalog", "fits", "runs", "GPU layers", "decode"],
+                [
+                    [
+                        i,
+                        r["store"],
+                        r["name"],
+                        r["quant"] or "?",
+                        gb(r["size_bytes"]),
+                        r["catalog_id"] or "— (estimated)",
+                        "—" if r["fits"] is None else "yes" if r["fits"] else "no",
+                        _PLACEMENT.get(r["placement"], "—"),
+                        "—" if r["gpu_layers"] is None else f"{r['gpu_layers']}/{r.get('total_layers', '?')}",
+                        rate(r["decode_tokens_per_s"]),
+                    ]
+                    for i, r in enumerate(rows, 1)
+                ],
+            )
+        )
         out.append("")
         out.append("launch:")
         for i, r in enumerate(rows, 1):

@@ -23,13 +23,23 @@ AGENT_TIMEOUT_S = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--use-case", default=None, choices=USE_CASES, help="weights the quality score (default general)")
-    parser.add_argument("--context", type=context_tokens, default=None, metavar="N", help="context length in tokens (default 8192)")
-    parser.add_argument("--format", choices=FORMATS, default="line",
-                        help="line: 'MODEL QUANT GPU_LAYERS' (GPU layers as llama.cpp's -ngl takes them); "
-                             "llama.cpp / vllm: that runtime's flags; ollama: its options as JSON")
+    parser.add_argument(
+        "--use-case", default=None, choices=USE_CASES, help="weights the quality score (default general)"
+    )
+    parser.add_argument(
+        "--context", type=context_tokens, default=None, metavar="N", help="context length in tokens (default 8192)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="line",
+        help="line: 'MODEL QUANT GPU_LAYERS' (GPU layers as llama.cpp's -ngl takes them); "
+        "llama.cpp / vllm: that runtime's flags; ollama: its options as JSON",
+    )
     where = parser.add_argument_group("where the answer comes from")
-    where.add_argument("--agent", metavar="URL", help="the agent to ask (default $FITAGENT_URL, else host and port from the config)")
+    where.add_argument(
+        "--agent", metavar="URL", help="the agent to ask (default $FITAGENT_URL, else host and port from the config)"
+    )
     where.add_argument("--local", action="store_true", help="do not ask an agent; probe and compute here")
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
     add_hardware(parser)
@@ -114,8 +124,11 @@ def _checked_pick(body: bytes, url: str) -> dict:
         launch = pick["launch"]
         args = [*launch["llama_cpp"]["args"], *(launch["vllm"]["args"] or [])]
         fields = [pick["model"], pick["quant"], *args]
-        ok = (isinstance(pick["gpu_layers"], int) and isinstance(launch["ollama"]["options"]["num_gpu"], int)
-              and all(isinstance(f, str) and _FLAG.match(f) for f in fields))
+        ok = (
+            isinstance(pick["gpu_layers"], int)
+            and isinstance(launch["ollama"]["options"]["num_gpu"], int)
+            and all(isinstance(f, str) and _FLAG.match(f) for f in fields)
+        )
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
@@ -137,8 +150,10 @@ def compute_here(args, use_case: str, context: int) -> dict:
     budget = budget_from_snapshot(snapshot, catalog)
     result = recommend(catalog, budget, Options(context=context, use_case=use_case).check())
     if not result.ranked:
-        raise NotFoundError(f"nothing in the catalog runs at a usable speed here for use case {use_case} "
-                            f"at context {context:,} (try a smaller context)")
+        raise NotFoundError(
+            f"nothing in the catalog runs at a usable speed here for use case {use_case} "
+            f"at context {context:,} (try a smaller context)"
+        )
     return candidate_dict(result.ranked[0], runtime_devices(snapshot, budget))
 
 

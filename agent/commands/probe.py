@@ -8,8 +8,11 @@ from .common import add_json
 def add_arguments(parser) -> None:
     add_json(parser)
     parser.add_argument("--hardware", metavar="FILE", help="replay a saved snapshot instead of reading the machine")
-    parser.add_argument("--measure-bandwidth", action="store_true",
-                        help="measure host RAM bandwidth (under 2 s) when neither SMBIOS nor the platform table knows it")
+    parser.add_argument(
+        "--measure-bandwidth",
+        action="store_true",
+        help="measure host RAM bandwidth (under 2 s) when neither SMBIOS nor the platform table knows it",
+    )
 
 
 def run(args) -> int:

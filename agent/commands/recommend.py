@@ -11,18 +11,34 @@ from .common import add_hardware, add_json, context_tokens, host_overrides, posi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_hardware(parser)
-    parser.add_argument("--use-case", default="general", choices=("general", "code", "tool-calling", "math", "vision"),
-                        help="weights the quality score (default general)")
-    parser.add_argument("--context", type=context_tokens, default=8192, metavar="N", help="context length in tokens (default 8192)")
-    parser.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many ranked models to show (default 10)")
-    parser.add_argument("--method", choices=("default", "seed"), default="default", help="estimation method (default: default)")
+    parser.add_argument(
+        "--use-case",
+        default="general",
+        choices=("general", "code", "tool-calling", "math", "vision"),
+        help="weights the quality score (default general)",
+    )
+    parser.add_argument(
+        "--context", type=context_tokens, default=8192, metavar="N", help="context length in tokens (default 8192)"
+    )
+    parser.add_argument(
+        "--top", type=positive_int, default=10, metavar="K", help="how many ranked models to show (default 10)"
+    )
+    parser.add_argument(
+        "--method", choices=("default", "seed"), default="default", help="estimation method (default: default)"
+    )
     parser.add_argument("--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type")
-    parser.add_argument("--all-quants", action="store_true",
-                        help="also offer what the usable floor leaves out (max_quant_loss, quality_floor in the config)")
+    parser.add_argument(
+        "--all-quants",
+        action="store_true",
+        help="also offer what the usable floor leaves out (max_quant_loss, quality_floor in the config)",
+    )
     parser.add_argument("--explain", metavar="MODEL", help="say where MODEL stands in the ranking and why")
     parser.add_argument("--config", metavar="FILE", help="config file with the floor (default: the agent's config)")
-    parser.add_argument("--installed", action="store_true",
-                        help="only the catalog models installed here (`fitagent models --local` lists what is)")
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="only the catalog models installed here (`fitagent models --local` lists what is)",
+    )
     add_json(parser)
 
 
@@ -53,8 +69,9 @@ def run(args) -> int:
     notes = hardware_notes
     if models == ():
         notes = (*notes, "none of the catalog's models is installed here (`fitagent models --local` lists what is)")
-    result = recommend(catalog, budget, options, models=models, top=None if args.explain else args.top,
-                       notes=notes, floor=floor)
+    result = recommend(
+        catalog, budget, options, models=models, top=None if args.explain else args.top, notes=notes, floor=floor
+    )
     explained = explain(result, catalog, budget, options, args.explain) if args.explain else None
     if args.json:
         body = {"hardware": snapshot_to_dict(snapshot), **result.to_dict(top=args.top)}
@@ -64,14 +81,16 @@ def run(args) -> int:
             body["explain"] = explained
         print_json(body)
     elif models == () and not explained:
-        print("none of the catalog's models is installed here (`fitagent models --local` lists what is, and which "
-              "catalog model each file holds)")
+        print(
+            "none of the catalog's models is installed here (`fitagent models --local` lists what is, and which "
+            "catalog model each file holds)"
+        )
     else:
         from ..render import render_explain, render_recommendations
 
         print(render_explain(explained) if explained else render_recommendations(result, snapshot, top=args.top))
         if not explained and installed.index:
-            print(_installed_line(result.ranked[:args.top], installed, args.installed))
+            print(_installed_line(result.ranked[: args.top], installed, args.installed))
     return 0
 
 

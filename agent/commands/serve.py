@@ -12,19 +12,29 @@ from .common import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML config (default: $FITAGENT_CONFIG, ~/.config/fitagent/fitagent.yaml, /etc/fitagent/fitagent.yaml)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config (default: $FITAGENT_CONFIG, ~/.config/fitagent/fitagent.yaml, /etc/fitagent/fitagent.yaml)",
+    )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, metavar="N", help="port to bind (default 8765; 0 picks a free one)")
-    parser.add_argument("--hardware", metavar="FILE",
-                        help="serve a saved snapshot instead of probing; re-read at every rescan")
-    parser.add_argument("--rescan-interval", type=positive_int, metavar="S", dest="rescan_interval_s",
-                        help="seconds between rescans (default 30)")
+    parser.add_argument(
+        "--hardware", metavar="FILE", help="serve a saved snapshot instead of probing; re-read at every rescan"
+    )
+    parser.add_argument(
+        "--rescan-interval",
+        type=positive_int,
+        metavar="S",
+        dest="rescan_interval_s",
+        help="seconds between rescans (default 30)",
+    )
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("apscheduler", "waitress"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # "Task queue depth is N": a burst of requests waiting a millisecond is not news.
@@ -58,7 +68,12 @@ def run(args) -> int:
     from ..events import Change
     from ..server import EXTENSION, create_app, serve
 
-    overrides = {"host": args.host, "port": args.port, "hardware": args.hardware, "rescan_interval_s": args.rescan_interval_s}
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "hardware": args.hardware,
+        "rescan_interval_s": args.rescan_interval_s,
+    }
     config = load_config(args.config, os.environ, overrides)
     _setup_logging(config.log_level)
     catalog = load_catalog()
@@ -75,12 +90,15 @@ def run(args) -> int:
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
             message = str(exc) if isinstance(exc, FitagentError) else f"{type(exc).__name__}: {exc}"
             log.error("config reload failed, keeping the running configuration: %s", message)
-            agent.events.add(Change("config", f"config reload failed, keeping the running one: {message}",
-                                    {"error": message}), time.time())
+            agent.events.add(
+                Change("config", f"config reload failed, keeping the running one: {message}", {"error": message}),
+                time.time(),
+            )
             return
         logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
         skipped = agent.reload(new)
-        log.info("configuration reloaded from %s%s", new.source,
-                 f" ({', '.join(skipped)} need a restart)" if skipped else "")
+        log.info(
+            "configuration reloaded from %s%s", new.source, f" ({', '.join(skipped)} need a restart)" if skipped else ""
+        )
 
     return serve(app, config, reload=reload)

@@ -15,7 +15,7 @@ recommendation from its series and recommends here only for a host that does not
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ...estimator.catalog import Catalog
 from ...estimator.estimate import Options, model_terms, sweep_candidate
@@ -38,24 +38,40 @@ def _where(h: HostFacts) -> dict:
 
 # ---------------------------------------------------------------- fleet hosts
 
+
 def hosts_answer(hosts: list[HostFacts]) -> dict:
     rows = []
     for h in hosts:
         status = "down" if not h.live else "stale" if h.stale else "up"
         budget = h.budget
-        rows.append({
-            **_where(h), "status": status, "job": h.job, "version": h.version, "error": h.error,
-            "gpus": [{"gpu": g.gpu, "uuid": g.uuid, "name": g.name, "usable": g.usable,
-                      "memory_total_bytes": g.memory_total_bytes, "memory_free_bytes": g.memory_free_bytes}
-                     for g in h.gpus],
-            "gpu_memory_free_bytes": budget.gpu_free_bytes if budget else None,
-            "host_memory_available_bytes": budget.host_available_bytes if budget else h.host_memory_available_bytes,
-        })
+        rows.append(
+            {
+                **_where(h),
+                "status": status,
+                "job": h.job,
+                "version": h.version,
+                "error": h.error,
+                "gpus": [
+                    {
+                        "gpu": g.gpu,
+                        "uuid": g.uuid,
+                        "name": g.name,
+                        "usable": g.usable,
+                        "memory_total_bytes": g.memory_total_bytes,
+                        "memory_free_bytes": g.memory_free_bytes,
+                    }
+                    for g in h.gpus
+                ],
+                "gpu_memory_free_bytes": budget.gpu_free_bytes if budget else None,
+                "host_memory_available_bytes": budget.host_available_bytes if budget else h.host_memory_available_bytes,
+            }
+        )
     rows.sort(key=lambda r: (r["status"] == "down", r["host"] or "", r["target"]))
     return {"hosts": rows, "down": down_list(hosts)}
 
 
 # ---------------------------------------------------------------- fleet place
+
 
 def _placement_row(h: HostFacts, c, total_layers: int) -> dict:
     """A host's row from the estimator's Candidate: `estimate` less what `place` does not show
@@ -69,16 +85,28 @@ def _placement_row(h: HostFacts, c, total_layers: int) -> dict:
     elif c.placement == "partial_offload":
         note = f"partial offload: {placed.gpu_layers} of {total_layers} layers on GPUs, the rest in RAM"
     return {
-        **_where(h), "fits": fits, "placement": c.placement, "gpu_layers": placed.gpu_layers,
-        "total_layers": total_layers, "decode_tokens_per_s": _round(c.decode_tokens_per_s),
-        "headroom_bytes": c.headroom_bytes, "total_bytes": c.total_bytes,
+        **_where(h),
+        "fits": fits,
+        "placement": c.placement,
+        "gpu_layers": placed.gpu_layers,
+        "total_layers": total_layers,
+        "decode_tokens_per_s": _round(c.decode_tokens_per_s),
+        "headroom_bytes": c.headroom_bytes,
+        "total_bytes": c.total_bytes,
         "devices": [{"name": d.device.name, "layers": d.layers, "bytes": d.total_bytes} for d in placed.shares],
         "note": note,
     }
 
 
-def place_answer(hosts: list[HostFacts], catalog: Catalog, model_id: str, quant_name: str, context: int,
-                 filtered_out: int = 0, prefilter: bool = True) -> dict:
+def place_answer(
+    hosts: list[HostFacts],
+    catalog: Catalog,
+    model_id: str,
+    quant_name: str,
+    context: int,
+    filtered_out: int = 0,
+    prefilter: bool = True,
+) -> dict:
     """Where the model fits, best first. With `prefilter`, a live host whose budget is below the
     model's minimum footprint cannot fit and is not estimated — unless nothing fits anywhere,
     when every host given is, for the best partial offload. `filtered_out`: live hosts a reader
@@ -117,23 +145,41 @@ def place_answer(hosts: list[HostFacts], catalog: Catalog, model_id: str, quant_
         notes.append(f"context {context} is beyond the model's trained window of {model.max_context} tokens")
     left_out = filtered_out + len(live) - estimated
     if left_out:
-        slow = "" if bound.cpu_min_bandwidth <= 0 else (
-            "; or no GPU and RAM too slow for 5 tokens/s with it" + (
-                f" (at most {bound.cpu_min_bandwidth / 1e9:.0f} GB/s)" if bound.cpu_min_bandwidth != float("inf") else ""))
-        notes.append(f"{left_out} live host{'s' if left_out != 1 else ''} not estimated: they cannot run it at a usable "
-                     f"speed — memory below its minimum footprint ({bound.min_bytes / 1e9:.1f} GB: weights, KV cache, "
-                     f"one compute buffer){slow}")
+        slow = (
+            ""
+            if bound.cpu_min_bandwidth <= 0
+            else (
+                "; or no GPU and RAM too slow for 5 tokens/s with it"
+                + (
+                    f" (at most {bound.cpu_min_bandwidth / 1e9:.0f} GB/s)"
+                    if bound.cpu_min_bandwidth != float("inf")
+                    else ""
+                )
+            )
+        )
+        notes.append(
+            f"{left_out} live host{'s' if left_out != 1 else ''} not estimated: they cannot run it at a usable "
+            f"speed — memory below its minimum footprint ({bound.min_bytes / 1e9:.1f} GB: weights, KV cache, "
+            f"one compute buffer){slow}"
+        )
     return {
-        "model": model.id, "quant": quant.name, "context": context,
+        "model": model.id,
+        "quant": quant.name,
+        "context": context,
         "fits_anywhere": bool(fitting),
         "summary": _place_summary(fitting, offload, cpu, cannot),
         "placements": rows,
         "best_partial_offload": offload,
         "cannot_run": cannot,
         "down": down_list(hosts),
-        "prefilter": {"min_bytes": bound.min_bytes,
-                      "cpu_min_bandwidth_bytes_per_s": None if bound.cpu_min_bandwidth == float("inf") else
-                      round(bound.cpu_min_bandwidth), "estimated": estimated, "filtered_out": left_out},
+        "prefilter": {
+            "min_bytes": bound.min_bytes,
+            "cpu_min_bandwidth_bytes_per_s": None
+            if bound.cpu_min_bandwidth == float("inf")
+            else round(bound.cpu_min_bandwidth),
+            "estimated": estimated,
+            "filtered_out": left_out,
+        },
         "notes": notes,
     }
 
@@ -147,12 +193,16 @@ def _place_summary(fitting: list[dict], offload: dict | None, cpu: dict | None, 
     if fitting:
         best = fitting[0]
         where = "on GPUs" if best["placement"] == "gpu" else "on the CPU"
-        return (f"fits on {len(fitting)} host{'s' if len(fitting) != 1 else ''}; best: {best['host']} "
-                f"({best['target']}) {where}, {_speed(best)}")
+        return (
+            f"fits on {len(fitting)} host{'s' if len(fitting) != 1 else ''}; best: {best['host']} "
+            f"({best['target']}) {where}, {_speed(best)}"
+        )
     parts = []
     if offload:
-        parts.append(f"best partial offload: {offload['host']} ({offload['target']}) with {offload['gpu_layers']} of "
-                     f"{offload['total_layers']} layers on GPUs, {_speed(offload)}")
+        parts.append(
+            f"best partial offload: {offload['host']} ({offload['target']}) with {offload['gpu_layers']} of "
+            f"{offload['total_layers']} layers on GPUs, {_speed(offload)}"
+        )
     if cpu:
         parts.append(f"CPU only: {cpu['host']} ({cpu['target']}), {_speed(cpu)}")
     if not parts:
@@ -161,6 +211,7 @@ def _place_summary(fitting: list[dict], offload: dict | None, cpu: dict | None, 
 
 
 # ---------------------------------------------------------------- fleet best
+
 
 def _layers(catalog: Catalog, model: str, known: dict) -> int | None:
     if model not in known:
@@ -174,15 +225,33 @@ def _layers(catalog: Catalog, model: str, known: dict) -> int | None:
 def _best_row(h: HostFacts, best: BestModel, catalog: Catalog, known: dict) -> dict:
     """A host's row from its agent's exported top recommendation."""
     if best.model is None:
-        return {**_where(h), "model": None, "note": "nothing in the catalog runs here at a usable speed", "source": "agent"}
+        return {
+            **_where(h),
+            "model": None,
+            "note": "nothing in the catalog runs here at a usable speed",
+            "source": "agent",
+        }
     total_layers = _layers(catalog, best.model, known)
     decode = best.decode_tokens_per_s
-    fits = (best.placement in ("gpu", "cpu") and (best.headroom_bytes or 0) >= 0 and decode is not None
-            and decode >= MIN_USABLE_TOKENS_PER_S)
+    fits = (
+        best.placement in ("gpu", "cpu")
+        and (best.headroom_bytes or 0) >= 0
+        and decode is not None
+        and decode >= MIN_USABLE_TOKENS_PER_S
+    )
     return {
-        **_where(h), "model": best.model, "quant": best.quant, "fits": fits, "placement": best.placement,
-        "gpu_layers": best.gpu_layers, "total_layers": total_layers, "decode_tokens_per_s": _round(decode),
-        "headroom_bytes": best.headroom_bytes, "quality": _round(best.quality), "note": None, "source": "agent",
+        **_where(h),
+        "model": best.model,
+        "quant": best.quant,
+        "fits": fits,
+        "placement": best.placement,
+        "gpu_layers": best.gpu_layers,
+        "total_layers": total_layers,
+        "decode_tokens_per_s": _round(decode),
+        "headroom_bytes": best.headroom_bytes,
+        "quality": _round(best.quality),
+        "note": None,
+        "source": "agent",
     }
 
 
@@ -205,27 +274,53 @@ def best_answer(hosts: list[HostFacts], catalog: Catalog, use_case: str, context
         computed_here += 1
         ranked = recommend(catalog, h.budget, options, top=1).ranked
         if not ranked:
-            rows.append({**_where(h), "model": None, "note": "nothing in the catalog runs here at a usable speed",
-                         "source": "fleet"})
+            rows.append(
+                {
+                    **_where(h),
+                    "model": None,
+                    "note": "nothing in the catalog runs here at a usable speed",
+                    "source": "fleet",
+                }
+            )
             continue
         e = ranked[0]
-        rows.append({
-            **_where(h), "model": e.model, "quant": e.quant, "fits": usable_now(e), "placement": e.placement,
-            "gpu_layers": e.gpu_layers, "total_layers": e.total_layers,
-            "decode_tokens_per_s": _round(e.decode_tokens_per_s), "headroom_bytes": e.headroom_bytes,
-            "quality": round(e.quality, 2), "note": None, "source": "fleet",
-        })
-    rows.sort(key=lambda r: (r["model"] is None, not r.get("fits"), -(r.get("quality") or 0),
-                             -(r.get("decode_tokens_per_s") or 0), r["host"]))
+        rows.append(
+            {
+                **_where(h),
+                "model": e.model,
+                "quant": e.quant,
+                "fits": usable_now(e),
+                "placement": e.placement,
+                "gpu_layers": e.gpu_layers,
+                "total_layers": e.total_layers,
+                "decode_tokens_per_s": _round(e.decode_tokens_per_s),
+                "headroom_bytes": e.headroom_bytes,
+                "quality": round(e.quality, 2),
+                "note": None,
+                "source": "fleet",
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            r["model"] is None,
+            not r.get("fits"),
+            -(r.get("quality") or 0),
+            -(r.get("decode_tokens_per_s") or 0),
+            r["host"],
+        )
+    )
     notes = []
     if computed_here:
-        notes.append(f"{computed_here} host{'s' if computed_here != 1 else ''} do not export the best model for "
-                     f"{use_case} at {context} tokens (their agents precompute other contexts or use cases, or are "
-                     "older): recommended here, a full sweep each")
+        notes.append(
+            f"{computed_here} host{'s' if computed_here != 1 else ''} do not export the best model for "
+            f"{use_case} at {context} tokens (their agents precompute other contexts or use cases, or are "
+            "older): recommended here, a full sweep each"
+        )
     return {"use_case": use_case, "context": context, "hosts": rows, "down": down_list(hosts), "notes": notes}
 
 
 # ---------------------------------------------------------------- versions
+
 
 def version_warnings(versions: dict[str, int], local: str) -> list[str]:
     """A warning when hosts run different fitagent versions, or one other than this fitagent's
@@ -233,11 +328,14 @@ def version_warnings(versions: dict[str, int], local: str) -> list[str]:
     counted = {v or "unknown": n for v, n in versions.items() if n}
     if not counted:
         return []
-    listed = ", ".join(f"{v} on {n:,} host{'s' if n != 1 else ''}" for v, n in
-                       sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])))
+    listed = ", ".join(
+        f"{v} on {n:,} host{'s' if n != 1 else ''}" for v, n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
     if len(counted) > 1:
-        return [f"hosts run different fitagent versions: {listed}; answers use this fitagent's catalog and "
-                f"estimator ({local}), which may differ from some agents' own"]
+        return [
+            f"hosts run different fitagent versions: {listed}; answers use this fitagent's catalog and "
+            f"estimator ({local}), which may differ from some agents' own"
+        ]
     (only,) = counted
     if only != local:
         return [f"the hosts run fitagent {only}, this is {local}: answers use this fitagent's catalog and estimator"]

@@ -8,8 +8,9 @@ The samples come from Prometheus' API or from an agent's ``/metrics``; either wa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, NamedTuple
+from typing import NamedTuple
 
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget, Device
 from ...estimator.errors import FitagentError
@@ -104,17 +105,34 @@ def _one(by_name: dict[str, list[Sample]], name: str) -> float | None:
 
 
 # The series a host's facts are built from: every value must be a finite, non-negative number.
-_READ = frozenset({
-    "fitagent_ready", "fitagent_stale", "fitagent_last_scan_timestamp_seconds", "fitagent_host_memory_total_bytes",
-    "fitagent_host_memory_available_bytes", "fitagent_host_memory_bandwidth_bytes_per_second", "fitagent_host_cpu_cores",
-    "fitagent_gpu_memory_total_bytes", "fitagent_gpu_memory_free_bytes", "fitagent_gpu_memory_used_bytes",
-    "fitagent_gpu_memory_bandwidth_bytes_per_second", "fitagent_gpu_fp16_flops", "fitagent_gpu_usable",
-    "fitagent_host_memory_limit_bytes",
-})
+_READ = frozenset(
+    {
+        "fitagent_ready",
+        "fitagent_stale",
+        "fitagent_last_scan_timestamp_seconds",
+        "fitagent_host_memory_total_bytes",
+        "fitagent_host_memory_available_bytes",
+        "fitagent_host_memory_bandwidth_bytes_per_second",
+        "fitagent_host_cpu_cores",
+        "fitagent_gpu_memory_total_bytes",
+        "fitagent_gpu_memory_free_bytes",
+        "fitagent_gpu_memory_used_bytes",
+        "fitagent_gpu_memory_bandwidth_bytes_per_second",
+        "fitagent_gpu_fp16_flops",
+        "fitagent_gpu_usable",
+        "fitagent_host_memory_limit_bytes",
+    }
+)
 
 
-def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: float, job: str | None = None,
-                       need_budget: bool = True, details: bool = True) -> HostFacts:
+def facts_from_samples(
+    target: str,
+    samples: Iterable[Sample],
+    observed_at: float,
+    job: str | None = None,
+    need_budget: bool = True,
+    details: bool = True,
+) -> HostFacts:
     """The host behind one scrape's ``fitagent_*`` samples (a live scrape: ``up`` is true).
     `need_budget` false: only the host's status was read (``fleet best``), and no budget is built;
     `details` false: no per-GPU list and no best models (``fleet place`` shows neither)."""
@@ -122,11 +140,17 @@ def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: floa
     build = by_name.get("fitagent_build_info")
     if not build:
         return down(target, "no fitagent metrics there (no fitagent_build_info): not a fitagent agent?", job)
-    broken = sorted(name for name in _READ.intersection(by_name)
-                    if not all(math.isfinite(s.value) and 0 <= s.value < 1e18 for s in by_name[name]))
+    broken = sorted(
+        name
+        for name in _READ.intersection(by_name)
+        if not all(math.isfinite(s.value) and 0 <= s.value < 1e18 for s in by_name[name])
+    )
     if broken:
-        return down(target, f"exports values no machine has ({', '.join(broken[:3])} is NaN, infinite, negative or "
-                            "absurd): not used", job)
+        return down(
+            target,
+            f"exports values no machine has ({', '.join(broken[:3])} is NaN, infinite, negative or absurd): not used",
+            job,
+        )
     host_info = by_name.get("fitagent_host_info")
     hostname = host_info[0].labels.get("hostname") or None if host_info else None
     ready = _one(by_name, "fitagent_ready") == 1
@@ -138,11 +162,20 @@ def facts_from_samples(target: str, samples: Iterable[Sample], observed_at: floa
         error = "the agent's metrics lack the host memory series (fitagent too old?)"
     available = _one(by_name, "fitagent_host_memory_available_bytes")
     return HostFacts(
-        target=target, job=job, host=hostname, up=True, error=error,
-        version=build[0].labels.get("version"), ready=ready, stale=_one(by_name, "fitagent_stale") == 1,
-        last_scan_at=_one(by_name, "fitagent_last_scan_timestamp_seconds"), observed_at=observed_at,
-        gpus=_gpus(by_name) if details else (), host_memory_available_bytes=None if available is None else int(available),
-        budget=budget, best=_best(by_name) if ready and details else {},
+        target=target,
+        job=job,
+        host=hostname,
+        up=True,
+        error=error,
+        version=build[0].labels.get("version"),
+        ready=ready,
+        stale=_one(by_name, "fitagent_stale") == 1,
+        last_scan_at=_one(by_name, "fitagent_last_scan_timestamp_seconds"),
+        observed_at=observed_at,
+        gpus=_gpus(by_name) if details else (),
+        host_memory_available_bytes=None if available is None else int(available),
+        budget=budget,
+        best=_best(by_name) if ready and details else {},
     )
 
 
@@ -176,9 +209,14 @@ def _best(by_name: dict[str, list[Sample]]) -> dict[tuple[str, int], BestModel]:
         if model is not None and not {"quality", "gpu_layers", "headroom_bytes"} <= set(got):
             continue  # a partial scrape: not trusted
         out[key] = BestModel(
-            use_case=key[0], context=key[1], model=model, quant=labels.get("quant") or None,
-            placement=labels.get("placement") or "none", decode_tokens_per_s=got.get("decode_tokens_per_s"),
-            quality=got.get("quality"), gpu_layers=None if "gpu_layers" not in got else int(got["gpu_layers"]),
+            use_case=key[0],
+            context=key[1],
+            model=model,
+            quant=labels.get("quant") or None,
+            placement=labels.get("placement") or "none",
+            decode_tokens_per_s=got.get("decode_tokens_per_s"),
+            quality=got.get("quality"),
+            gpu_layers=None if "gpu_layers" not in got else int(got["gpu_layers"]),
             headroom_bytes=None if "headroom_bytes" not in got else int(got["headroom_bytes"]),
         )
     return out
@@ -203,8 +241,14 @@ def _gpus(by_name: dict[str, list[Sample]]) -> tuple[GpuFacts, ...]:
     free = _by_gpu(by_name, "fitagent_gpu_memory_free_bytes")
     usable = _by_gpu(by_name, "fitagent_gpu_usable")
     return tuple(
-        GpuFacts(gpu=key[0], uuid=key[1], name=info[key].get("name", ""), usable=usable.get(key) == 1,
-                 memory_total_bytes=int(total.get(key, 0)), memory_free_bytes=int(free.get(key, 0)))
+        GpuFacts(
+            gpu=key[0],
+            uuid=key[1],
+            name=info[key].get("name", ""),
+            usable=usable.get(key) == 1,
+            memory_total_bytes=int(total.get(key, 0)),
+            memory_free_bytes=int(free.get(key, 0)),
+        )
         for key in sorted(info, key=_gpu_order)
     )
 
@@ -237,18 +281,20 @@ def _budget(by_name: dict[str, list[Sample]]) -> Budget | None:
             continue
         labels = info[key]
         vendor = labels.get("vendor", "")
-        devices.append(Device(
-            id=key[1] or f"{vendor}:{key[0]}",
-            name=labels.get("name", ""),
-            vendor=vendor,
-            free_bytes=max(0, int(free[key])),
-            total_bytes=int(total[key]),
-            bandwidth_bytes_per_s=gpu_bandwidth.get(key),
-            fp16_flops=flops.get(key),
-            unified=labels.get("unified_memory") == "true",
-            memory_type=labels.get("memory_type") or None,
-            kind=labels.get("kind") or None,
-        ))
+        devices.append(
+            Device(
+                id=key[1] or f"{vendor}:{key[0]}",
+                name=labels.get("name", ""),
+                vendor=vendor,
+                free_bytes=max(0, int(free[key])),
+                total_bytes=int(total[key]),
+                bandwidth_bytes_per_s=gpu_bandwidth.get(key),
+                fp16_flops=flops.get(key),
+                unified=labels.get("unified_memory") == "true",
+                memory_type=labels.get("memory_type") or None,
+                kind=labels.get("kind") or None,
+            )
+        )
     return Budget(
         devices=tuple(devices),
         host_available_bytes=int(available),

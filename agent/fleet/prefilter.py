@@ -29,9 +29,8 @@ budget as ``fitagent:host_budget_bytes`` (the same expression; a test keeps the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget
 from ...estimator.catalog import Catalog, Model, Quantization
@@ -74,8 +73,12 @@ def cpu_min_bandwidth(model: Model, quant: Quantization, catalog: Catalog, optio
     terms = model_terms(model, catalog, options)
 
     def usable(bandwidth: float) -> bool:
-        budget = Budget(devices=(), host_available_bytes=UNLIMITED_RAM, host_bandwidth_bytes_per_s=bandwidth,
-                        cpu_cores=UNLIMITED_CORES)
+        budget = Budget(
+            devices=(),
+            host_available_bytes=UNLIMITED_RAM,
+            host_bandwidth_bytes_per_s=bandwidth,
+            cpu_cores=UNLIMITED_CORES,
+        )
         speed = sweep_candidate(model, quant, budget, catalog, options, terms).decode_tokens_per_s
         return speed is not None and speed >= MIN_USABLE_TOKENS_PER_S
 
@@ -92,8 +95,13 @@ def cpu_min_bandwidth(model: Model, quant: Quantization, catalog: Catalog, optio
 
 def bound_for(model: Model, quant: Quantization, catalog: Catalog, context: int) -> Bound:
     options = Options(context=context, detail=False).check()
-    return Bound(model.id, quant.name, context, min_footprint(model, quant, catalog, options),
-                 cpu_min_bandwidth(model, quant, catalog, options))
+    return Bound(
+        model.id,
+        quant.name,
+        context,
+        min_footprint(model, quant, catalog, options),
+        cpu_min_bandwidth(model, quant, catalog, options),
+    )
 
 
 def could_fit(budget: Budget, min_bytes: int) -> bool:
@@ -101,6 +109,7 @@ def could_fit(budget: Budget, min_bytes: int) -> bool:
 
 
 # ---------------------------------------------------------------- PromQL
+
 
 def _sel(name: str, selector: str) -> str:
     return f"{name}{{{selector}}}" if selector else name
@@ -110,19 +119,25 @@ def budget_promql(selector: str = "") -> str:
     """Per (job, instance), the estimator's budget as ``facts.budget_from_samples`` rebuilds it:
     the free memory of the usable GPUs (each floored at 0) added up; on a host without usable
     GPUs, RAM available, capped by the cgroup limit when one is exported."""
-    gpus = (f"sum by (job, instance) (clamp_min({_sel('fitagent_gpu_memory_free_bytes', selector)}, 0) "
-            f"and on (job, instance, gpu, uuid) ({_sel('fitagent_gpu_usable', selector)} == 1))")
-    ram = (f"min by (job, instance) ({_sel('fitagent_host_memory_available_bytes', selector)} or "
-           f"label_replace({_sel('fitagent_host_memory_limit_bytes', selector)} > 0, \"limit\", \"1\", \"\", \"\"))")
+    gpus = (
+        f"sum by (job, instance) (clamp_min({_sel('fitagent_gpu_memory_free_bytes', selector)}, 0) "
+        f"and on (job, instance, gpu, uuid) ({_sel('fitagent_gpu_usable', selector)} == 1))"
+    )
+    ram = (
+        f"min by (job, instance) ({_sel('fitagent_host_memory_available_bytes', selector)} or "
+        f'label_replace({_sel("fitagent_host_memory_limit_bytes", selector)} > 0, "limit", "1", "", ""))'
+    )
     return f"({gpus}) or ({ram})"
 
 
 def cpu_bandwidth_promql(selector: str = "") -> str:
     """Per (job, instance) of a host without usable GPUs, the RAM bandwidth the estimator uses:
     the exported peak, or the assumed one when the agent exports none."""
-    return (f"(({_sel('fitagent_host_memory_bandwidth_bytes_per_second', selector)} > 0) or "
-            f"({_sel('fitagent_host_cpu_cores', selector)} * 0 + {ASSUMED_HOST_BANDWIDTH:.0f})) "
-            f"unless on (job, instance) ({_sel('fitagent_gpu_usable', selector)} == 1)")
+    return (
+        f"(({_sel('fitagent_host_memory_bandwidth_bytes_per_second', selector)} > 0) or "
+        f"({_sel('fitagent_host_cpu_cores', selector)} * 0 + {ASSUMED_HOST_BANDWIDTH:.0f})) "
+        f"unless on (job, instance) ({_sel('fitagent_gpu_usable', selector)} == 1)"
+    )
 
 
 def budget_source(selector: str, recorded: bool) -> str:

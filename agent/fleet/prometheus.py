@@ -45,10 +45,21 @@ FLEET_LABEL = "fitagent_fleet"  # marks the parts of a combined query that are n
 
 # What a host's facts and estimator budget are built from (`hosts`, `place`).
 FACT_SERIES = (
-    "build_info", "host_info", "ready", "stale", "last_scan_timestamp_seconds",
-    "host_memory_available_bytes", "host_memory_limit_bytes", "host_memory_bandwidth_bytes_per_second",
-    "host_cpu_cores", "gpu_info", "gpu_usable", "gpu_memory_total_bytes", "gpu_memory_free_bytes",
-    "gpu_memory_bandwidth_bytes_per_second", "gpu_fp16_flops",
+    "build_info",
+    "host_info",
+    "ready",
+    "stale",
+    "last_scan_timestamp_seconds",
+    "host_memory_available_bytes",
+    "host_memory_limit_bytes",
+    "host_memory_bandwidth_bytes_per_second",
+    "host_cpu_cores",
+    "gpu_info",
+    "gpu_usable",
+    "gpu_memory_total_bytes",
+    "gpu_memory_free_bytes",
+    "gpu_memory_bandwidth_bytes_per_second",
+    "gpu_fp16_flops",
 )
 # What a row of `best` shows about the host itself (the best model comes from its own series).
 STATUS_SERIES = ("build_info", "host_info", "ready", "stale", "last_scan_timestamp_seconds")
@@ -87,8 +98,13 @@ class PrometheusAPI:
         full = f"{self.url}{path}"
         try:
             if len(query) > MAX_GET_URL:
-                body = fetch(full, self.timeout_s, MAX_ANSWER_BYTES,
-                             {"Content-Type": "application/x-www-form-urlencoded"}, query.encode())
+                body = fetch(
+                    full,
+                    self.timeout_s,
+                    MAX_ANSWER_BYTES,
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    query.encode(),
+                )
             else:
                 body = fetch(full + (f"?{query}" if query else ""), self.timeout_s, MAX_ANSWER_BYTES)
         except FetchFailed as exc:
@@ -99,25 +115,38 @@ class PrometheusAPI:
             except ValueError:
                 data = None
             if not isinstance(data, dict) or data.get("status") != "error":
-                raise FleetError(f"{self.url} answered {exc} to {path}: is it Prometheus? "
-                                 "(give its base URL, e.g. http://prometheus:9090)") from None
+                raise FleetError(
+                    f"{self.url} answered {exc} to {path}: is it Prometheus? "
+                    "(give its base URL, e.g. http://prometheus:9090)"
+                ) from None
             what = f"the query {shown(params['query'], 100)}" if params and "query" in params else path
-            raise FleetError(f"Prometheus at {self.url} refused {what}: {shown(data.get('error') or exc, 200)}") from None
+            raise FleetError(
+                f"Prometheus at {self.url} refused {what}: {shown(data.get('error') or exc, 200)}"
+            ) from None
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
             raise FleetError(f"{self.url}{path} did not answer JSON: is {self.url} Prometheus?") from None
         if not isinstance(data, dict) or data.get("status") != "success" or not isinstance(data.get("data"), dict):
-            raise FleetError(f"Prometheus at {self.url}: {shown(data.get('error') if isinstance(data, dict) else data, 200)}")
+            raise FleetError(
+                f"Prometheus at {self.url}: {shown(data.get('error') if isinstance(data, dict) else data, 200)}"
+            )
         return data["data"]
 
     def query(self, promql: str) -> list[dict]:
         data = self._get("/api/v1/query", {"query": promql})
         if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-            raise FleetError(f"Prometheus at {self.url} answered {data.get('resultType')} to {shown(promql, 100)}, "
-                             "not a vector")
-        return [r for r in data["result"] if isinstance(r, dict) and isinstance(r.get("metric"), dict)
-                and isinstance(r.get("value"), list) and len(r["value"]) == 2]
+            raise FleetError(
+                f"Prometheus at {self.url} answered {data.get('resultType')} to {shown(promql, 100)}, not a vector"
+            )
+        return [
+            r
+            for r in data["result"]
+            if isinstance(r, dict)
+            and isinstance(r.get("metric"), dict)
+            and isinstance(r.get("value"), list)
+            and len(r["value"]) == 2
+        ]
 
     def target_errors(self, jobs: list[str]) -> dict[tuple[str, str], str]:
         """(job, instance) → the last scrape error, for the reason a host is down (best effort)."""
@@ -246,22 +275,34 @@ def discover(api: PrometheusAPI, job: str | None = None, extra: tuple[str, ...] 
     last hour — one or two series — else, without the rules, those with a fitagent_build_info
     series in the last hour (every host's). `extra` parts ride along with the first query."""
     selector = f"job={promql_string(job)}" if job else ""
-    parsed = _parse(api.query(" or ".join([
-        _marked(f"count by (job) (last_over_time({RECORDED_VERSIONS}{{{selector}}}[{LOOKBACK}]))", "job"),
-        _marked(f"{RECORDED_VERSIONS}{{{selector}}}", "versions"),
-        _marked(f"count by (job) ({RECORDED_BUDGET}{{{selector}}})", "recorded"),
-        *extra,
-    ])))
+    parsed = _parse(
+        api.query(
+            " or ".join(
+                [
+                    _marked(f"count by (job) (last_over_time({RECORDED_VERSIONS}{{{selector}}}[{LOOKBACK}]))", "job"),
+                    _marked(f"{RECORDED_VERSIONS}{{{selector}}}", "versions"),
+                    _marked(f"count by (job) ({RECORDED_BUDGET}{{{selector}}})", "recorded"),
+                    *extra,
+                ]
+            )
+        )
+    )
     queries = 1
     recorded = bool(parsed.jobs) and parsed.jobs <= parsed.recorded_jobs
     if not parsed.jobs:
-        _parse(api.query(_marked(f"count by (job) (last_over_time(fitagent_build_info{{{selector}}}[{LOOKBACK}]))",
-                                 "job")), parsed)
+        _parse(
+            api.query(
+                _marked(f"count by (job) (last_over_time(fitagent_build_info{{{selector}}}[{LOOKBACK}]))", "job")
+            ),
+            parsed,
+        )
         queries = 2
     jobs = parsed.jobs | ({job} if job else set())
     if not jobs:
-        raise FleetError(f"Prometheus at {api.url} has no fitagent targets (no fitagent_build_info series in the last "
-                         f"{LOOKBACK}); add a scrape job for the agents (config/prometheus.yml is an example)")
+        raise FleetError(
+            f"Prometheus at {api.url} has no fitagent targets (no fitagent_build_info series in the last "
+            f"{LOOKBACK}); add a scrape job for the agents (config/prometheus.yml is an example)"
+        )
     return Fleet(tuple(sorted(jobs)), recorded=recorded, queries=queries), parsed
 
 
@@ -285,13 +326,18 @@ def _down_hosts(api: PrometheusAPI, fleet: Fleet, parsed: _Parsed) -> tuple[list
     queries = 0
     if parsed.down:
         named = f",{_instances(parsed.down)}" if len(parsed.down) <= MAX_NAMED_INSTANCES else ""
-        names = {_key(r["metric"]): r["metric"].get("hostname") for r in
-                 api.query(f"last_over_time(fitagent_host_info{{{fleet.selector}{named}}}[{LOOKBACK}])")}
+        names = {
+            _key(r["metric"]): r["metric"].get("hostname")
+            for r in api.query(f"last_over_time(fitagent_host_info{{{fleet.selector}{named}}}[{LOOKBACK}])")
+        }
         queries += 1
         if parsed.targets <= MAX_TARGETS_FOR_ERRORS:
             errors = api.target_errors(list(fleet.jobs))
-    unsaid = "the last scrape failed" if parsed.targets <= MAX_TARGETS_FOR_ERRORS else \
-        "the last scrape failed; Prometheus' targets page says why"
+    unsaid = (
+        "the last scrape failed"
+        if parsed.targets <= MAX_TARGETS_FOR_ERRORS
+        else "the last scrape failed; Prometheus' targets page says why"
+    )
     for key in sorted(parsed.down):
         reason = errors.get(key) or unsaid
         hosts.append(down(key[1], f"Prometheus: up == 0 ({reason})", key[0], names.get(key)))
@@ -303,8 +349,11 @@ def _down_hosts(api: PrometheusAPI, fleet: Fleet, parsed: _Parsed) -> tuple[list
 
 
 def _facts(parsed: _Parsed, need_budget: bool = True, details: bool = True) -> list[HostFacts]:
-    return [facts_from_samples(instance, samples, parsed.evaluated_at, job, need_budget=need_budget, details=details)
-            for (job, instance), samples in sorted(parsed.samples.items()) if samples and (job, instance) not in parsed.down]
+    return [
+        facts_from_samples(instance, samples, parsed.evaluated_at, job, need_budget=need_budget, details=details)
+        for (job, instance), samples in sorted(parsed.samples.items())
+        if samples and (job, instance) not in parsed.down
+    ]
 
 
 def _versions(hosts: list[HostFacts]) -> dict[str, int]:
@@ -320,11 +369,17 @@ def read_hosts(api: PrometheusAPI, job: str | None = None, fleet: Fleet | None =
         fleet, _ = discover(api, job)
         queries = fleet.queries
     s = fleet.selector
-    parsed = _parse(api.query(" or ".join([
-        f"{{{names_selector(FACT_SERIES)},{s}}}",
-        _marked(f"up{{{s}}} == 0", "down"),
-        _marked(f"up{{{s}}} == 1 unless on (job, instance) fitagent_build_info{{{s}}}", "not_fitagent"),
-    ])))
+    parsed = _parse(
+        api.query(
+            " or ".join(
+                [
+                    f"{{{names_selector(FACT_SERIES)},{s}}}",
+                    _marked(f"up{{{s}}} == 0", "down"),
+                    _marked(f"up{{{s}}} == 1 unless on (job, instance) fitagent_build_info{{{s}}}", "not_fitagent"),
+                ]
+            )
+        )
+    )
     _check_scraped(api, fleet, parsed)
     down_hosts, more = _down_hosts(api, fleet, parsed)
     hosts = _facts(parsed) + down_hosts
@@ -343,10 +398,14 @@ def read_candidates(api: PrometheusAPI, bound: Bound, job: str | None = None) ->
     the down hosts' names. Without the rules the budget is computed inline, and the candidates'
     series take one more query."""
     selector = f"job={promql_string(job)}" if job else ""
-    fleet, early = discover(api, job, extra=(
-        _marked(candidates_promql(bound, selector, recorded=True), "candidate"),
-        _marked(f'count_values by (job) ("ready", fitagent_ready{{{selector}}})', "ready"),
-    ))
+    fleet, early = discover(
+        api,
+        job,
+        extra=(
+            _marked(candidates_promql(bound, selector, recorded=True), "candidate"),
+            _marked(f'count_values by (job) ("ready", fitagent_ready{{{selector}}})', "ready"),
+        ),
+    )
     queries = fleet.queries
     s = fleet.selector
     series_of = names_selector(FACT_SERIES)
@@ -360,19 +419,26 @@ def read_candidates(api: PrometheusAPI, bound: Bound, job: str | None = None) ->
         if parsed.ready["0"]:
             parts.append(_marked(f"fitagent_ready{{{s}}} == 0", "not_ready"))
         if parsed.ready["1"] > sum(parsed.budgets[j] for j in fleet.jobs):
-            parts.append(_marked(f"fitagent_ready{{{s}}} == 1 unless on (job, instance) {RECORDED_BUDGET}{{{s}}}",
-                                 "unrecorded"))
+            parts.append(
+                _marked(f"fitagent_ready{{{s}}} == 1 unless on (job, instance) {RECORDED_BUDGET}{{{s}}}", "unrecorded")
+            )
         _parse(api.query(" or ".join(parts)), parsed)
         queries += 1
         late = parsed.unrecorded
     else:
-        parsed = _parse(api.query(" or ".join([
-            _marked(candidates_promql(bound, s, recorded=False), "candidate"),
-            _marked(hosts_promql(s, recorded=False), "budgets"),
-            _marked(f"up{{{s}}} == 0", "down"),
-            _marked(f"fitagent_ready{{{s}}} == 0", "not_ready"),
-            _marked(f"count by (job, version) (fitagent_build_info{{{s}}})", "versions"),
-        ])))
+        parsed = _parse(
+            api.query(
+                " or ".join(
+                    [
+                        _marked(candidates_promql(bound, s, recorded=False), "candidate"),
+                        _marked(hosts_promql(s, recorded=False), "budgets"),
+                        _marked(f"up{{{s}}} == 0", "down"),
+                        _marked(f"fitagent_ready{{{s}}} == 0", "not_ready"),
+                        _marked(f"count by (job, version) (fitagent_build_info{{{s}}})", "versions"),
+                    ]
+                )
+            )
+        )
         queries += 1
         late = set()
     wanted = (parsed.candidates | late) - parsed.down
@@ -398,11 +464,17 @@ def read_best(api: PrometheusAPI, use_case: str, context: int, job: str | None =
     read again with its budget, for the fleet to recommend there itself."""
     fleet, _ = discover(api, job)
     s = fleet.selector
-    parsed = _parse(api.query(" or ".join([
-        f"{{{names_selector(STATUS_SERIES)},{s}}}",
-        f"{{__name__=~\"fitagent_best_model_.+\",use_case={promql_string(use_case)},context={promql_string(str(context))},{s}}}",
-        _marked(f"up{{{s}}} == 0", "down"),
-    ])))
+    parsed = _parse(
+        api.query(
+            " or ".join(
+                [
+                    f"{{{names_selector(STATUS_SERIES)},{s}}}",
+                    f'{{__name__=~"fitagent_best_model_.+",use_case={promql_string(use_case)},context={promql_string(str(context))},{s}}}',
+                    _marked(f"up{{{s}}} == 0", "down"),
+                ]
+            )
+        )
+    )
     _check_scraped(api, fleet, parsed)
     hosts = _facts(parsed, need_budget=False)
     queries = fleet.queries + 1

@@ -21,13 +21,25 @@ def _gpus(row: dict) -> str:
 
 
 def _down_lines(answer: dict) -> list[str]:
-    return [f"down: {d['host'] + ' (' + d['target'] + ')' if d.get('host') else d['target']}: {d['error']}"
-            for d in answer["down"]]
+    return [
+        f"down: {d['host'] + ' (' + d['target'] + ')' if d.get('host') else d['target']}: {d['error']}"
+        for d in answer["down"]
+    ]
 
 
 def render_hosts(answer: dict) -> str:
-    rows = [[r["host"], r["target"], r["status"], _gpus(r), gb(r["gpu_memory_free_bytes"] if r["gpus"] else None),
-             gb(r["host_memory_available_bytes"]), _age(r["scan_age_s"])] for r in answer["hosts"]]
+    rows = [
+        [
+            r["host"],
+            r["target"],
+            r["status"],
+            _gpus(r),
+            gb(r["gpu_memory_free_bytes"] if r["gpus"] else None),
+            gb(r["host_memory_available_bytes"]),
+            _age(r["scan_age_s"]),
+        ]
+        for r in answer["hosts"]
+    ]
     out = [table(["host", "target", "status", "GPUs", "GPU free", "RAM available", "last scan"], rows)]
     if answer["down"]:
         out += [""] + _down_lines(answer)
@@ -41,9 +53,19 @@ def _layers(r: dict) -> str:
 def render_place(answer: dict) -> str:
     out = [f"{answer['model']} {answer['quant']} at {answer['context']:,} tokens"]
     if answer["placements"]:
-        rows = [["yes" if r["fits"] else "no", r["host"], r["target"], r["placement"], _layers(r),
-                 rate(r["decode_tokens_per_s"]), gb(r["headroom_bytes"]), ("stale scan; " if r["stale"] else "") + (r["note"] or "")]
-                for r in answer["placements"]]
+        rows = [
+            [
+                "yes" if r["fits"] else "no",
+                r["host"],
+                r["target"],
+                r["placement"],
+                _layers(r),
+                rate(r["decode_tokens_per_s"]),
+                gb(r["headroom_bytes"]),
+                ("stale scan; " if r["stale"] else "") + (r["note"] or ""),
+            ]
+            for r in answer["placements"]
+        ]
         out += ["", table(["fits", "host", "target", "placement", "GPU layers", "decode", "headroom", "note"], rows)]
     for r in answer["cannot_run"]:
         out.append(f"cannot run on {r['host']} ({r['target']}): needs {gb(r['total_bytes'])}")
@@ -57,10 +79,23 @@ def render_best(answer: dict) -> str:
         if r["model"] is None:
             rows.append([r["host"], r["target"], "—", "", "", "", "", r["note"]])
         else:
-            rows.append([r["host"], r["target"], r["model"], r["quant"], r["placement"], _layers(r),
-                         rate(r["decode_tokens_per_s"]), "stale scan" if r["stale"] else ""])
-    out = [f"best model per host for {answer['use_case']} at {answer['context']:,} tokens", "",
-           table(["host", "target", "model", "quant", "placement", "GPU layers", "decode", "note"], rows)]
+            rows.append(
+                [
+                    r["host"],
+                    r["target"],
+                    r["model"],
+                    r["quant"],
+                    r["placement"],
+                    _layers(r),
+                    rate(r["decode_tokens_per_s"]),
+                    "stale scan" if r["stale"] else "",
+                ]
+            )
+    out = [
+        f"best model per host for {answer['use_case']} at {answer['context']:,} tokens",
+        "",
+        table(["host", "target", "model", "quant", "placement", "GPU layers", "decode", "note"], rows),
+    ]
     if answer["down"]:
         out += [""] + _down_lines(answer)
     if answer.get("notes"):

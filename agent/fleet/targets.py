@@ -60,18 +60,20 @@ def read_targets_file(path: str) -> list[Target]:
     except FileNotFoundError:
         raise UsageError(f"{where}: no such file") from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid JSON or YAML ({shown(getattr(exc, 'problem', None) or exc, 100)})") from None
+        raise UsageError(
+            f"{where}: not valid JSON or YAML ({shown(getattr(exc, 'problem', None) or exc, 100)})"
+        ) from None
     except RecursionError:
         raise UsageError(f"{where}: nested too deeply to be a targets file") from None
     if not isinstance(data, list):
-        raise UsageError(f"{where}: expected a file_sd list of {{\"targets\": [...], \"labels\": {{...}}}} groups")
+        raise UsageError(f'{where}: expected a file_sd list of {{"targets": [...], "labels": {{...}}}} groups')
     targets = []
     for i, group in enumerate(data):
         if not isinstance(group, dict) or not isinstance(group.get("targets"), list):
-            raise UsageError(f"{where}: group {i} needs a \"targets\" list of host:port")
+            raise UsageError(f'{where}: group {i} needs a "targets" list of host:port')
         labels = group.get("labels") or {}
         if not isinstance(labels, dict):
-            raise UsageError(f"{where}: group {i}: \"labels\" must be a mapping")
+            raise UsageError(f'{where}: group {i}: "labels" must be a mapping')
         scheme = str(labels.get("__scheme__", "http"))
         metrics_path = str(labels.get("__metrics_path__", "/metrics"))
         for t in group["targets"]:
@@ -96,9 +98,11 @@ def scrape(target: Target, timeout_s: float) -> HostFacts:
     try:
         body = fetch(target.url, timeout_s, MAX_BODY_BYTES, {"Accept": "text/plain;version=0.0.4"})
         observed_at = time.time()
-        samples = [Sample(s.name, dict(s.labels), float(s.value))
-                   for family in text_string_to_metric_families(body.decode("utf-8"))
-                   for s in family.samples]
+        samples = [
+            Sample(s.name, dict(s.labels), float(s.value))
+            for family in text_string_to_metric_families(body.decode("utf-8"))
+            for s in family.samples
+        ]
     except FetchFailed as exc:
         return down(target.name, f"{target.url}: {exc}")
     except (ValueError, UnicodeDecodeError, TypeError) as exc:

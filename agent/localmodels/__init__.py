@@ -13,7 +13,7 @@ be read (truncated, unreadable, a link loop, a missing shard) is a problem in th
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from ...estimator.catalog import Catalog
 from .report import NOTHING, Installed, local_rows, match_catalog
@@ -25,8 +25,13 @@ __all__ = ["Installed", "LocalModel", "NOTHING", "Root", "Scan", "local_rows", "
 _DEFAULT = object()
 
 
-def scan(catalog: Catalog, environ: Mapping[str, str] | None = None, model_dirs: Iterable[str] = (),
-         paths: Iterable[str] = (), cache_path: str | None | object = _DEFAULT) -> Scan:
+def scan(
+    catalog: Catalog,
+    environ: Mapping[str, str] | None = None,
+    model_dirs: Iterable[str] = (),
+    paths: Iterable[str] = (),
+    cache_path: str | None | object = _DEFAULT,
+) -> Scan:
     """The models under `paths`, else under the usual stores and `model_dirs`. `cache_path`: the scan
     cache's file (default: localmodels.json in the user's cache directory; None: no cache)."""
     from .cache import ScanCache, default_cache_path
@@ -38,7 +43,12 @@ def scan(catalog: Catalog, environ: Mapping[str, str] | None = None, model_dirs:
     return run_scan(roots, catalog, ScanCache(path))
 
 
-def scan_installed(catalog: Catalog, environ: Mapping[str, str] | None = None, model_dirs: Iterable[str] = (),
-                   paths: Iterable[str] = (), cache_path: str | None | object = _DEFAULT) -> Installed:
+def scan_installed(
+    catalog: Catalog,
+    environ: Mapping[str, str] | None = None,
+    model_dirs: Iterable[str] = (),
+    paths: Iterable[str] = (),
+    cache_path: str | None | object = _DEFAULT,
+) -> Installed:
     """scan(), each model matched with the catalog."""
     return match_catalog(scan(catalog, environ, model_dirs, paths, cache_path), catalog)

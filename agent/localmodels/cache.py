@@ -20,9 +20,17 @@ CACHE_NAME = "localmodels.json"
 MAX_CACHE_BYTES = 256 * 2**20
 
 # What a cached record depends on: the code that reads headers and turns them into models.
-_CODE = ("agent/localmodels/scan.py", "agent/localmodels/records.py", "agent/localmodels/safetensors.py",
-         "agent/localmodels/cache.py", "agent/ggufheader.py", "estimator/ggufmodel.py", "estimator/hfconfig.py",
-         "estimator/catalog.py", "estimator/tensors.py")
+_CODE = (
+    "agent/localmodels/scan.py",
+    "agent/localmodels/records.py",
+    "agent/localmodels/safetensors.py",
+    "agent/localmodels/cache.py",
+    "agent/ggufheader.py",
+    "estimator/ggufmodel.py",
+    "estimator/hfconfig.py",
+    "estimator/catalog.py",
+    "estimator/tensors.py",
+)
 
 
 def code_version() -> str:
@@ -75,8 +83,9 @@ class ScanCache:
         self.seen.add(key)
         entry = self.entry(key)
         record = entry.get("record") if entry is not None and entry["files"] == signature else None
-        if isinstance(record, dict) and (isinstance(record.get("problem"), str)
-                                         or record.get("kind") in ("gguf", "safetensors")):
+        if isinstance(record, dict) and (
+            isinstance(record.get("problem"), str) or record.get("kind") in ("gguf", "safetensors")
+        ):
             self.hits += 1
             return record
         return None
@@ -95,13 +104,13 @@ class ScanCache:
         from ..paths import write_private
 
         try:
-            write_private(self.path, json.dumps({"version": self.version, "units": self.units},
-                                                separators=(",", ":")))
+            write_private(self.path, json.dumps({"version": self.version, "units": self.units}, separators=(",", ":")))
         except OSError:
             pass  # a read-only home or a full disk only costs the next scan its speed
 
 
 # ---------------------------------------------------------------- a Model as JSON
+
 
 def model_to_json(model: Model) -> dict:
     """dataclasses.asdict, less its deep copies (a scan writes a thousand of these)."""
@@ -119,7 +128,13 @@ def model_from_json(data: dict) -> Model:
     """The Model model_to_json wrote (ValueError when it does not fit this code's Model)."""
     try:
         fw = data.get("file_weights")
-        return Model(**{**data, "architecture": Architecture(**data["architecture"]),
-                        "file_weights": FileWeights(**fw) if fw else None, "notes": tuple(data.get("notes") or ())})
+        return Model(
+            **{
+                **data,
+                "architecture": Architecture(**data["architecture"]),
+                "file_weights": FileWeights(**fw) if fw else None,
+                "notes": tuple(data.get("notes") or ()),
+            }
+        )
     except (TypeError, KeyError) as exc:
         raise ValueError(f"cached model does not fit: {exc}") from None

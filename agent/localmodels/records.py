@@ -38,8 +38,16 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
     basename, size_label = fields.get("general.basename"), fields.get("general.size_label")
     if isinstance(basename, str) and isinstance(size_label, str) and basename and size_label:
         names.append(f"{basename}-{size_label}")
-    record = {"kind": "gguf", "architecture": arch if isinstance(arch, str) else None, "names": names,
-              "quant": None, "score_quant": None, "projector": arch == "clip", "model": None, "error": None}
+    record = {
+        "kind": "gguf",
+        "architecture": arch if isinstance(arch, str) else None,
+        "names": names,
+        "quant": None,
+        "score_quant": None,
+        "projector": arch == "clip",
+        "model": None,
+        "error": None,
+    }
     if record["projector"]:
         return record
     quant = file_type_name(fields.get("general.file_type"), catalog)
@@ -49,8 +57,11 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
         record["error"] = f"cannot estimate it: {_without(str(exc), paths[0])}"
         return record
     total = model.file_weights.total_bytes if model.file_weights else 0
-    record.update(quant=quant, model=model_to_json(model),
-                  score_quant=quant or nearest_quant(8 * total / max(model.params_total, 1), catalog))
+    record.update(
+        quant=quant,
+        model=model_to_json(model),
+        score_quant=quant or nearest_quant(8 * total / max(model.params_total, 1), catalog),
+    )
     return record
 
 
@@ -74,9 +85,17 @@ def safetensors_record(config_path: str, weight_paths: list[str], name: str, cat
     archs = config.get("architectures") if isinstance(config, dict) else None
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     label = quant_label(config, summary)
-    record = {"kind": "safetensors", "architecture": arch, "names": [name], "quant": label, "score_quant": None,
-              "dtypes": dict(sorted(summary.dtype_bytes.items(), key=lambda kv: -kv[1])), "projector": False,
-              "model": None, "error": None}
+    record = {
+        "kind": "safetensors",
+        "architecture": arch,
+        "names": [name],
+        "quant": label,
+        "score_quant": None,
+        "dtypes": dict(sorted(summary.dtype_bytes.items(), key=lambda kv: -kv[1])),
+        "projector": False,
+        "model": None,
+        "error": None,
+    }
     try:
         model = model_from_hf_config(config, origin=config_path, name=name)
     except UsageError as exc:
@@ -84,8 +103,15 @@ def safetensors_record(config_path: str, weight_paths: list[str], name: str, cat
         return record
     score = DTYPE_QUANTS.get(label) or nearest_quant(8 * summary.data_bytes / max(model.params_total, 1), catalog)
     if summary.layers_bytes:  # the exact sizes, where the tensor names say which are layers
-        weights = FileWeights(summary.layers_bytes, summary.expert_bytes, summary.embedding_bytes, summary.head_bytes,
-                              tied=not summary.lm_head, file_type=score, path=os.path.dirname(config_path))
+        weights = FileWeights(
+            summary.layers_bytes,
+            summary.expert_bytes,
+            summary.embedding_bytes,
+            summary.head_bytes,
+            tied=not summary.lm_head,
+            file_type=score,
+            path=os.path.dirname(config_path),
+        )
         model = dataclasses.replace(model, file_weights=weights)
     record.update(model=model_to_json(model), score_quant=score)
     return record
@@ -105,4 +131,4 @@ def quant_label(config: object, summary: Summary) -> str | None:
 
 
 def _without(message: str, path: str) -> str:
-    return message[len(path) + 2:] if message.startswith(path + ": ") else message
+    return message[len(path) + 2 :] if message.startswith(path + ": ") else message

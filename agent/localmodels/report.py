@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ...estimator.budget import Budget, Device
 from ...estimator.catalog import Catalog, Model, model_key
@@ -97,16 +97,24 @@ def launch_line(local: LocalModel, est: Estimate, devices: tuple[Device, ...]) -
     return {"runtime": "vllm", "command": "vllm serve " + shlex.join(args), "args": args, "note": settings["note"]}
 
 
-def local_rows(installed: Installed, catalog: Catalog, budget: Budget, devices: tuple[Device, ...],
-               options: Options) -> list[dict]:
+def local_rows(
+    installed: Installed, catalog: Catalog, budget: Budget, devices: tuple[Device, ...], options: Options
+) -> list[dict]:
     """One row per installed model: what it is, and how it fits and runs here now."""
     rows = []
     options = dataclasses.replace(options, detail=False)  # no prefill or limits: a row shows neither
     for local, model, catalog_id in installed.models:
         row = {
-            "store": local.store, "name": local.name, "path": local.path, "files": list(local.files),
-            "format": local.format, "size_bytes": local.size_bytes, "quant": local.quant,
-            "architecture": local.architecture, "catalog_id": catalog_id, "model": model.id,
+            "store": local.store,
+            "name": local.name,
+            "path": local.path,
+            "files": list(local.files),
+            "format": local.format,
+            "size_bytes": local.size_bytes,
+            "quant": local.quant,
+            "architecture": local.architecture,
+            "catalog_id": catalog_id,
+            "model": model.id,
             "params_total": model.params_total,
             "mmproj": {"path": local.mmproj, "size_bytes": local.mmproj_bytes} if local.mmproj else None,
         }
@@ -117,31 +125,53 @@ def local_rows(installed: Installed, catalog: Catalog, budget: Budget, devices: 
     return rows
 
 
-def _fit(local: LocalModel, model: Model, catalog: Catalog, budget: Budget, devices: tuple[Device, ...],
-         options: Options) -> dict:
+def _fit(
+    local: LocalModel, model: Model, catalog: Catalog, budget: Budget, devices: tuple[Device, ...], options: Options
+) -> dict:
     notes = []
     try:
         quant = catalog.quant(local.score_quant)
     except FitagentError:
         quant = catalog.quant("Q4_K_M")
     if catalog_quant(local) != quant.name:
-        notes.append(f"{local.quant or 'an unnamed type'} is scored as {quant.name}, the nearest catalog "
-                     "quantization; memory is the files' exact size")
+        notes.append(
+            f"{local.quant or 'an unnamed type'} is scored as {quant.name}, the nearest catalog "
+            "quantization; memory is the files' exact size"
+        )
     context = min(options.context, model.max_context)
     if context < options.context:
         notes.append(f"context {context:,}: the model reads at most that")
     try:
         est = estimate(model, quant, budget, catalog, dataclasses.replace(options, context=context))
     except FitagentError as exc:
-        return {"context": context, "fits": None, "loads": None, "placement": None, "gpu_layers": None,
-                "decode_tokens_per_s": None, "quality_source": None, "launch": None, "notes": [str(exc)]}
+        return {
+            "context": context,
+            "fits": None,
+            "loads": None,
+            "placement": None,
+            "gpu_layers": None,
+            "decode_tokens_per_s": None,
+            "quality_source": None,
+            "launch": None,
+            "notes": [str(exc)],
+        }
     if local.mmproj:
         notes.append(f"the vision projector ({local.mmproj_bytes / 1e9:.2f} GB) is not counted in the memory")
     body = est.to_dict()
     return {
-        "context": context, "fits": est.fits, "loads": est.loads, "safe": est.safe, "placement": est.placement,
-        "gpu_layers": est.gpu_layers, "total_layers": est.total_layers, "total_bytes": est.total_bytes,
-        "headroom_bytes": est.headroom_bytes, "decode_tokens_per_s": body["decode_tokens_per_s"],
-        "quality": body["quality"], "quality_source": est.quality_source, "scored_as": quant.name,
-        "launch": launch_line(local, est, devices), "notes": list(est.notes) + list(model.notes) + notes,
+        "context": context,
+        "fits": est.fits,
+        "loads": est.loads,
+        "safe": est.safe,
+        "placement": est.placement,
+        "gpu_layers": est.gpu_layers,
+        "total_layers": est.total_layers,
+        "total_bytes": est.total_bytes,
+        "headroom_bytes": est.headroom_bytes,
+        "decode_tokens_per_s": body["decode_tokens_per_s"],
+        "quality": body["quality"],
+        "quality_source": est.quality_source,
+        "scored_as": quant.name,
+        "launch": launch_line(local, est, devices),
+        "notes": list(est.notes) + list(model.notes) + notes,
     }

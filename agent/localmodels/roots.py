@@ -8,8 +8,8 @@ elsewhere. A store that does not exist is simply empty.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 # layouts: how a root's files make models
 HF_HUB = "hf-hub"  # models--ORG--NAME/snapshots/<rev>/…
@@ -56,12 +56,15 @@ def store_roots(environ: Mapping[str, str]) -> list[Root]:
     roots = [Root("huggingface", hf_hub_dir(environ), HF_HUB)]
     if environ.get("OLLAMA_MODELS"):
         roots.append(Root("ollama", environ["OLLAMA_MODELS"], OLLAMA))
-    roots += [Root("ollama", os.path.join(home, ".ollama", "models"), OLLAMA),
-              Root("ollama", OLLAMA_SERVICE_STORE, OLLAMA),
-              Root("lmstudio", os.path.join(home, ".lmstudio", "models"), GGUF_TREE),
-              Root("lmstudio", os.path.join(home, ".cache", "lm-studio", "models"), GGUF_TREE)]
-    roots.append(Root("llama.cpp", environ.get("LLAMA_CACHE") or os.path.join(_cache_home(environ), "llama.cpp"),
-                      GGUF_TREE))
+    roots += [
+        Root("ollama", os.path.join(home, ".ollama", "models"), OLLAMA),
+        Root("ollama", OLLAMA_SERVICE_STORE, OLLAMA),
+        Root("lmstudio", os.path.join(home, ".lmstudio", "models"), GGUF_TREE),
+        Root("lmstudio", os.path.join(home, ".cache", "lm-studio", "models"), GGUF_TREE),
+    ]
+    roots.append(
+        Root("llama.cpp", environ.get("LLAMA_CACHE") or os.path.join(_cache_home(environ), "llama.cpp"), GGUF_TREE)
+    )
     return roots
 
 

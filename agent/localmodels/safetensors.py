@@ -18,8 +18,25 @@ from ...estimator.errors import UsageError
 
 MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library refuses larger headers too
 # bytes per element; sub-byte types (F4, F6_*) are taken from their byte ranges
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "E8M0": 1, "I16": 2, "U16": 2,
-               "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+    "E8M0": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 _LAYER = re.compile(r"\.(?:layers|h|blocks|block)\.\d+\.")
 _NOT_LANGUAGE = re.compile(r"vision|visual|image|audio|mm_projector|multi_modal|vit\.|siglip|patch_embed")
@@ -38,7 +55,7 @@ class Summary:
     head_bytes: int = 0  # everything else: output head, norms, vision tower, projector
     lm_head: bool = False
 
-    def add(self, other: "Summary") -> None:
+    def add(self, other: Summary) -> None:
         self.data_bytes += other.data_bytes
         for dtype, n in other.dtype_bytes.items():
             self.dtype_bytes[dtype] = self.dtype_bytes.get(dtype, 0) + n
@@ -66,6 +83,7 @@ def _group(summary: Summary, name: str, n_bytes: int) -> None:
 
 def read_summary(path: str) -> Summary:
     """The tensors of one .safetensors file; UsageError naming the file and what is wrong."""
+
     def bad(why: str):
         raise UsageError(f"{path}: not a readable safetensors file ({why})")
 
@@ -115,7 +133,12 @@ def _summarise(header: dict, data_size: int, bad) -> Summary:
         if not isinstance(entry, dict):
             bad(f"tensor {name[:80]!r} is not described by an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if not isinstance(dtype, str) or not isinstance(shape, list) or not isinstance(offsets, list) or len(offsets) != 2:
+        if (
+            not isinstance(dtype, str)
+            or not isinstance(shape, list)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+        ):
             bad(f"tensor {name[:80]!r} lacks dtype, shape or data_offsets")
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (*shape, *offsets)):
             bad(f"tensor {name[:80]!r} has a negative or non-integer shape or offset")
@@ -136,6 +159,8 @@ def _summarise(header: dict, data_size: int, bad) -> Summary:
         summary.dtype_bytes[dtype] = summary.dtype_bytes.get(dtype, 0) + n_bytes
         _group(summary, name, n_bytes)
     if furthest > data_size:
-        bad(f"truncated: tensor {furthest_name[:80]!r} ends at byte {furthest:,} of the data but the file holds "
-            f"{data_size:,} (an interrupted download?)")
+        bad(
+            f"truncated: tensor {furthest_name[:80]!r} ends at byte {furthest:,} of the data but the file holds "
+            f"{data_size:,} (an interrupted download?)"
+        )
     return summary

@@ -11,8 +11,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from ...estimator.catalog import Catalog, Model
 from ...estimator.errors import UsageError
@@ -30,8 +30,10 @@ _OLLAMA_PROJECTOR = "application/vnd.ollama.image.projector"
 OLLAMA_REGISTRY = "registry.ollama.ai"
 MAX_MANIFEST_BYTES = 1 << 20
 # trailing parts of a file or tag name that say how it was quantized or tagged, not which model it is
-_NAME_TAIL = re.compile(r"(?i)[-._](?:ud|i1|imat(?:rix)?|latest|gguf|i?q[1-8](?:_[a-z0-9]+)*|bf16|f16|f32|fp16|fp32|fp8|"
-                        r"mxfp4(?:_moe)?)$")
+_NAME_TAIL = re.compile(
+    r"(?i)[-._](?:ud|i1|imat(?:rix)?|latest|gguf|i?q[1-8](?:_[a-z0-9]+)*|bf16|f16|f32|fp16|fp32|fp8|"
+    r"mxfp4(?:_moe)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -85,21 +87,29 @@ def run_scan(roots: list[Root], catalog: Catalog, cache: ScanCache) -> Scan:
     scanner = _Scanner(roots, catalog, cache)
     for root in roots:
         if os.path.exists(root.path):
-            {HF_HUB: scanner.hf_hub, OLLAMA: scanner.ollama, GGUF_TREE: scanner.gguf_tree,
-             ONE_FILE: scanner.one_file}[root.layout](root)
+            {HF_HUB: scanner.hf_hub, OLLAMA: scanner.ollama, GGUF_TREE: scanner.gguf_tree, ONE_FILE: scanner.one_file}[
+                root.layout
+            ](root)
         elif root.named:
             scanner.problem(root.path, "no such file or folder")
     cache.save()
     models = sorted(scanner.models, key=lambda m: (m.store, m.name.lower(), m.path))
-    return Scan(tuple(roots), tuple(models), tuple(dict.fromkeys(scanner.problems)), time.monotonic() - started,
-                scanner.walker.stats, scanner.read, cache.hits)
+    return Scan(
+        tuple(roots),
+        tuple(models),
+        tuple(dict.fromkeys(scanner.problems)),
+        time.monotonic() - started,
+        scanner.walker.stats,
+        scanner.read,
+        cache.hits,
+    )
 
 
 def _problem(message: str, files: list[FileStat]) -> dict:
     """A read error as a cached record: which of the unit's files it is about, and what is wrong."""
     for f in files:
         if message.startswith(f.path + ": "):
-            return {"problem": message[len(f.path) + 2:], "path": f.path}
+            return {"problem": message[len(f.path) + 2 :], "path": f.path}
     return {"problem": message, "path": files[0].path}
 
 
@@ -115,8 +125,10 @@ def _wanted(name: str) -> bool:
 class _Scanner:
     def __init__(self, roots: list[Root], catalog: Catalog, cache: ScanCache):
         self.problems: list[tuple[str, str]] = []
-        self.walker = Walker([os.path.dirname(r.path) if r.layout == ONE_FILE else r.path for r in roots
-                              if os.path.exists(r.path)], self.problems)
+        self.walker = Walker(
+            [os.path.dirname(r.path) if r.layout == ONE_FILE else r.path for r in roots if os.path.exists(r.path)],
+            self.problems,
+        )
         self.catalog, self.cache = catalog, cache
         self.models: list[LocalModel] = []
         self.read = 0
@@ -149,19 +161,41 @@ class _Scanner:
             return None
         return found
 
-    def add(self, store: str, name: str, files: list[FileStat], record: dict, runtime: str, path: str | None = None,
-            extra_names: tuple[str, ...] = (), projector: FileStat | None = None) -> None:
+    def add(
+        self,
+        store: str,
+        name: str,
+        files: list[FileStat],
+        record: dict,
+        runtime: str,
+        path: str | None = None,
+        extra_names: tuple[str, ...] = (),
+        projector: FileStat | None = None,
+    ) -> None:
         try:
-            names = tuple(dict.fromkeys(n for n in (*record.get("names", ()), name, plain_name(name), *extra_names)
-                                        if isinstance(n, str) and n))
+            names = tuple(
+                dict.fromkeys(
+                    n
+                    for n in (*record.get("names", ()), name, plain_name(name), *extra_names)
+                    if isinstance(n, str) and n
+                )
+            )
             dtypes = record.get("dtypes")
             found = LocalModel(
-                store=store, name=name, path=path or files[0].path, files=tuple(f.path for f in files),
+                store=store,
+                name=name,
+                path=path or files[0].path,
+                files=tuple(f.path for f in files),
                 format={"gguf": "gguf", "safetensors": "safetensors"}[record["kind"]],
-                size_bytes=sum(f.size for f in files), quant=_text(record.get("quant")),
-                score_quant=_text(record.get("score_quant")) or "Q4_K_M", architecture=_text(record.get("architecture")),
-                model=model_from_json(record["model"]), match_names=names, runtime=runtime,
-                mmproj=projector.path if projector else None, mmproj_bytes=projector.size if projector else 0,
+                size_bytes=sum(f.size for f in files),
+                quant=_text(record.get("quant")),
+                score_quant=_text(record.get("score_quant")) or "Q4_K_M",
+                architecture=_text(record.get("architecture")),
+                model=model_from_json(record["model"]),
+                match_names=names,
+                runtime=runtime,
+                mmproj=projector.path if projector else None,
+                mmproj_bytes=projector.size if projector else 0,
                 dtypes={str(k): int(v) for k, v in dtypes.items()} if isinstance(dtypes, dict) else None,
             )
         except (ValueError, TypeError, KeyError, AttributeError):  # a cache someone edited, or a bug: never a crash
@@ -171,7 +205,9 @@ class _Scanner:
 
     # ------------------------------------------------------------ GGUF files in one folder
 
-    def gguf_folder(self, store: str, files: list[FileStat], naming: Callable[[str], tuple[str, tuple[str, ...]]]) -> None:
+    def gguf_folder(
+        self, store: str, files: list[FileStat], naming: Callable[[str], tuple[str, tuple[str, ...]]]
+    ) -> None:
         """The .gguf files of one folder: shards of a split model joined (all present, or a problem),
         projectors (mmproj) attached to the models beside them."""
         units: list[list[FileStat]] = []
@@ -186,8 +222,11 @@ class _Scanner:
             missing = [i for i in range(1, count + 1) if i not in shards]
             if missing:
                 first = shards[min(shards)]
-                self.problem(first.path, f"split model: {stem}-{missing[0]:05d}-of-{count:05d}.gguf is missing "
-                                         f"({len(missing)} of {count} shards): not listed")
+                self.problem(
+                    first.path,
+                    f"split model: {stem}-{missing[0]:05d}-of-{count:05d}.gguf is missing "
+                    f"({len(missing)} of {count} shards): not listed",
+                )
                 continue
             units.append([shards[i] for i in range(1, count + 1)])
         models, projectors = [], []
@@ -195,8 +234,9 @@ class _Scanner:
             if is_projector_name(unit[0].path):
                 projectors.append(unit[0])
                 continue
-            record = self.record("gguf:" + unit[0].path, unit, lambda unit=unit: gguf_record([f.path for f in unit],
-                                                                                            self.catalog))
+            record = self.record(
+                "gguf:" + unit[0].path, unit, lambda unit=unit: gguf_record([f.path for f in unit], self.catalog)
+            )
             if record is None:
                 continue
             if record.get("projector"):
@@ -208,8 +248,15 @@ class _Scanner:
                 self.problem(p.path, "a vision projector (mmproj) with no model beside it: not listed")
         for unit, record in models:
             name, extra = naming(unit[0].path)
-            self.add(store, name, unit, record, "llama.cpp", extra_names=extra,
-                     projector=projectors[0] if projectors else None)
+            self.add(
+                store,
+                name,
+                unit,
+                record,
+                "llama.cpp",
+                extra_names=extra,
+                projector=projectors[0] if projectors else None,
+            )
 
     # ------------------------------------------------------------ a Hugging Face checkpoint folder
 
@@ -230,15 +277,19 @@ class _Scanner:
             count, present = max(shards.items(), key=lambda kv: len(kv[1]))
             missing = [i for i in range(1, count + 1) if i not in present]
             if missing:
-                self.problem(folder, f"split checkpoint: shard {missing[0]} of {count} is missing "
-                                     f"({len(missing)} of {count}): not listed")
+                self.problem(
+                    folder,
+                    f"split checkpoint: shard {missing[0]} of {count} is missing "
+                    f"({len(missing)} of {count}): not listed",
+                )
                 return
             weights = [present[i] for i in range(1, count + 1)]
         elif any(os.path.basename(f.path) == "model.safetensors" for f in weights):
             weights = [f for f in weights if os.path.basename(f.path) == "model.safetensors"]
         unit = [config, *weights]
-        record = self.record("st:" + folder, unit, lambda: safetensors_record(config.path, [f.path for f in weights],
-                                                                             name, self.catalog))
+        record = self.record(
+            "st:" + folder, unit, lambda: safetensors_record(config.path, [f.path for f in weights], name, self.catalog)
+        )
         if record is not None:
             self.add(store, name, weights, record, "vllm", path=folder)
 
@@ -253,12 +304,14 @@ class _Scanner:
             folder = os.path.basename(repo_dir)
             if not folder.startswith("models--"):
                 continue
-            repo = folder[len("models--"):].replace("--", "/", 1)
+            repo = folder[len("models--") :].replace("--", "/", 1)
             snapshot = self._hf_snapshot(repo_dir)
             if snapshot is None:
                 continue
             if not self.walker.inside(self.walker.resolve(snapshot)):
-                self.problem(snapshot, f"a link to {self.walker.resolve(snapshot)}, outside the folders scanned: not followed")
+                self.problem(
+                    snapshot, f"a link to {self.walker.resolve(snapshot)}, outside the folders scanned: not followed"
+                )
                 continue
             for path, files in self.walker.tree(snapshot, _wanted):
                 ggufs = [f for f in files if f.path.lower().endswith(".gguf")]
@@ -276,7 +329,12 @@ class _Scanner:
             revision = read_text(ref, "refs/main", limit=256).strip()  # a FIFO must not hang the scan
         except (OSError, UsageError):
             revision = ""
-        if revision and "/" not in revision and revision not in (".", "..") and os.path.isdir(os.path.join(snapshots, revision)):
+        if (
+            revision
+            and "/" not in revision
+            and revision not in (".", "..")
+            and os.path.isdir(os.path.join(snapshots, revision))
+        ):
             return os.path.join(snapshots, revision)
         try:
             with os.scandir(snapshots) as entries:
@@ -289,7 +347,7 @@ class _Scanner:
         def naming(path: str) -> tuple[str, tuple[str, ...]]:
             stem = gguf_stem(path)
             extra = (plain_name(stem), plain_name(stem).rsplit("_", 1)[-1], os.path.basename(os.path.dirname(path)))
-            parts = path[len(root.path.rstrip(os.sep)) + 1:].split(os.sep)  # under the root, as the walk reached it
+            parts = path[len(root.path.rstrip(os.sep)) + 1 :].split(os.sep)  # under the root, as the walk reached it
             if root.store == "lmstudio" and len(parts) >= 3:
                 return f"{parts[0]}/{parts[1]}", (parts[1], *extra)
             return stem, extra
@@ -310,8 +368,17 @@ class _Scanner:
         folder = os.path.dirname(root.path)
         files, _ = self.walker.listing(folder, lambda name: name.lower().endswith(".gguf"))
         match = _SHARD.match(os.path.basename(root.path))
-        keep = [f for f in files if f.path == root.path or is_projector_name(f.path) or (
-            match and (m := _SHARD.match(os.path.basename(f.path))) and (m["stem"], m["count"]) == (match["stem"], match["count"]))]
+        keep = [
+            f
+            for f in files
+            if f.path == root.path
+            or is_projector_name(f.path)
+            or (
+                match
+                and (m := _SHARD.match(os.path.basename(f.path)))
+                and (m["stem"], m["count"]) == (match["stem"], match["count"])
+            )
+        ]
         self.gguf_folder(root.store, keep, lambda p: (gguf_stem(p), (plain_name(gguf_stem(p)),)))
 
     def ollama(self, root: Root) -> None:
@@ -322,7 +389,7 @@ class _Scanner:
         if not self.walker.inside(self.walker.resolve(manifests)):
             self.problem(manifests, "a link outside the folders scanned: not followed")
             return
-        for folder, files in self.walker.tree(manifests, lambda name: True, max_depth=3):
+        for _folder, files in self.walker.tree(manifests, lambda name: True, max_depth=3):
             for manifest in files:
                 parts = os.path.relpath(manifest.path, manifests).split(os.sep)
                 if len(parts) == 4:
@@ -334,9 +401,14 @@ class _Scanner:
         record = entry.get("record") if entry else None
         blobs_dir = os.path.join(root.path, "blobs") + os.sep
         cached = record.get("blob_files") if isinstance(record, dict) else None
-        if (entry and entry["files"][:1] == [manifest.signature] and isinstance(cached, list) and len(cached) == 2
-                and isinstance(cached[0], str) and all(p is None or (isinstance(p, str) and p.startswith(blobs_dir))
-                                                       for p in cached)):
+        if (
+            entry
+            and entry["files"][:1] == [manifest.signature]
+            and isinstance(cached, list)
+            and len(cached) == 2
+            and isinstance(cached[0], str)
+            and all(p is None or (isinstance(p, str) and p.startswith(blobs_dir)) for p in cached)
+        ):
             blob_paths = cached  # the manifest did not change: neither did the blobs it names
         else:
             blob_paths = self._manifest_blobs(root, manifest)
@@ -348,8 +420,11 @@ class _Scanner:
                 blobs.append(None)
                 continue
             if not os.path.lexists(path):
-                self.problem(manifest.path, f"names blob {os.path.basename(path)}, which is not in "
-                                            f"{os.path.dirname(path)} (an interrupted pull?): not listed")
+                self.problem(
+                    manifest.path,
+                    f"names blob {os.path.basename(path)}, which is not in "
+                    f"{os.path.dirname(path)} (an interrupted pull?): not listed",
+                )
                 return
             found = self.walker.file(path)
             if found is None:
@@ -363,8 +438,9 @@ class _Scanner:
 
         record = self.record(key, unit, read)
         if record is not None:
-            self.add(root.store, name, [model_blob], record, "ollama", extra_names=(name.split(":")[0],),
-                     projector=projector)
+            self.add(
+                root.store, name, [model_blob], record, "ollama", extra_names=(name.split(":")[0],), projector=projector
+            )
 
     def _manifest_blobs(self, root: Root, manifest: FileStat) -> list[str | None] | None:
         try:
@@ -383,7 +459,9 @@ class _Scanner:
             if isinstance(layer, dict) and layer.get("mediaType") in (_OLLAMA_MODEL, _OLLAMA_PROJECTOR):
                 digest = _DIGEST.match(str(layer.get("digest", "")))
                 if digest is None:
-                    self.problem(manifest.path, f"a layer's digest {str(layer.get('digest'))[:80]!r} is not sha256:<hex>")
+                    self.problem(
+                        manifest.path, f"a layer's digest {str(layer.get('digest'))[:80]!r} is not sha256:<hex>"
+                    )
                     return None
                 found.setdefault(layer["mediaType"], os.path.join(root.path, "blobs", f"sha256-{digest['hex']}"))
         if _OLLAMA_MODEL not in found:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 MAX_DEPTH = 16  # folders below a root (LM Studio needs 2, a Hugging Face snapshot 1 or 2)
 MAX_ENTRIES = 500_000  # directory entries in one scan: a root of `/` stops here instead of running for hours
@@ -109,8 +109,9 @@ class Walker:
         self.visited.add(key)
         return True
 
-    def tree(self, top: str, wanted: Callable[[str], bool],
-             max_depth: int = MAX_DEPTH) -> Iterator[tuple[str, list[FileStat]]]:
+    def tree(
+        self, top: str, wanted: Callable[[str], bool], max_depth: int = MAX_DEPTH
+    ) -> Iterator[tuple[str, list[FileStat]]]:
         """(folder, the wanted files in it) for `top` and every folder below it, parents first."""
         if not self.enter(top):
             return
@@ -164,8 +165,11 @@ class Walker:
                     key = (st.st_dev, st.st_ino)
                     if key in self.visited:
                         if link and _is_ancestor(self.resolve(entry.path), self._real_folder(path)):
-                            self.problem(entry.path, "symbolic link loop: it leads back to a folder above it "
-                                                     f"({self.resolve(entry.path)}): not followed")
+                            self.problem(
+                                entry.path,
+                                "symbolic link loop: it leads back to a folder above it "
+                                f"({self.resolve(entry.path)}): not followed",
+                            )
                         continue  # reached before by another way: its models are listed from there
                     self.visited.add(key)
                     folders.append(entry.path)

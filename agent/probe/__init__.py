@@ -27,20 +27,45 @@ def _gpu_backends(ctx) -> list[str]:
 
 
 def _internal_error(source: str, exc: Exception) -> dict:
-    return document.problem(source, f"internal error ({type(exc).__name__}: {exc}) — please report it with"
-                                    " `fitagent probe --json`; the other backends still ran")
+    return document.problem(
+        source,
+        f"internal error ({type(exc).__name__}: {exc}) — please report it with"
+        " `fitagent probe --json`; the other backends still ran",
+    )
 
 
 def _bare_host() -> dict:
-    return {"hostname": os.uname().nodename if hasattr(os, "uname") else "unknown", "os": "unknown", "cpu_model": None,
-            "cpu_cores": os.cpu_count() or 1, "memory_total_bytes": 0, "memory_available_bytes": 0, "notes": []}
+    return {
+        "hostname": os.uname().nodename if hasattr(os, "uname") else "unknown",
+        "os": "unknown",
+        "cpu_model": None,
+        "cpu_cores": os.cpu_count() or 1,
+        "memory_total_bytes": 0,
+        "memory_available_bytes": 0,
+        "notes": [],
+    }
 
 
-def probe_document(measure_bandwidth: bool = False, *, fs_root: str = "/", environ=None, run=None,
-                   nvml_module=None, gpu_table=None, system: str | None = None) -> dict:
+def probe_document(
+    measure_bandwidth: bool = False,
+    *,
+    fs_root: str = "/",
+    environ=None,
+    run=None,
+    nvml_module=None,
+    gpu_table=None,
+    system: str | None = None,
+) -> dict:
     """The machine as a fitagent.hardware/1 document; parameters replace the real machine in tests."""
-    ctx = ProbeContext(fs_root=fs_root, environ=environ, run=run, nvml_module=nvml_module, gpu_table=gpu_table,
-                       system=system, measure_bandwidth=measure_bandwidth)
+    ctx = ProbeContext(
+        fs_root=fs_root,
+        environ=environ,
+        run=run,
+        nvml_module=nvml_module,
+        gpu_table=gpu_table,
+        system=system,
+        measure_bandwidth=measure_bandwidth,
+    )
     taken_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     problems: list[dict] = []
     try:
@@ -71,17 +96,33 @@ def probe_document(measure_bandwidth: bool = False, *, fs_root: str = "/", envir
     except Exception as exc:  # noqa: BLE001
         problems.append(_internal_error("ram-bandwidth", exc))
         host_facts.update(memory_bandwidth_bytes_per_s=None, memory_bandwidth_source="none")
-    return document.document(taken_at, document.host_entry(**host_facts),
-                             [document.gpu_entry(**gpu) for gpu in gpus], problems)
+    return document.document(
+        taken_at, document.host_entry(**host_facts), [document.gpu_entry(**gpu) for gpu in gpus], problems
+    )
 
 
-def take_snapshot(measure_bandwidth: bool = False, *, fs_root: str = "/", environ=None, run=None,
-                  nvml_module=None, gpu_table=None, system: str | None = None):
+def take_snapshot(
+    measure_bandwidth: bool = False,
+    *,
+    fs_root: str = "/",
+    environ=None,
+    run=None,
+    nvml_module=None,
+    gpu_table=None,
+    system: str | None = None,
+):
     """The machine as a frozen HardwareSnapshot (the parameters are probe_document's)."""
     from dataclasses import replace
 
     from ...estimator.hardware import snapshot_from_dict
 
-    document_ = probe_document(measure_bandwidth, fs_root=fs_root, environ=environ, run=run,
-                               nvml_module=nvml_module, gpu_table=gpu_table, system=system)
+    document_ = probe_document(
+        measure_bandwidth,
+        fs_root=fs_root,
+        environ=environ,
+        run=run,
+        nvml_module=nvml_module,
+        gpu_table=gpu_table,
+        system=system,
+    )
     return replace(snapshot_from_dict(document_, origin="probe"), source="probe")

@@ -26,7 +26,9 @@ def probe(ctx, host: dict) -> BackendResult:
     try:
         apple = tables.host_memory_table()["apple"]
     except (OSError, ValueError, KeyError) as exc:
-        return BackendResult(problems=[problem("apple", f"data/host_memory.json unreadable ({exc}); reinstall fitagent")])
+        return BackendResult(
+            problems=[problem("apple", f"data/host_memory.json unreadable ({exc}); reinstall fitagent")]
+        )
     notes = []
     wired_mb = sysctl_int(values.get("iogpu.wired_limit_mb")) or 0
     if wired_mb > 0:
@@ -44,12 +46,28 @@ def probe(ctx, host: dict) -> BackendResult:
         bw, bw_source = None, "none"
         notes.insert(0, f"bandwidth unknown: {chip} is not in gpus.yaml")
     notes.append(f"unified memory: usable = min(GPU cap {cap / 1e9:.1f} GB, RAM available)")
-    return BackendResult(gpus=[{
-        "index": 0, "vendor": "apple", "name": spec.name if spec else chip, "uuid": None, "pci_id": None,
-        "memory_total_bytes": cap, "memory_free_bytes": free, "memory_used_bytes": cap - free,
-        "memory_source": source, "unified_memory": True, "memory_bandwidth_bytes_per_s": bw,
-        "bandwidth_source": bw_source, "compute_capability": None, "driver_version": None, "mig": None, "notes": notes,
-    }])
+    return BackendResult(
+        gpus=[
+            {
+                "index": 0,
+                "vendor": "apple",
+                "name": spec.name if spec else chip,
+                "uuid": None,
+                "pci_id": None,
+                "memory_total_bytes": cap,
+                "memory_free_bytes": free,
+                "memory_used_bytes": cap - free,
+                "memory_source": source,
+                "unified_memory": True,
+                "memory_bandwidth_bytes_per_s": bw,
+                "bandwidth_source": bw_source,
+                "compute_capability": None,
+                "driver_version": None,
+                "mig": None,
+                "notes": notes,
+            }
+        ]
+    )
 
 
 def _chip_spec(ctx, chip: str, values: dict, apple: dict, notes: list):
@@ -61,5 +79,7 @@ def _chip_spec(ctx, chip: str, values: dict, apple: dict, notes: list):
     chosen = next((v for v in variants if v["performance_cores"] == performance_cores), None)
     if chosen is None:
         chosen = variants[0]  # listed slowest first: the cautious guess
-        notes.append(f"{chip} GPU variant unknown ({performance_cores or '?'} performance cores): assumed {chosen['catalog_name']}")
+        notes.append(
+            f"{chip} GPU variant unknown ({performance_cores or '?'} performance cores): assumed {chosen['catalog_name']}"
+        )
     return ctx.lookup_gpu_name(chosen["catalog_name"])

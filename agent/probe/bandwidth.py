@@ -33,17 +33,35 @@ def choose(measured: int | None, derivation: str, spec, pci_id: str | None) -> t
         if table is None:
             return measured, "nvml", f"bandwidth {gb_s(measured)} = {derivation} (NVML); {pci_id} is not in gpus.yaml"
         if abs(measured - table) <= AGREEMENT * table:
-            return measured, "nvml", f"bandwidth {gb_s(measured)} = {derivation} (NVML); gpus.yaml agrees ({gb_s(table)})"
+            return (
+                measured,
+                "nvml",
+                f"bandwidth {gb_s(measured)} = {derivation} (NVML); gpus.yaml agrees ({gb_s(table)})",
+            )
         # One PCI id can carry two memory configurations (GTX 1650 GDDR5/GDDR6): the board knows best.
-        return measured, "nvml", (f"bandwidth {gb_s(measured)} = {derivation} (NVML); gpus.yaml says {gb_s(table)}"
-                                  f" for {spec.name} — kept the board's own figure")
+        return (
+            measured,
+            "nvml",
+            (
+                f"bandwidth {gb_s(measured)} = {derivation} (NVML); gpus.yaml says {gb_s(table)}"
+                f" for {spec.name} — kept the board's own figure"
+            ),
+        )
     if table is not None:
-        why = f"NVML gave an implausible {gb_s(measured)}" if measured else "NVML does not report memory clock and bus width"
+        why = (
+            f"NVML gave an implausible {gb_s(measured)}"
+            if measured
+            else "NVML does not report memory clock and bus width"
+        )
         return table, "table", f"bandwidth {gb_s(table)} from gpus.yaml ({spec.name}): {why}"
     return None, "none", "bandwidth unknown: NVML does not report it and the PCI id is not in gpus.yaml"
 
 
 def from_table(spec, pci_id: str | None, vendor_note: str = "") -> tuple[int | None, str, str]:
     if spec is not None:
-        return spec.memory_bandwidth_bytes_per_s, "table", f"bandwidth {gb_s(spec.memory_bandwidth_bytes_per_s)} from gpus.yaml ({spec.name}){vendor_note}"
+        return (
+            spec.memory_bandwidth_bytes_per_s,
+            "table",
+            f"bandwidth {gb_s(spec.memory_bandwidth_bytes_per_s)} from gpus.yaml ({spec.name}){vendor_note}",
+        )
     return None, "none", f"bandwidth unknown: {pci_id} is not in gpus.yaml"

@@ -75,7 +75,7 @@ def _directories(ctx, key: str) -> list[str]:
     # With a cgroup namespace the path is already relative to the mount; a bind mount of a
     # sub-tree (root != "/") needs its prefix removed.
     if root != "/" and (path == root or path.startswith(root + "/")):
-        path = path[len(root):] or "/"
+        path = path[len(root) :] or "/"
     directories, current = [], path.rstrip("/")
     while True:
         directories.append(mount_point.rstrip("/") + current)
@@ -97,8 +97,9 @@ def memory_limit(ctx, host_total_bytes: int) -> CgroupMemory | None:
     """The tightest memory limit on this process below the host's RAM, or None."""
     best = None
     for key, version, limit_file, usage_file, reclaimable in (
-            ("v2", "cgroup v2", "memory.max", "memory.current", "inactive_file"),
-            ("v1:memory", "cgroup v1", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")):
+        ("v2", "cgroup v2", "memory.max", "memory.current", "inactive_file"),
+        ("v1:memory", "cgroup v1", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+    ):
         directories = _directories(ctx, key)
         for directory in directories:
             limit = ctx.read_int(f"{directory}/{limit_file}")  # "max" reads as None
@@ -106,8 +107,13 @@ def memory_limit(ctx, host_total_bytes: int) -> CgroupMemory | None:
                 continue
             if best is None or limit < best.limit_bytes:
                 leaf = directories[0]
-                best = CgroupMemory(limit, ctx.read_int(f"{leaf}/{usage_file}"), _stat(ctx, leaf, reclaimable),
-                                    version, f"{directory}/{limit_file}")
+                best = CgroupMemory(
+                    limit,
+                    ctx.read_int(f"{leaf}/{usage_file}"),
+                    _stat(ctx, leaf, reclaimable),
+                    version,
+                    f"{directory}/{limit_file}",
+                )
     return best
 
 

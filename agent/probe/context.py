@@ -36,8 +36,17 @@ class ProbeContext:
 
     __slots__ = ("fs_root", "environ", "run", "nvml_module", "gpu_table", "system", "measure_bandwidth", "cache")
 
-    def __init__(self, *, fs_root: str = "/", environ=None, run=None, nvml_module=None, gpu_table=None,
-                 system: str | None = None, measure_bandwidth: bool = False):
+    def __init__(
+        self,
+        *,
+        fs_root: str = "/",
+        environ=None,
+        run=None,
+        nvml_module=None,
+        gpu_table=None,
+        system: str | None = None,
+        measure_bandwidth: bool = False,
+    ):
         self.fs_root = fs_root
         self.environ = os.environ if environ is None else environ
         self.run = run or run_command

@@ -14,13 +14,32 @@ import struct
 ENTRIES = "/sys/firmware/dmi/entries"
 
 MEMORY_TYPES = {
-    0x12: "DDR", 0x13: "DDR2", 0x18: "DDR3", 0x1A: "DDR4", 0x1B: "LPDDR", 0x1C: "LPDDR2", 0x1D: "LPDDR3",
-    0x1E: "LPDDR4", 0x20: "HBM", 0x21: "HBM2", 0x22: "DDR5", 0x23: "LPDDR5", 0x24: "HBM3",
+    0x12: "DDR",
+    0x13: "DDR2",
+    0x18: "DDR3",
+    0x1A: "DDR4",
+    0x1B: "LPDDR",
+    0x1C: "LPDDR2",
+    0x1D: "LPDDR3",
+    0x1E: "LPDDR4",
+    0x20: "HBM",
+    0x21: "HBM2",
+    0x22: "DDR5",
+    0x23: "LPDDR5",
+    0x24: "HBM3",
 }
 
 
 class MemoryDevice:
-    __slots__ = ("size_bytes", "memory_type", "configured_mts", "rated_mts", "data_width_bits", "locator", "bank_locator")
+    __slots__ = (
+        "size_bytes",
+        "memory_type",
+        "configured_mts",
+        "rated_mts",
+        "data_width_bits",
+        "locator",
+        "bank_locator",
+    )
 
     def __init__(self, size_bytes, memory_type, configured_mts, rated_mts, data_width_bits, locator, bank_locator):
         self.size_bytes = size_bytes
@@ -72,10 +91,13 @@ def parse_memory_device(raw: bytes) -> MemoryDevice | None:
 
     width = _word(formatted, 0x0A)
     return MemoryDevice(
-        size_bytes=size_bytes, memory_type=MEMORY_TYPES.get(formatted[0x12] if len(formatted) > 0x12 else 0),
-        configured_mts=speed(0x20, 0x58), rated_mts=speed(0x15, 0x54),
+        size_bytes=size_bytes,
+        memory_type=MEMORY_TYPES.get(formatted[0x12] if len(formatted) > 0x12 else 0),
+        configured_mts=speed(0x20, 0x58),
+        rated_mts=speed(0x15, 0x54),
         data_width_bits=width if width not in (None, 0, 0xFFFF) else None,
-        locator=string(0x10), bank_locator=string(0x11),
+        locator=string(0x10),
+        bank_locator=string(0x11),
     )
 
 
@@ -103,8 +125,12 @@ def read_memory_devices(ctx) -> tuple[list[MemoryDevice], str | None]:
 
 _SOCKET = re.compile(r"\b(?:P|CPU|NODE|SOCKET)\s*_?(\d+)")
 _CONTROLLER = re.compile(r"CONTROLLER\s*_?(\d+)")
-_CHANNEL = (re.compile(r"CHANNEL\s*_?([A-Z0-9]+)"), re.compile(r"\bCH\s*_?([A-Z0-9])\b"),
-            re.compile(r"DIMM\s*_?([A-Z])\d"), re.compile(r"^([A-Z])\d+$"))
+_CHANNEL = (
+    re.compile(r"CHANNEL\s*_?([A-Z0-9]+)"),
+    re.compile(r"\bCH\s*_?([A-Z0-9])\b"),
+    re.compile(r"DIMM\s*_?([A-Z])\d"),
+    re.compile(r"^([A-Z])\d+$"),
+)
 
 
 def channel_of(device: MemoryDevice) -> tuple | None:

@@ -12,19 +12,44 @@ from __future__ import annotations
 SCHEMA = "fitagent.hardware/1"
 
 HOST_REQUIRED = (
-    "hostname", "os", "cpu_model", "cpu_cores", "memory_total_bytes", "memory_available_bytes",
-    "memory_bandwidth_bytes_per_s", "memory_bandwidth_source",
+    "hostname",
+    "os",
+    "cpu_model",
+    "cpu_cores",
+    "memory_total_bytes",
+    "memory_available_bytes",
+    "memory_bandwidth_bytes_per_s",
+    "memory_bandwidth_source",
 )
 HOST_OPTIONAL = ("cpu_threads", "memory_limit_bytes", "memory_limit_source", "container", "wsl", "notes")
 
 GPU_REQUIRED = (
-    "index", "vendor", "name", "uuid", "pci_id", "memory_total_bytes", "memory_free_bytes",
-    "memory_used_bytes", "memory_bandwidth_bytes_per_s", "bandwidth_source", "compute_capability",
-    "driver_version", "mig",
+    "index",
+    "vendor",
+    "name",
+    "uuid",
+    "pci_id",
+    "memory_total_bytes",
+    "memory_free_bytes",
+    "memory_used_bytes",
+    "memory_bandwidth_bytes_per_s",
+    "bandwidth_source",
+    "compute_capability",
+    "driver_version",
+    "mig",
 )
 GPU_OPTIONAL = (
-    "memory_reserved_bytes", "memory_source", "unified_memory", "cuda_driver_version", "pci_bus_id",
-    "pcie", "processes", "cuda_ordinal", "visible", "error", "notes",
+    "memory_reserved_bytes",
+    "memory_source",
+    "unified_memory",
+    "cuda_driver_version",
+    "pci_bus_id",
+    "pcie",
+    "processes",
+    "cuda_ordinal",
+    "visible",
+    "error",
+    "notes",
 )
 
 _EMPTY = (None, (), [], {})

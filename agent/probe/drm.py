@@ -33,5 +33,7 @@ def cards(ctx, vendor_id: str) -> list[Card]:
         uevent = dict(line.partition("=")[::2] for line in (ctx.read_text(f"{device_dir}/uevent") or "").splitlines())
         device = (ctx.read_text(f"{device_dir}/device") or "").lower().removeprefix("0x")
         pci_id = (uevent.get("PCI_ID") or f"{vendor_id[2:]}:{device}").lower()
-        found.append(Card(name, int(match.group(1)), device_dir, pci_id, uevent.get("PCI_SLOT_NAME"), uevent.get("DRIVER")))
+        found.append(
+            Card(name, int(match.group(1)), device_dir, pci_id, uevent.get("PCI_SLOT_NAME"), uevent.get("DRIVER"))
+        )
     return sorted(found, key=lambda c: c.number)

@@ -13,8 +13,12 @@ from . import cgroup
 
 # MIDR implementer/part → core name (Arm's TRMs; the same table util-linux's lscpu uses)
 _ARM_PARTS = {
-    ("0x41", "0xd0b"): "Cortex-A76", ("0x41", "0xd0c"): "Neoverse-N1", ("0x41", "0xd40"): "Neoverse-V1",
-    ("0x41", "0xd49"): "Neoverse-N2", ("0x41", "0xd4f"): "Neoverse-V2", ("0x41", "0xd85"): "Cortex-X925",
+    ("0x41", "0xd0b"): "Cortex-A76",
+    ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd40"): "Neoverse-V1",
+    ("0x41", "0xd49"): "Neoverse-N2",
+    ("0x41", "0xd4f"): "Neoverse-V2",
+    ("0x41", "0xd85"): "Cortex-X925",
     ("0x41", "0xd87"): "Cortex-A725",
 }
 
@@ -80,9 +84,15 @@ def _linux(ctx) -> dict:
     release = ctx.read_text("/proc/sys/kernel/osrelease") or os.uname().release
     return {
         "hostname": ctx.read_text("/proc/sys/kernel/hostname") or os.uname().nodename,
-        "os": f"Linux {release}", "cpu_model": model, "cpu_cores": min(cores, threads), "cpu_threads": threads,
-        "memory_total_bytes": total, "memory_available_bytes": min(available, total),
-        "container": _container(ctx), "wsl": True if "microsoft" in release.lower() else None, "notes": [],
+        "os": f"Linux {release}",
+        "cpu_model": model,
+        "cpu_cores": min(cores, threads),
+        "cpu_threads": threads,
+        "memory_total_bytes": total,
+        "memory_available_bytes": min(available, total),
+        "container": _container(ctx),
+        "wsl": True if "microsoft" in release.lower() else None,
+        "notes": [],
     }
 
 
@@ -105,8 +115,16 @@ def _container(ctx) -> str | None:
 def darwin_sysctl(ctx) -> dict[str, str]:
     """The sysctl values the Apple backends need, read with one command."""
     if "sysctl" not in ctx.cache:
-        names = ["hw.memsize", "hw.physicalcpu", "hw.logicalcpu", "hw.perflevel0.physicalcpu",
-                 "machdep.cpu.brand_string", "iogpu.wired_limit_mb", "kern.hostname", "kern.osrelease"]
+        names = [
+            "hw.memsize",
+            "hw.physicalcpu",
+            "hw.logicalcpu",
+            "hw.perflevel0.physicalcpu",
+            "machdep.cpu.brand_string",
+            "iogpu.wired_limit_mb",
+            "kern.hostname",
+            "kern.osrelease",
+        ]
         values = {}
         # Unknown names (iogpu.* before macOS 14, perflevel on Intel Macs) only drop their line.
         for line in (ctx.run(["sysctl", *names]) or "").splitlines():
@@ -140,9 +158,12 @@ def _darwin(ctx) -> dict:
         "hostname": values.get("kern.hostname") or os.uname().nodename,
         "os": f"Darwin {values.get('kern.osrelease') or os.uname().release}",
         "cpu_model": values.get("machdep.cpu.brand_string"),
-        "cpu_cores": sysctl_int(values.get("hw.physicalcpu")) or threads, "cpu_threads": threads,
-        "memory_total_bytes": total, "memory_available_bytes": min(available, total) if available is not None else total,
-        "container": None, "wsl": None,
+        "cpu_cores": sysctl_int(values.get("hw.physicalcpu")) or threads,
+        "cpu_threads": threads,
+        "memory_total_bytes": total,
+        "memory_available_bytes": min(available, total) if available is not None else total,
+        "container": None,
+        "wsl": None,
         "notes": [] if available is not None else ["vm_stat unreadable: available RAM assumed equal to total"],
     }
 
@@ -156,10 +177,16 @@ def _portable() -> dict:
     vm = psutil.virtual_memory()
     threads = psutil.cpu_count() or os.cpu_count() or 1
     return {
-        "hostname": socket.gethostname(), "os": f"{platform.system()} {platform.release()}",
-        "cpu_model": platform.processor() or None, "cpu_cores": psutil.cpu_count(logical=False) or threads,
-        "cpu_threads": threads, "memory_total_bytes": vm.total, "memory_available_bytes": vm.available,
-        "container": None, "wsl": None, "notes": [],
+        "hostname": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu_model": platform.processor() or None,
+        "cpu_cores": psutil.cpu_count(logical=False) or threads,
+        "cpu_threads": threads,
+        "memory_total_bytes": vm.total,
+        "memory_available_bytes": vm.available,
+        "container": None,
+        "wsl": None,
+        "notes": [],
     }
 
 
@@ -173,7 +200,8 @@ def _apply_cgroup_limits(ctx, facts: dict) -> None:
         facts["memory_available_bytes"] = min(facts["memory_available_bytes"], memory.available_bytes)
         facts["notes"].append(
             f"RAM capped at {memory.limit_bytes / 1e9:.1f} GB by {memory.path}; available = the limit minus"
-            " what this cgroup holds (reclaimable page cache not counted)")
+            " what this cgroup holds (reclaimable page cache not counted)"
+        )
     cpus = cgroup.cpu_limit(ctx)
     if cpus is not None and cpus[0] < facts["cpu_cores"]:
         facts["cpu_cores"] = max(1, int(-(-cpus[0] // 1)))  # ceil: 1.5 CPUs of quota keep 2 cores busy

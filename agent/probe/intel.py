@@ -43,12 +43,24 @@ def probe(ctx, host: dict) -> BackendResult:
             notes.append("Intel drivers expose no unprivileged memory-usage counter: free memory is assumed, not read")
         else:
             free = min(available, total)
-        result.gpus.append({
-            "index": len(result.gpus), "vendor": "intel",
-            "name": spec.name if spec else f"Intel GPU {card.pci_id}", "uuid": None, "pci_id": card.pci_id,
-            "pci_bus_id": card.pci_bus_id, "memory_total_bytes": total, "memory_free_bytes": free,
-            "memory_used_bytes": total - free, "memory_source": source, "memory_bandwidth_bytes_per_s": bw,
-            "bandwidth_source": bw_source, "compute_capability": None, "driver_version": None,
-            "mig": None, "notes": notes,
-        })
+        result.gpus.append(
+            {
+                "index": len(result.gpus),
+                "vendor": "intel",
+                "name": spec.name if spec else f"Intel GPU {card.pci_id}",
+                "uuid": None,
+                "pci_id": card.pci_id,
+                "pci_bus_id": card.pci_bus_id,
+                "memory_total_bytes": total,
+                "memory_free_bytes": free,
+                "memory_used_bytes": total - free,
+                "memory_source": source,
+                "memory_bandwidth_bytes_per_s": bw,
+                "bandwidth_source": bw_source,
+                "compute_capability": None,
+                "driver_version": None,
+                "mig": None,
+                "notes": notes,
+            }
+        )
     return result

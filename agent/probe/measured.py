@@ -59,7 +59,8 @@ def remember(ctx, host: dict, bytes_per_s: int, how: str) -> str | None:
         return None
     data = _load(path) or {"schema": 1, "machines": {}}
     data["machines"][machine_key(ctx, host)] = {
-        "bytes_per_s": int(bytes_per_s), "how": how,
+        "bytes_per_s": int(bytes_per_s),
+        "how": how,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     try:

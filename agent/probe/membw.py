@@ -26,7 +26,8 @@ def measure(available_bytes: int) -> tuple[int, str]:
         return _memoryview_copy(footprint)
     threads = max(1, min(os.cpu_count() or 1, 16))
     return _numpy_copy(numpy, threads, footprint), (
-        f"copy of {footprint // MiB} MiB with {threads} thread(s), read + written bytes counted (effective, not peak)")
+        f"copy of {footprint // MiB} MiB with {threads} thread(s), read + written bytes counted (effective, not peak)"
+    )
 
 
 def _numpy_copy(numpy, threads: int, footprint: int) -> int:
@@ -78,5 +79,7 @@ def _memoryview_copy(footprint: int) -> tuple[int, str]:
         view[:] = source
         copies += 1
     elapsed = time.perf_counter() - start
-    return int(2 * size * copies / elapsed), (f"single-thread copy of {footprint // MiB} MiB without numpy — below what"
-                                               " several cores can draw from a multi-channel memory system")
+    return int(2 * size * copies / elapsed), (
+        f"single-thread copy of {footprint // MiB} MiB without numpy — below what"
+        " several cores can draw from a multi-channel memory system"
+    )

@@ -18,8 +18,13 @@ def read(session, ctx, handle, parent: dict, host: dict) -> list[dict]:
     lib = session.lib
     try:
         total, free, used, reserved, api = session.memory_info(handle)
-        parent.update(memory_total_bytes=total, memory_free_bytes=free, memory_used_bytes=used,
-                      memory_reserved_bytes=reserved, memory_source=f"nvml {api} (aggregate of the MIG instances)")
+        parent.update(
+            memory_total_bytes=total,
+            memory_free_bytes=free,
+            memory_used_bytes=used,
+            memory_reserved_bytes=reserved,
+            memory_source=f"nvml {api} (aggregate of the MIG instances)",
+        )
         parent_total = total
     except lib.NVMLError as exc:
         if nvml.error_code(exc) not in (nvml.NO_PERMISSION, nvml.NOT_SUPPORTED):
@@ -41,10 +46,12 @@ def read(session, ctx, handle, parent: dict, host: dict) -> list[dict]:
     parent["mig"] = {"role": "parent", "mode": "enabled", "instances": len(instances)}
     parent["notes"].append("MIG enabled: each instance is listed as its own device; the whole GPU is not placeable")
     if "memory_total_bytes" not in parent:
-        parent.update(memory_total_bytes=sum(m["memory_total_bytes"] for m in instances),
-                      memory_free_bytes=sum(m["memory_free_bytes"] for m in instances),
-                      memory_used_bytes=sum(m["memory_used_bytes"] for m in instances),
-                      memory_source="sum of the MIG instances (NVML gives the parent's figures to privileged callers only)")
+        parent.update(
+            memory_total_bytes=sum(m["memory_total_bytes"] for m in instances),
+            memory_free_bytes=sum(m["memory_free_bytes"] for m in instances),
+            memory_used_bytes=sum(m["memory_used_bytes"] for m in instances),
+            memory_source="sum of the MIG instances (NVML gives the parent's figures to privileged callers only)",
+        )
     return [parent, *instances]
 
 
@@ -55,14 +62,25 @@ def _instance(session, ctx, mig_handle, slot: int, parent: dict, parent_total: i
     total, free, used, reserved, api = session.memory_info(mig_handle)
     notes: list[str] = []
     facts = {
-        "index": parent["index"], "vendor": "nvidia", "name": name, "uuid": nvml.text(lib.nvmlDeviceGetUUID(mig_handle)),
-        "pci_id": parent["pci_id"], "pci_bus_id": parent["pci_bus_id"],
-        "memory_total_bytes": total, "memory_free_bytes": free, "memory_used_bytes": used,
-        "memory_reserved_bytes": reserved, "memory_source": f"nvml {api} (MIG instance)",
-        "compute_capability": parent["compute_capability"], "driver_version": parent["driver_version"],
-        "cuda_driver_version": parent["cuda_driver_version"], "notes": notes,
+        "index": parent["index"],
+        "vendor": "nvidia",
+        "name": name,
+        "uuid": nvml.text(lib.nvmlDeviceGetUUID(mig_handle)),
+        "pci_id": parent["pci_id"],
+        "pci_bus_id": parent["pci_bus_id"],
+        "memory_total_bytes": total,
+        "memory_free_bytes": free,
+        "memory_used_bytes": used,
+        "memory_reserved_bytes": reserved,
+        "memory_source": f"nvml {api} (MIG instance)",
+        "compute_capability": parent["compute_capability"],
+        "driver_version": parent["driver_version"],
+        "cuda_driver_version": parent["cuda_driver_version"],
+        "notes": notes,
         "mig": {
-            "role": "instance", "parent_uuid": parent["uuid"], "parent_name": parent["name"],
+            "role": "instance",
+            "parent_uuid": parent["uuid"],
+            "parent_name": parent["name"],
             "profile": match.group(1).lower() if match else None,
             "gpu_instance_id": session.call("nvmlDeviceGetGpuInstanceId", mig_handle),
             "compute_instance_id": session.call("nvmlDeviceGetComputeInstanceId", mig_handle),
@@ -75,7 +93,9 @@ def _instance(session, ctx, mig_handle, slot: int, parent: dict, parent_total: i
         # the profile's memory share and its share of the memory controllers go together).
         share = min(1.0, total / parent_total)
         facts.update(memory_bandwidth_bytes_per_s=int(parent_bw * share), bandwidth_source="mig-share")
-        notes.append(f"bandwidth = {share:.0%} of the parent's {parent_bw / 1e9:,.0f} GB/s, its share of the memory (inferred)")
+        notes.append(
+            f"bandwidth = {share:.0%} of the parent's {parent_bw / 1e9:,.0f} GB/s, its share of the memory (inferred)"
+        )
     else:
         facts.update(memory_bandwidth_bytes_per_s=None, bandwidth_source="none")
     facts["processes"] = processes.read(session, ctx, mig_handle, notes, bool(host.get("container")))

@@ -36,8 +36,14 @@ def _read_all(session, ctx, host) -> BackendResult:
         return BackendResult(problems=[problem("nvml", f"cannot count the GPUs: {nvml.host_error_message(exc)}")])
     result = BackendResult()
     for index in range(count):
-        base = {"index": index, "vendor": "nvidia", "driver_version": driver, "cuda_driver_version": cuda,
-                "mig": None, "notes": []}
+        base = {
+            "index": index,
+            "vendor": "nvidia",
+            "driver_version": driver,
+            "cuda_driver_version": cuda,
+            "mig": None,
+            "notes": [],
+        }
         try:
             result.gpus += _read_device(session, ctx, host, index, base)
         except lib.NVMLError as exc:
@@ -46,15 +52,27 @@ def _read_all(session, ctx, host) -> BackendResult:
             where = f" ({base['pci_bus_id']})" if base.get("pci_bus_id") else ""
             result.problems.append(problem("nvml", f"GPU {index}{where}: {cause} — {fix}"))
     if count == 0:
-        result.problems.append(problem("nvml", "the NVIDIA driver is loaded but reports no GPU"
-                                               " — check `nvidia-smi`; in a container, start it with `--gpus all`"))
+        result.problems.append(
+            problem(
+                "nvml",
+                "the NVIDIA driver is loaded but reports no GPU"
+                " — check `nvidia-smi`; in a container, start it with `--gpus all`",
+            )
+        )
     return result
 
 
 def _failed(base: dict, message: str) -> dict:
-    return {**base, "name": base.get("name") or f"NVIDIA GPU {base['index']}", "memory_total_bytes": 0,
-            "memory_free_bytes": 0, "memory_used_bytes": 0, "memory_bandwidth_bytes_per_s": None,
-            "bandwidth_source": "none", "error": message}
+    return {
+        **base,
+        "name": base.get("name") or f"NVIDIA GPU {base['index']}",
+        "memory_total_bytes": 0,
+        "memory_free_bytes": 0,
+        "memory_used_bytes": 0,
+        "memory_bandwidth_bytes_per_s": None,
+        "bandwidth_source": "none",
+        "error": message,
+    }
 
 
 def _read_device(session, ctx, host, index: int, facts: dict) -> list[dict]:
@@ -101,19 +119,28 @@ def _read_memory(session, handle, facts: dict, host: dict) -> None:
     if not total:
         # Unified memory (GB10, Grace, Jetson): NVML has no framebuffer to report; the GPU
         # allocates from system RAM, so what a model can use is what the host has free.
-        facts.update(memory_total_bytes=host["memory_total_bytes"], memory_free_bytes=host["memory_available_bytes"],
-                     memory_used_bytes=max(0, host["memory_total_bytes"] - host["memory_available_bytes"]),
-                     unified_memory=True, memory_source="host RAM (unified memory; NVML reports no framebuffer)")
-        facts["notes"].append("unified memory: total and free are the host's RAM total and available"
-                              + (" after the cgroup limit" if host.get("memory_limit_bytes") else ""))
+        facts.update(
+            memory_total_bytes=host["memory_total_bytes"],
+            memory_free_bytes=host["memory_available_bytes"],
+            memory_used_bytes=max(0, host["memory_total_bytes"] - host["memory_available_bytes"]),
+            unified_memory=True,
+            memory_source="host RAM (unified memory; NVML reports no framebuffer)",
+        )
+        facts["notes"].append(
+            "unified memory: total and free are the host's RAM total and available"
+            + (" after the cgroup limit" if host.get("memory_limit_bytes") else "")
+        )
         return
-    facts.update(memory_total_bytes=total, memory_free_bytes=free, memory_used_bytes=used,
-                 memory_reserved_bytes=reserved)
+    facts.update(
+        memory_total_bytes=total, memory_free_bytes=free, memory_used_bytes=used, memory_reserved_bytes=reserved
+    )
     if api == "v2":
         facts["memory_source"] = "nvml v2"
     else:
         facts["memory_source"] = "nvml v1"
-        facts["notes"].append("driver before R510 has no nvmlDeviceGetMemoryInfo_v2: reserved memory is counted as used")
+        facts["notes"].append(
+            "driver before R510 has no nvmlDeviceGetMemoryInfo_v2: reserved memory is counted as used"
+        )
 
 
 def _pcie(session, handle) -> dict | None:

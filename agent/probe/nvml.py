@@ -21,18 +21,18 @@ LIB_RM_VERSION_MISMATCH, ARGUMENT_VERSION_MISMATCH, NOT_READY, GPU_NOT_FOUND, UN
 
 _HOST_FIXES = {
     LIBRARY_NOT_FOUND: f"NVML library not found ({LIBRARY}): no NVIDIA driver on this host"
-                       " — if it has an NVIDIA GPU, install the NVIDIA driver; in a container, start it with"
-                       " `--gpus all` (NVIDIA Container Toolkit)",
+    " — if it has an NVIDIA GPU, install the NVIDIA driver; in a container, start it with"
+    " `--gpus all` (NVIDIA Container Toolkit)",
     DRIVER_NOT_LOADED: "NVIDIA driver libraries are installed but the kernel module is not loaded"
-                       " — run `sudo modprobe nvidia` or reboot after installing the driver; in a container,"
-                       " start it with `--gpus all` so /dev/nvidia* are passed in",
+    " — run `sudo modprobe nvidia` or reboot after installing the driver; in a container,"
+    " start it with `--gpus all` so /dev/nvidia* are passed in",
     NO_PERMISSION: "no permission to open the NVIDIA devices (/dev/nvidiactl, /dev/nvidia*)"
-                   " — run as a user who may open them; under systemd allow them with"
-                   " `DeviceAllow=char-nvidia* rw` and keep `PrivateDevices=` off",
+    " — run as a user who may open them; under systemd allow them with"
+    " `DeviceAllow=char-nvidia* rw` and keep `PrivateDevices=` off",
     LIB_RM_VERSION_MISMATCH: "the NVIDIA driver was upgraded but the old kernel module is still loaded"
-                             " — reboot (or unload and reload the nvidia modules)",
+    " — reboot (or unload and reload the nvidia modules)",
     FUNCTION_NOT_FOUND: "the NVIDIA driver is older than the nvidia-ml-py binding expects"
-                        " — update the driver, or install an nvidia-ml-py matching its branch",
+    " — update the driver, or install an nvidia-ml-py matching its branch",
     INSUFFICIENT_SIZE: "NVML could not allocate what it needed — check `nvidia-smi` and free host memory",
     TIMEOUT: "NVML timed out talking to the driver — check `nvidia-smi`; a hung GPU may need a reset",
     UNKNOWN: "NVML reported an unknown error — run `nvidia-smi`; if it fails too, the driver needs attention",
@@ -41,8 +41,10 @@ _HOST_FIXES = {
 # (cause, fix) for errors that concern one GPU: the cause goes into the GPU's `error`
 # field, cause and fix into the problem line.
 _DEVICE_ERRORS = {
-    GPU_IS_LOST: ("GPU is lost (fell off the bus)",
-                  "check `sudo dmesg | grep -i xid`, then reset it (`nvidia-smi -r`) or reboot; the other GPUs are still reported"),
+    GPU_IS_LOST: (
+        "GPU is lost (fell off the bus)",
+        "check `sudo dmesg | grep -i xid`, then reset it (`nvidia-smi -r`) or reboot; the other GPUs are still reported",
+    ),
     RESET_REQUIRED: ("GPU needs a reset", "run `nvidia-smi -r` on it (as root, with nothing running) or reboot"),
     GPU_NOT_FOUND: ("GPU is no longer on the bus", "check `sudo dmesg`, reseat it or reboot"),
     NO_PERMISSION: ("no permission to read this GPU", "run as a user who may open /dev/nvidia*"),
@@ -71,7 +73,10 @@ def error_code(exc) -> int | None:
 
 def host_error_message(exc) -> str:
     code = error_code(exc)
-    return _HOST_FIXES.get(code) or f"NVML failed to start ({exc}, code {code}) — run `nvidia-smi` to see whether the driver works"
+    return (
+        _HOST_FIXES.get(code)
+        or f"NVML failed to start ({exc}, code {code}) — run `nvidia-smi` to see whether the driver works"
+    )
 
 
 def device_error(exc) -> tuple[str, str]:
@@ -100,8 +105,15 @@ def library_absent(environ, fs_root: str = "/") -> bool:
         return False
     root = "" if fs_root in ("", "/") else fs_root.rstrip("/")
     dirs = [d for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    dirs += ["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu",
-             "/usr/lib/aarch64-linux-gnu", "/usr/lib/wsl/lib"]
+    dirs += [
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib/wsl/lib",
+    ]
     if any(os.path.exists(root + os.path.join(d, LIBRARY)) for d in dirs):
         return False
     try:
@@ -133,7 +145,8 @@ def import_binding(environ, fs_root: str = "/"):
     except ImportError:
         raise NvmlUnavailable(
             "the NVIDIA driver is installed but NVIDIA's Python binding is not"
-            " — `pip install nvidia-ml-py` in fitagent's environment") from None
+            " — `pip install nvidia-ml-py` in fitagent's environment"
+        ) from None
     return pynvml
 
 
@@ -146,7 +159,8 @@ def check_binding(module) -> None:
         raise NvmlUnavailable(
             f"{where} is not NVIDIA's nvidia-ml-py (it lacks {', '.join(missing)}; py3nvml, nvidia-ml-py3 and"
             " old pynvml releases count reserved memory as used) — `pip uninstall pynvml nvidia-ml-py3 py3nvml"
-            " && pip install nvidia-ml-py`")
+            " && pip install nvidia-ml-py`"
+        )
 
 
 class Session:

@@ -46,13 +46,23 @@ def _choose(ctx, host: dict, gpus: list[dict]) -> tuple[int | None, str, str]:
     for gpu in gpus:
         if gpu.get("unified_memory") and gpu.get("memory_bandwidth_bytes_per_s"):
             value = gpu["memory_bandwidth_bytes_per_s"]
-            return value, "table", f"RAM bandwidth {value / 1e9:,.0f} GB/s: the unified memory of the {gpu['name']} (gpus.yaml)"
+            return (
+                value,
+                "table",
+                f"RAM bandwidth {value / 1e9:,.0f} GB/s: the unified memory of the {gpu['name']} (gpus.yaml)",
+            )
 
     row = platform_row(host.get("cpu_model"))
     if row:
         value = row["transfer_rate_mt_per_s"] * 1_000_000 * row["bus_width_bits"] // 8
-        return value, "table", (f"RAM bandwidth {value / 1e9:,.1f} GB/s peak from data/host_memory.json: {row['platform']},"
-                                f" {row['memory']} × {row['bus_width_bits']} bit")
+        return (
+            value,
+            "table",
+            (
+                f"RAM bandwidth {value / 1e9:,.1f} GB/s peak from data/host_memory.json: {row['platform']},"
+                f" {row['memory']} × {row['bus_width_bits']} bit"
+            ),
+        )
 
     from . import measured
 
@@ -67,12 +77,24 @@ def _choose(ctx, host: dict, gpus: list[dict]) -> tuple[int | None, str, str]:
     stored = measured.recall(ctx, host)
     if stored:
         value = stored["bytes_per_s"]
-        return value, "measured", (f"RAM bandwidth {value / 1e9:,.1f} GB/s measured on this machine at "
-                                   f"{stored.get('measured_at', '?')} (`fitagent probe --measure-bandwidth` measures again)")
+        return (
+            value,
+            "measured",
+            (
+                f"RAM bandwidth {value / 1e9:,.1f} GB/s measured on this machine at "
+                f"{stored.get('measured_at', '?')} (`fitagent probe --measure-bandwidth` measures again)"
+            ),
+        )
 
     why = unreadable or "SMBIOS records give no speed"
-    return None, "none", (f"RAM bandwidth unknown ({why}; CPU {host.get('cpu_model')!r} not in data/host_memory.json)"
-                          f" — measure it once with `fitagent probe --measure-bandwidth` (remembered) or set {ENV}")
+    return (
+        None,
+        "none",
+        (
+            f"RAM bandwidth unknown ({why}; CPU {host.get('cpu_model')!r} not in data/host_memory.json)"
+            f" — measure it once with `fitagent probe --measure-bandwidth` (remembered) or set {ENV}"
+        ),
+    )
 
 
 def platform_row(cpu_model: str | None) -> dict | None:
@@ -84,6 +106,8 @@ def platform_row(cpu_model: str | None) -> dict | None:
         return None
     lowered = cpu_model.lower()
     for row in rows:
-        if row["cpu_model_contains"].lower() in lowered and re.search(row["cpu_model_pattern"], cpu_model, re.IGNORECASE):
+        if row["cpu_model_contains"].lower() in lowered and re.search(
+            row["cpu_model_pattern"], cpu_model, re.IGNORECASE
+        ):
             return row
     return None

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 
-_HEURISTIC_NOTE = ("CUDA ordinal assumes FASTEST_FIRST orders by compute capability, newest first;"
-                   " set CUDA_DEVICE_ORDER=PCI_BUS_ID to make it exact")
+_HEURISTIC_NOTE = (
+    "CUDA ordinal assumes FASTEST_FIRST orders by compute capability, newest first;"
+    " set CUDA_DEVICE_ORDER=PCI_BUS_ID to make it exact"
+)
 _LEGACY_MIG = re.compile(r"^MIG-(GPU-[0-9a-fA-F-]+)/(\d+)/(\d+)$")
 
 
@@ -64,9 +66,17 @@ def resolve_cuda_visible(value: str, order: list[dict], instances: list[dict]):
             legacy = _LEGACY_MIG.match(token)
             if legacy:
                 parent = _match_uuid(legacy.group(1), order)
-                device = next((m for m in instances if parent and m["mig"].get("parent_uuid") == parent.get("uuid")
-                               and m["mig"].get("gpu_instance_id") == int(legacy.group(2))
-                               and m["mig"].get("compute_instance_id") == int(legacy.group(3))), None)
+                device = next(
+                    (
+                        m
+                        for m in instances
+                        if parent
+                        and m["mig"].get("parent_uuid") == parent.get("uuid")
+                        and m["mig"].get("gpu_instance_id") == int(legacy.group(2))
+                        and m["mig"].get("compute_instance_id") == int(legacy.group(3))
+                    ),
+                    None,
+                )
             else:
                 device = _match_uuid(token, instances)
         if device is None:
@@ -100,12 +110,20 @@ def apply(gpus: list[dict], environ) -> list[dict]:
         selected, bad_entry, duplicate = resolve_cuda_visible(cvd, order, instances)
         if duplicate:
             selected = []
-            problems.append({"source": "visibility", "message":
-                             f"CUDA_VISIBLE_DEVICES={cvd!r} names a GPU twice, so CUDA sees no GPU — list each GPU once"})
+            problems.append(
+                {
+                    "source": "visibility",
+                    "message": f"CUDA_VISIBLE_DEVICES={cvd!r} names a GPU twice, so CUDA sees no GPU — list each GPU once",
+                }
+            )
         elif bad_entry is not None:
-            problems.append({"source": "visibility", "message":
-                             f"CUDA_VISIBLE_DEVICES entry {bad_entry!r} matches no GPU, so CUDA ignores it and every entry"
-                             f" after it — fix or remove it (GPUs here: {', '.join(g.get('uuid') or str(g['index']) for g in order)})"})
+            problems.append(
+                {
+                    "source": "visibility",
+                    "message": f"CUDA_VISIBLE_DEVICES entry {bad_entry!r} matches no GPU, so CUDA ignores it and every entry"
+                    f" after it — fix or remove it (GPUs here: {', '.join(g.get('uuid') or str(g['index']) for g in order)})",
+                }
+            )
         chosen = {id(g) for g in selected}
         for gpu in selected:
             if _role(gpu) == "parent":  # a MIG-mode GPU named whole: the workload lands in its instances
@@ -120,10 +138,16 @@ def apply(gpus: list[dict], environ) -> list[dict]:
     problems += _apply_container_list(gpus, physical, environ)
     if physical and not any(g.get("visible", True) and not g.get("error") and _role(g) != "parent" for g in gpus):
         if any(not g.get("visible", True) for g in gpus):
-            names = ", ".join(f"{k}={environ[k]!r}" for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES") if k in environ)
-            problems.append({"source": "visibility", "message":
-                             f"{names} hides all {len(physical)} NVIDIA GPU(s) — unset it, or list the GPUs to use,"
-                             " to let models run on them"})
+            names = ", ".join(
+                f"{k}={environ[k]!r}" for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES") if k in environ
+            )
+            problems.append(
+                {
+                    "source": "visibility",
+                    "message": f"{names} hides all {len(physical)} NVIDIA GPU(s) — unset it, or list the GPUs to use,"
+                    " to let models run on them",
+                }
+            )
     return problems
 
 

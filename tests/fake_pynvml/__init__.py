@@ -26,15 +26,31 @@ MiB = 1 << 20
 
 
 class FakeProcess:
-    def __init__(self, pid: int, used_bytes: int | None, name: str | None, kind: str = "compute",
-                 gpu_instance_id: int = 0xFFFFFFFF, compute_instance_id: int = 0xFFFFFFFF):
+    def __init__(
+        self,
+        pid: int,
+        used_bytes: int | None,
+        name: str | None,
+        kind: str = "compute",
+        gpu_instance_id: int = 0xFFFFFFFF,
+        compute_instance_id: int = 0xFFFFFFFF,
+    ):
         self.pid, self.used_bytes, self.name, self.kind = pid, used_bytes, name, kind
         self.gpu_instance_id, self.compute_instance_id = gpu_instance_id, compute_instance_id
 
 
 class FakeMigInstance:
-    def __init__(self, slot: int, profile: str, uuid: str, gpu_instance_id: int, compute_instance_id: int,
-                 total_bytes: int, used_bytes: int, processes=()):
+    def __init__(
+        self,
+        slot: int,
+        profile: str,
+        uuid: str,
+        gpu_instance_id: int,
+        compute_instance_id: int,
+        total_bytes: int,
+        used_bytes: int,
+        processes=(),
+    ):
         self.slot, self.profile, self.uuid = slot, profile, uuid
         self.gpu_instance_id, self.compute_instance_id = gpu_instance_id, compute_instance_id
         self.total_bytes, self.used_bytes, self.processes = total_bytes, used_bytes, list(processes)
@@ -43,10 +59,26 @@ class FakeMigInstance:
 class FakeGpu:
     """One physical board as NVML describes it."""
 
-    def __init__(self, *, name: str, uuid: str, pci_device_id: int, bus_id: str, total_bytes: int,
-                 reserved_bytes: int, used_bytes: int, bus_width_bits: int | None, max_memory_clock_mhz: int | None,
-                 compute_capability: tuple[int, int], pcie=(4, 16, 4, 16, 4), processes=(), mig_instances=None,
-                 max_mig_devices: int = 7, lost: bool = False, memory_supported: bool = True):
+    def __init__(
+        self,
+        *,
+        name: str,
+        uuid: str,
+        pci_device_id: int,
+        bus_id: str,
+        total_bytes: int,
+        reserved_bytes: int,
+        used_bytes: int,
+        bus_width_bits: int | None,
+        max_memory_clock_mhz: int | None,
+        compute_capability: tuple[int, int],
+        pcie=(4, 16, 4, 16, 4),
+        processes=(),
+        mig_instances=None,
+        max_mig_devices: int = 7,
+        lost: bool = False,
+        memory_supported: bool = True,
+    ):
         self.name, self.uuid, self.pci_device_id, self.bus_id = name, uuid, pci_device_id, bus_id
         self.total_bytes, self.reserved_bytes, self.used_bytes = total_bytes, reserved_bytes, used_bytes
         self.bus_width_bits, self.max_memory_clock_mhz = bus_width_bits, max_memory_clock_mhz
@@ -57,49 +89,93 @@ class FakeGpu:
 
 # --- realistic boards -------------------------------------------------------------------------
 
+
 def rtx_4090(bus: int = 1, serial: int = 0) -> FakeGpu:
     return FakeGpu(
-        name="NVIDIA GeForce RTX 4090", uuid=f"GPU-5b1c7d2e-{serial:04x}-4000-8000-000000004090",
-        pci_device_id=0x268410DE, bus_id=f"00000000:{bus:02X}:00.0",
-        total_bytes=24564 * MiB, reserved_bytes=354 * MiB, used_bytes=609 * MiB,
-        bus_width_bits=384, max_memory_clock_mhz=10501, compute_capability=(8, 9), pcie=(3, 16, 1, 16, 4),
-        processes=[FakeProcess(1873, 212 * MiB, "/usr/lib/xorg/Xorg", kind="graphics"),
-                   FakeProcess(40112, 386 * MiB, "/usr/bin/python3")])
+        name="NVIDIA GeForce RTX 4090",
+        uuid=f"GPU-5b1c7d2e-{serial:04x}-4000-8000-000000004090",
+        pci_device_id=0x268410DE,
+        bus_id=f"00000000:{bus:02X}:00.0",
+        total_bytes=24564 * MiB,
+        reserved_bytes=354 * MiB,
+        used_bytes=609 * MiB,
+        bus_width_bits=384,
+        max_memory_clock_mhz=10501,
+        compute_capability=(8, 9),
+        pcie=(3, 16, 1, 16, 4),
+        processes=[
+            FakeProcess(1873, 212 * MiB, "/usr/lib/xorg/Xorg", kind="graphics"),
+            FakeProcess(40112, 386 * MiB, "/usr/bin/python3"),
+        ],
+    )
 
 
 def rtx_3090(bus: int = 1, serial: int = 0, busy: bool = False) -> FakeGpu:
     processes = [FakeProcess(5151, 20480 * MiB, "/opt/llama.cpp/llama-server")] if busy else []
     return FakeGpu(
-        name="NVIDIA GeForce RTX 3090", uuid=f"GPU-0c3a9f10-{serial:04x}-4000-8000-000000003090",
-        pci_device_id=0x220410DE, bus_id=f"00000000:{bus:02X}:00.0",
-        total_bytes=24576 * MiB, reserved_bytes=256 * MiB, used_bytes=(20486 if busy else 6) * MiB,
-        bus_width_bits=384, max_memory_clock_mhz=9751, compute_capability=(8, 6), pcie=(4, 16, 4, 16, 4),
-        processes=processes)
+        name="NVIDIA GeForce RTX 3090",
+        uuid=f"GPU-0c3a9f10-{serial:04x}-4000-8000-000000003090",
+        pci_device_id=0x220410DE,
+        bus_id=f"00000000:{bus:02X}:00.0",
+        total_bytes=24576 * MiB,
+        reserved_bytes=256 * MiB,
+        used_bytes=(20486 if busy else 6) * MiB,
+        bus_width_bits=384,
+        max_memory_clock_mhz=9751,
+        compute_capability=(8, 6),
+        pcie=(4, 16, 4, 16, 4),
+        processes=processes,
+    )
 
 
 def a100_80gb_mig(bus: int = 0x41) -> FakeGpu:
     """MIG on, two 3g.40gb instances; the first holds a vLLM worker."""
     instance_bytes = 40192 * MiB  # 39.25 GiB: the 3g.40gb profile on an 80 GB A100 (inferred)
     return FakeGpu(
-        name="NVIDIA A100-SXM4-80GB", uuid="GPU-a1000000-0000-4000-8000-0000000a1000",
-        pci_device_id=0x20B210DE, bus_id=f"00000000:{bus:02X}:00.0",
-        total_bytes=81920 * MiB, reserved_bytes=0, used_bytes=87 * MiB,
-        bus_width_bits=5120, max_memory_clock_mhz=1593, compute_capability=(8, 0), pcie=(4, 16, 4, 16, 4),
+        name="NVIDIA A100-SXM4-80GB",
+        uuid="GPU-a1000000-0000-4000-8000-0000000a1000",
+        pci_device_id=0x20B210DE,
+        bus_id=f"00000000:{bus:02X}:00.0",
+        total_bytes=81920 * MiB,
+        reserved_bytes=0,
+        used_bytes=87 * MiB,
+        bus_width_bits=5120,
+        max_memory_clock_mhz=1593,
+        compute_capability=(8, 0),
+        pcie=(4, 16, 4, 16, 4),
         mig_instances=[
-            FakeMigInstance(0, "3g.40gb", "MIG-7e1d6a3c-1111-5b2e-9f00-00000000a101", 1, 0, instance_bytes, 20013 * MiB,
-                            processes=[FakeProcess(7001, 19968 * MiB, "/usr/bin/python3", gpu_instance_id=1,
-                                                   compute_instance_id=0)]),
+            FakeMigInstance(
+                0,
+                "3g.40gb",
+                "MIG-7e1d6a3c-1111-5b2e-9f00-00000000a101",
+                1,
+                0,
+                instance_bytes,
+                20013 * MiB,
+                processes=[
+                    FakeProcess(7001, 19968 * MiB, "/usr/bin/python3", gpu_instance_id=1, compute_instance_id=0)
+                ],
+            ),
             FakeMigInstance(1, "3g.40gb", "MIG-7e1d6a3c-2222-5b2e-9f00-00000000a102", 2, 0, instance_bytes, 13 * MiB),
-        ])
+        ],
+    )
 
 
 def h100_sxm(bus: int = 0x18) -> FakeGpu:
     return FakeGpu(
-        name="NVIDIA H100 80GB HBM3", uuid="GPU-b1000000-0000-4000-8000-0000000b1000",
-        pci_device_id=0x233010DE, bus_id=f"00000000:{bus:02X}:00.0",
-        total_bytes=81559 * MiB, reserved_bytes=511 * MiB, used_bytes=4 * MiB,
-        bus_width_bits=5120, max_memory_clock_mhz=2619, compute_capability=(9, 0), pcie=(5, 16, 5, 16, 5),
-        mig_instances=[])
+        name="NVIDIA H100 80GB HBM3",
+        uuid="GPU-b1000000-0000-4000-8000-0000000b1000",
+        pci_device_id=0x233010DE,
+        bus_id=f"00000000:{bus:02X}:00.0",
+        total_bytes=81559 * MiB,
+        reserved_bytes=511 * MiB,
+        used_bytes=4 * MiB,
+        bus_width_bits=5120,
+        max_memory_clock_mhz=2619,
+        compute_capability=(9, 0),
+        pcie=(5, 16, 5, 16, 5),
+        mig_instances=[],
+    )
 
 
 def h200(bus: int = 6, processes=()) -> FakeGpu:
@@ -107,19 +183,39 @@ def h200(bus: int = 6, processes=()) -> FakeGpu:
     `python -m benchmarks.nvidia_check` in tests/fixtures/device/h200/nvml-raw.json): 143771 MiB,
     615.06 MiB reserved, 3201 MHz on 6016 bits (not the 6144 the spec sheets imply), MIG off."""
     return FakeGpu(
-        name="NVIDIA H200", uuid="GPU-786c46bb-ba0e-48b2-f7c2-c8e8c0b3474f", pci_device_id=0x233510DE,
-        bus_id=f"00000000:00:{bus:02X}.0", total_bytes=150754820096, reserved_bytes=644939776, used_bytes=0,
-        bus_width_bits=6016, max_memory_clock_mhz=3201, compute_capability=(9, 0), pcie=(5, 16, 5, 16, 5),
-        processes=processes, mig_instances=[], max_mig_devices=0)
+        name="NVIDIA H200",
+        uuid="GPU-786c46bb-ba0e-48b2-f7c2-c8e8c0b3474f",
+        pci_device_id=0x233510DE,
+        bus_id=f"00000000:00:{bus:02X}.0",
+        total_bytes=150754820096,
+        reserved_bytes=644939776,
+        used_bytes=0,
+        bus_width_bits=6016,
+        max_memory_clock_mhz=3201,
+        compute_capability=(9, 0),
+        pcie=(5, 16, 5, 16, 5),
+        processes=processes,
+        mig_instances=[],
+        max_mig_devices=0,
+    )
 
 
 def gb10() -> FakeGpu:
     """DGX Spark: unified LPDDR5X, NVML answers NotSupported for memory and has no bus width."""
     return FakeGpu(
-        name="NVIDIA GB10", uuid="GPU-cb100000-0000-4000-8000-00000000cb10",
-        pci_device_id=0x2E1210DE, bus_id="0000000F:01:00.0", total_bytes=0, reserved_bytes=0, used_bytes=0,
-        bus_width_bits=None, max_memory_clock_mhz=None, compute_capability=(12, 1), pcie=(),
-        memory_supported=False)
+        name="NVIDIA GB10",
+        uuid="GPU-cb100000-0000-4000-8000-00000000cb10",
+        pci_device_id=0x2E1210DE,
+        bus_id="0000000F:01:00.0",
+        total_bytes=0,
+        reserved_bytes=0,
+        used_bytes=0,
+        bus_width_bits=None,
+        max_memory_clock_mhz=None,
+        compute_capability=(12, 1),
+        pcie=(),
+        memory_supported=False,
+    )
 
 
 def lost_gpu(bus: int = 2, serial: int = 1) -> FakeGpu:
@@ -130,6 +226,7 @@ def lost_gpu(bus: int = 2, serial: int = 1) -> FakeGpu:
 
 
 # --- the module ----------------------------------------------------------------------------------
+
 
 class _Handle:
     """Stands in for c_nvmlDevice_t: opaque to callers."""
@@ -151,9 +248,17 @@ class FakeNvml:
     "aggregate"), ``processes_error`` (a code raised by the process-list calls).
     """
 
-    def __init__(self, gpus, *, driver_version: str = "550.54.15", cuda_version: int = 12040,
-                 init_error: int | None = None, memory_v2: bool = True, mig_parent_memory: str = "no_permission",
-                 processes_error: int | None = None):
+    def __init__(
+        self,
+        gpus,
+        *,
+        driver_version: str = "550.54.15",
+        cuda_version: int = 12040,
+        init_error: int | None = None,
+        memory_v2: bool = True,
+        mig_parent_memory: str = "no_permission",
+        processes_error: int | None = None,
+    ):
         self.gpus = list(gpus)
         self.driver_version, self.cuda_version = driver_version, cuda_version
         self.init_error, self.memory_v2 = init_error, memory_v2
@@ -272,7 +377,13 @@ class FakeNvml:
         free = total - reserved - used
         if version:
             memory = _real.c_nvmlMemory_v2_t()
-            memory.version, memory.total, memory.reserved, memory.free, memory.used = version, total, reserved, free, used
+            memory.version, memory.total, memory.reserved, memory.free, memory.used = (
+                version,
+                total,
+                reserved,
+                free,
+                used,
+            )
         else:  # v1 counts what the driver reserved as used
             memory = _real.c_nvmlMemory_t()
             memory.total, memory.free, memory.used = total, free, used + reserved
@@ -330,7 +441,9 @@ class FakeNvml:
                 continue
             info = _real.c_nvmlProcessInfo_v2_t()
             info.pid = proc.pid
-            info.usedGpuMemory = proc.used_bytes if proc.used_bytes is not None else _real.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
+            info.usedGpuMemory = (
+                proc.used_bytes if proc.used_bytes is not None else _real.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
+            )
             info.gpuInstanceId, info.computeInstanceId = proc.gpu_instance_id, proc.compute_instance_id
             friendly = _real.nvmlStructToFriendlyObject(info)
             if friendly.usedGpuMemory == _real.NVML_VALUE_NOT_AVAILABLE_ulonglong.value:
@@ -393,8 +506,13 @@ class FakeNvml:
 
 # The binding's constants, exception classes and structures, exactly as nvidia-ml-py defines them.
 for _name in dir(_real):
-    if _name.startswith(("NVML_", "NVMLError")) or _name in ("nvmlMemory_v2", "nvmlStructToFriendlyObject",
-                                                             "c_nvmlMemory_t", "c_nvmlMemory_v2_t", "nvmlPciInfo_t"):
+    if _name.startswith(("NVML_", "NVMLError")) or _name in (
+        "nvmlMemory_v2",
+        "nvmlStructToFriendlyObject",
+        "c_nvmlMemory_t",
+        "c_nvmlMemory_v2_t",
+        "nvmlPciInfo_t",
+    ):
         _value = getattr(_real, _name)
         setattr(FakeNvml, _name, staticmethod(_value) if isinstance(_value, types.FunctionType) else _value)
 del _name, _value

@@ -28,10 +28,19 @@ _ENTRIES = [
 
 
 def mini_gpu_table() -> GpuTable:
-    doc = {"gpus": [
-        {"name": name, "vendor": vendor, "kind": kind, "memory_bytes": gib * GiB,
-         "memory_bandwidth_bytes_per_s": int(bandwidth), "unified_memory": unified, "pci_ids": pci_ids,
-         "sources": ["vendor spec sheet (see data/gpus.yaml)"]}
-        for name, vendor, kind, gib, bandwidth, pci_ids, unified in _ENTRIES
-    ]}
+    doc = {
+        "gpus": [
+            {
+                "name": name,
+                "vendor": vendor,
+                "kind": kind,
+                "memory_bytes": gib * GiB,
+                "memory_bandwidth_bytes_per_s": int(bandwidth),
+                "unified_memory": unified,
+                "pci_ids": pci_ids,
+                "sources": ["vendor spec sheet (see data/gpus.yaml)"],
+            }
+            for name, vendor, kind, gib, bandwidth, pci_ids, unified in _ENTRIES
+        ]
+    }
     return GpuTable(parse_gpus(doc, origin="test table"))

@@ -33,12 +33,15 @@ _MODEL_BUF = re.compile(r"(\S+) model buffer size = +([\d.]+) MiB")
 _KV_BUF = re.compile(r"(\S+) KV buffer size = +([\d.]+) MiB")
 _KV_SIZE = re.compile(
     r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\), "
-    r"K \((\w+)\): +([\d.]+) MiB, V \((\w+)\): +([\d.]+) MiB")
+    r"K \((\w+)\): +([\d.]+) MiB, V \((\w+)\): +([\d.]+) MiB"
+)
 _COMPUTE = re.compile(r"(\S+) compute buffer size = +([\d.]+) MiB")
 _OUTPUT = re.compile(r"(\S+) +output buffer size = +([\d.]+) MiB")
 _SWA_CELLS = re.compile(r"creating +(non-SWA|SWA) KV cache, size = (\d+) cells")
-_QUANT_TENSOR = re.compile(r"\[ *\d+/ *\d+\] +(\S+) +- \[[^\]]*\], type = +(\w+), size = +[\d.]+ MiB"
-                           r"(?: -> +[\d.]+ MiB \((\w+)\))?")
+_QUANT_TENSOR = re.compile(
+    r"\[ *\d+/ *\d+\] +(\S+) +- \[[^\]]*\], type = +(\w+), size = +[\d.]+ MiB"
+    r"(?: -> +[\d.]+ MiB \((\w+)\))?"
+)
 _QUANT_SIZE = re.compile(r"quant size += +([\d.]+) MiB")
 _FLASH = re.compile(r"Flash Attention (?:was auto, set to )?(enabled|disabled)")
 
@@ -120,7 +123,7 @@ class Referee:
     def __init__(self):
         self.log = _Log()
 
-    def __enter__(self) -> "Referee":
+    def __enter__(self) -> Referee:
         llama_cpp.llama_backend_init()
         llama_cpp.llama_log_set(self.log.callback, ctypes.c_void_p(0))
         return self
@@ -133,8 +136,15 @@ class Referee:
         except ImportError:
             pass
 
-    def quantize_dry_run(self, source: str | os.PathLike, ftype: int, *, imatrix: bool = True,
-                         output_tensor_type: int | None = None, token_embedding_type: int | None = None) -> dict:
+    def quantize_dry_run(
+        self,
+        source: str | os.PathLike,
+        ftype: int,
+        *,
+        imatrix: bool = True,
+        output_tensor_type: int | None = None,
+        token_embedding_type: int | None = None,
+    ) -> dict:
         """llama.cpp's quantizer (llama_model_quantize, dry_run: nothing is read or written) on
         a float GGUF: {tensor name: ggml type it would get}, and "__size__": the quant size.
         imatrix: pass a (dummy) importance matrix, as the main uploaders quantize with one:
@@ -170,7 +180,7 @@ class Referee:
                 types["__size__"] = _mib(m.group(1))
         return types
 
-    def load(self, path: str | os.PathLike, *, repack: bool = True, mmap: bool = True) -> "LoadedModel":
+    def load(self, path: str | os.PathLike, *, repack: bool = True, mmap: bool = True) -> LoadedModel:
         """repack: llama.cpp's CPU weight repacking (its default; llama-cli --no-repack turns it off)."""
         self.log.take()
         params = llama_cpp.llama_model_default_params()
@@ -213,9 +223,20 @@ class LoadedModel:
     def repack_bytes(self) -> int:
         return sum(v for k, v in self.model_buffers.items() if k.endswith("_REPACK"))
 
-    def context(self, n_ctx: int, *, type_k: str = "f16", type_v: str | None = None, n_seq_max: int = 1,
-                kv_unified: bool = False, n_ubatch: int = 512, n_batch: int = 2048, n_threads: int | None = None,
-                swa_full: bool = False, keep: bool = False):
+    def context(
+        self,
+        n_ctx: int,
+        *,
+        type_k: str = "f16",
+        type_v: str | None = None,
+        n_seq_max: int = 1,
+        kv_unified: bool = False,
+        n_ubatch: int = 512,
+        n_batch: int = 2048,
+        n_threads: int | None = None,
+        swa_full: bool = False,
+        keep: bool = False,
+    ):
         """Create a context and read its buffers (swa_full=False and n_batch 2048 as llama-cli and
         llama-server use; the binding's struct default is swa_full=True). keep: return the live
         context handle too (the caller frees it with llama_cpp.llama_free)."""
@@ -264,8 +285,17 @@ def _context_figures(lines, n_ctx, type_k, type_v, n_seq_max, kv_unified) -> Con
         if m := _KV_BUF.search(line):
             kv_buffers[m.group(1)] = kv_buffers.get(m.group(1), 0) + _mib(m.group(2))
         elif m := _KV_SIZE.search(line):
-            caches.append(KvCache(int(m.group(2)), int(m.group(3)), f"{m.group(4)}/{m.group(5)}",
-                                  m.group(6), _mib(m.group(7)), m.group(8), _mib(m.group(9))))
+            caches.append(
+                KvCache(
+                    int(m.group(2)),
+                    int(m.group(3)),
+                    f"{m.group(4)}/{m.group(5)}",
+                    m.group(6),
+                    _mib(m.group(7)),
+                    m.group(8),
+                    _mib(m.group(9)),
+                )
+            )
         elif m := _COMPUTE.search(line):
             compute[m.group(1)] = compute.get(m.group(1), 0) + _mib(m.group(2))
         elif m := _OUTPUT.search(line):
@@ -274,12 +304,19 @@ def _context_figures(lines, n_ctx, type_k, type_v, n_seq_max, kv_unified) -> Con
             swa[m.group(1)] = int(m.group(2))
         if m := _FLASH.search(line):
             flash = m.group(1)
-    return ContextFigures(n_ctx, type_k, type_v, n_seq_max, kv_unified, kv_buffers, caches, swa, compute, output,
-                          flash, lines)
+    return ContextFigures(
+        n_ctx, type_k, type_v, n_seq_max, kv_unified, kv_buffers, caches, swa, compute, output, flash, lines
+    )
 
 
-def decode_speed(loaded: LoadedModel, *, prompt_tokens: int = 16, gen_tokens: int = 32, n_ctx: int = 512,
-                 n_threads: int | None = None) -> dict:
+def decode_speed(
+    loaded: LoadedModel,
+    *,
+    prompt_tokens: int = 16,
+    gen_tokens: int = 32,
+    n_ctx: int = 512,
+    n_threads: int | None = None,
+) -> dict:
     """Tokens/s of single-token decode steps after a short prompt (token ids 0..: the hollow
     vocabulary has no text), timed around llama_decode only."""
     figures, ctx = loaded.context(n_ctx, n_threads=n_threads, keep=True)
@@ -301,6 +338,11 @@ def decode_speed(loaded: LoadedModel, *, prompt_tokens: int = 16, gen_tokens: in
     finally:
         llama_cpp.llama_free(ctx)
         loaded.referee.log.take()
-    return {"prompt_tokens": prompt_tokens, "prompt_tokens_per_s": prompt_tokens / prompt_s,
-            "gen_tokens": gen_tokens, "decode_tokens_per_s": gen_tokens / gen_s,
-            "threads": n_threads or os.cpu_count() or 1, "compute_bytes": figures.compute_bytes}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "prompt_tokens_per_s": prompt_tokens / prompt_s,
+        "gen_tokens": gen_tokens,
+        "decode_tokens_per_s": gen_tokens / gen_s,
+        "threads": n_threads or os.cpu_count() or 1,
+        "compute_bytes": figures.compute_bytes,
+    }

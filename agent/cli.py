@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    from ..estimator.errors import FitagentError
+    from ..catalog.errors import FitagentError
 
     try:
         return args.run(args) or 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..estimator.errors import DataError
+from ..catalog.errors import DataError
 from ..estimator.quality import USE_CASES
 
 ENV_PREFIX = "FITAGENT_"
@@ -79,7 +79,7 @@ class Config:
             return self.token
         if not self.token_file:
             return None
-        from ..estimator.errors import UsageError
+        from ..catalog.errors import UsageError
         from .files import read_text
 
         try:
@@ -357,7 +357,7 @@ def default_config_path(environ: Mapping[str, str] = os.environ) -> Path | None:
 def read_config_file(path: str | Path) -> Config:
     import yaml
 
-    from ..estimator.errors import UsageError
+    from ..catalog.errors import UsageError
     from .files import read_text
 
     path = Path(path)

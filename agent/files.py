@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..estimator.errors import UsageError
+from ..catalog.errors import UsageError
 
 MAX_CONFIG_BYTES = 1 << 20  # a config, a snapshot or a targets file is a few kB; 1 MiB is generous
 

@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..estimator.errors import UsageError
+from ..catalog.errors import UsageError
 
 # ---------------------------------------------------------------------------------------------
 # Limits. Real files sit far below each one: a 262k-token vocabulary with its merges is a header

@@ -7,9 +7,18 @@ import os
 from dataclasses import replace
 from typing import NamedTuple
 
-from ..estimator.catalog import Catalog
-from ..estimator.errors import UsageError
+from ..catalog.errors import UsageError
+from ..catalog.types import Catalog
 from ..estimator.hardware import GpuSnapshot, HardwareSnapshot, snapshot_from_dict
+
+
+def take_snapshot(measure_bandwidth: bool = False, **machine) -> HardwareSnapshot:
+    """This machine as a frozen HardwareSnapshot: the probe's document through the one parser
+    every snapshot takes (``machine`` replaces the real machine in tests: probe_document's keywords)."""
+    from .probe import probe_document
+
+    document = probe_document(measure_bandwidth, **machine)
+    return replace(snapshot_from_dict(document, origin="probe"), source="probe")
 
 
 def load_snapshot_file(path: str | os.PathLike) -> HardwareSnapshot:
@@ -47,7 +56,7 @@ class HostOverrides(NamedTuple):
 
 def apple_gpu_share(ram_bytes: int) -> float:
     """The share of RAM macOS lets the GPU wire by default (the probe reads the real limit)."""
-    from .probe.tables import read_json_data
+    from ..catalog.files import read_json_data
 
     rows = read_json_data("host_memory.json")["apple"]["gpu_share_of_ram"]
     return next(row["share"] for row in rows if ram_bytes <= row.get("up_to_bytes", ram_bytes))
@@ -158,12 +167,10 @@ def resolve_hardware(
         raise UsageError("give either --hardware FILE or --gpu NAME, not both")
     if hardware:
         return load_snapshot_file(hardware), []
-    from .probe import take_snapshot
-
     snapshot = take_snapshot()
     if gpu_names:
         if catalog is None:
-            from .catalog import load_catalog
+            from .catalog_cache import load_catalog
 
             catalog = load_catalog()
         return snapshot_from_gpu_names(gpu_names, catalog, snapshot, host)

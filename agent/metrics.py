@@ -30,8 +30,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from ..catalog.errors import FitagentError
 from ..estimator.calibration import DEFAULT_CALIBRATION
-from ..estimator.errors import FitagentError
 from ..estimator.estimate import Estimate, Options, estimate
 from . import package_version
 from .state import AgentState

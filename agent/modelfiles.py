@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from ..estimator.catalog import Catalog, Model
-from ..estimator.errors import UsageError
+from ..catalog.errors import UsageError
+from ..catalog.types import Catalog, Model
 from ..estimator.ggufmodel import model_from_gguf
 from ..estimator.hfconfig import model_from_hf_config
 
@@ -36,7 +36,7 @@ def with_catalog_facts(model: Model, catalog: Catalog) -> Model:
     scores it alike; otherwise it stays as read, its quality estimated."""
     import dataclasses
 
-    from ..estimator.catalog import model_key
+    from ..catalog.lookup import model_key
 
     key = model_key(model.id)
     shape = _shape(model.architecture)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..estimator.errors import UsageError
+from ..catalog.errors import UsageError
 from ..estimator.estimate import MAX_CONTEXT
 from ..estimator.quality import USE_CASES
 from .values import tokens

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from ..catalog.types import Catalog
 from ..estimator.budget import budget_from_snapshot
-from ..estimator.catalog import Catalog
 from ..estimator.hardware import HardwareSnapshot
 from . import sdnotify
 from .config import Config
@@ -37,7 +37,7 @@ Prober = Callable[[], HardwareSnapshot]
 
 
 def _one_line(exc: BaseException) -> str:
-    from ..estimator.errors import FitagentError
+    from ..catalog.errors import FitagentError
 
     text = " ".join(str(exc).split())
     if isinstance(exc, FitagentError) and text:
@@ -55,7 +55,7 @@ class Agent:
         clock: Callable[[], float] = time.time,
     ):
         if catalog is None:
-            from .catalog import load_catalog
+            from .catalog_cache import load_catalog
 
             catalog = load_catalog()
         self.catalog = catalog
@@ -99,7 +99,7 @@ class Agent:
             from .hardware import load_snapshot_file
 
             return load_snapshot_file(self._config.hardware)  # re-read each scan: what-if files can change
-        from .probe import take_snapshot
+        from .hardware import take_snapshot
 
         first = self._state.generation == 0
         return take_snapshot(measure_bandwidth=first and self._config.measure_bandwidth_at_start)

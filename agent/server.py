@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from ..estimator.errors import FitagentError, UsageError
+from ..catalog.errors import FitagentError, UsageError
 from ..estimator.estimate import Options, estimate
 from ..estimator.hardware import HardwareSnapshot, snapshot_to_dict
 from ..estimator.recommend import Recommendations, explain, recommend

@@ -14,8 +14,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ..catalog.types import Catalog
 from ..estimator.budget import Budget, Device, budget_from_snapshot
-from ..estimator.catalog import Catalog
 from ..estimator.estimate import Estimate, Options, estimate
 from ..estimator.hardware import HardwareSnapshot
 from ..estimator.launch import launch_settings

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from ..estimator.catalog import Architecture, Model, model_key, parse_models
-from ..estimator.errors import DataError, UsageError
+from ..catalog.errors import DataError, UsageError
+from ..catalog.lookup import model_key
+from ..catalog.parse import parse_models
+from ..catalog.types import Architecture, Model
 
 MAX_USER_CATALOG_BYTES = 4 << 20
 HEADER = (
@@ -47,9 +49,9 @@ def user_entries(text: str, path: str) -> list[dict]:
     """The file's entries, each checked by the catalog's own parser (errors name the file)."""
     if not text.strip():
         return []
-    from .catalog import _yaml_load
+    from ..catalog.files import yaml_load
 
-    doc = _yaml_load(text, path)
+    doc = yaml_load(text, path)
     if doc is None:
         return []
     if not isinstance(doc, Mapping) or not isinstance(doc.get("models"), list):

@@ -24,12 +24,12 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fitagent.agent.catalog import load_catalog
+from fitagent.agent.catalog_cache import load_catalog
 from fitagent.agent.modelfiles import model_from_config_file
+from fitagent.catalog.errors import UsageError
 from fitagent.estimator import memory, speed
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION, Calibration, class_chain, compute_chain, memory_class
-from fitagent.estimator.errors import UsageError
 from fitagent.estimator.estimate import Options, estimate, need_for, placements
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from fitagent.estimator.catalog import Architecture, check_architecture, parse_models
-from fitagent.estimator.errors import FitagentError
+from fitagent.catalog.errors import FitagentError
+from fitagent.catalog.parse import check_architecture, parse_models
+from fitagent.catalog.types import Architecture
 from fitagent.estimator.hfconfig import model_from_hf_config, published_active_count
 from fitagent.estimator.tensors import parameter_count
 

@@ -122,7 +122,7 @@ def level_snapshot(name: str, level: float) -> dict:
 
 
 def _precompute(key: tuple[str, float]):
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
     from fitagent.agent.config import Config
     from fitagent.agent.state import precompute
     from fitagent.estimator.hardware import snapshot_from_dict
@@ -174,7 +174,7 @@ def build_bodies(n: int, seed: int = 1) -> tuple[dict[str, bytes], dict]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
     from fitagent.agent.config import Config
     from fitagent.agent.metrics import FitagentCollector
     from fitagent.agent.state import AgentState, runtime_devices

@@ -45,8 +45,8 @@ def main(argv=None) -> int:
 
     from hollow_gguf import write_hollow_gguf  # tests/ on PYTHONPATH
 
-    from fitagent.agent.catalog import load_catalog
-    from fitagent.agent.probe import take_snapshot
+    from fitagent.agent.catalog_cache import load_catalog
+    from fitagent.agent.hardware import take_snapshot
 
     catalog = load_catalog()
     snapshot = take_snapshot()

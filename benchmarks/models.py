@@ -232,7 +232,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the tree here and keep it (default: a temporary folder)")
     args = parser.parse_args()
 
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
     from fitagent.agent.localmodels import local_rows, scan
     from fitagent.agent.localmodels.report import match_catalog
     from fitagent.estimator.budget import Budget, device_from_spec

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from fitagent.agent.catalog import load_catalog
+from fitagent.agent.catalog_cache import load_catalog
 from fitagent.estimator import quantloss as ql
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "quant_loss.yaml"

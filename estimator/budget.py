@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .catalog import Catalog, GpuSpec
-from .errors import UsageError
+from ..catalog.errors import UsageError
+from ..catalog.types import Catalog, GpuSpec
 from .hardware import GpuSnapshot, HardwareSnapshot
 
 

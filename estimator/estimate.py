@@ -6,12 +6,12 @@ import dataclasses
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+from ..catalog.errors import UsageError
+from ..catalog.types import Catalog, Model, Quantization
 from . import limits, memory, quality, quantloss, seed, speed
 from . import placement as place
 from .budget import Budget
 from .calibration import DEFAULT_CALIBRATION, Calibration
-from .catalog import Catalog, Model, Quantization
-from .errors import UsageError
 from .quality import USE_CASES
 
 METHODS = ("default", "seed")

@@ -12,8 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .catalog import Architecture, FileWeights, Model, check_architecture
-from .errors import UsageError
+from ..catalog.errors import UsageError
+from ..catalog.parse import check_architecture
+from ..catalog.types import Architecture, FileWeights, Model
 
 # llama.cpp's GGUF architecture names → the Hugging Face class the catalog's rules key on.
 _HF_NAMES = {

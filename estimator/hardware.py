@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from .errors import UsageError
+from ..catalog.errors import UsageError
 
 SCHEMA = "fitagent.hardware/1"
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .catalog import Architecture, Model, check_architecture
-from .errors import UsageError
+from ..catalog.errors import UsageError
+from ..catalog.parse import check_architecture
+from ..catalog.types import Architecture, Model
 from .tensors import active_parameter_count, parameter_count
 
 SUPPORTED = {

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Mapping
 
+from ..catalog.errors import UsageError
+from ..catalog.types import Architecture, GgmlType, Quantization
 from .calibration import Calibration
-from .catalog import Architecture, GgmlType, Quantization
-from .errors import UsageError
 from .tensors import fused_qkv
 
 KV_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}

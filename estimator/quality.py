@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..catalog.parse import BENCHMARKS
+
+if TYPE_CHECKING:
+    from ..catalog.types import Model
 
 # §4.1: benchmark weights per use case (MMLU, HumanEval, GSM8K, BFCL).
 DOMAIN_WEIGHTS: Mapping[str, Mapping[str, float]] = {
@@ -64,8 +70,6 @@ def scored(model, use_case: str, priors: Mapping[str, tuple[float, float]]) -> t
     model's own score, a documented stand-in's, or estimated from the model's size where the catalog
     has none; the source says which, worst first ("estimated from size: …", "stand-in: …",
     "benchmarks")."""
-    from .catalog import effective_params
-
     total, estimated, stand_ins = 0.0, [], []
     size = math.log10(effective_params(model))
     for name, weight in DOMAIN_WEIGHTS[use_case].items():
@@ -104,3 +108,36 @@ def seed_source(model, use_case: str) -> str:
 def marker(source: str) -> str:
     """How human output marks a quality: ~ estimated, * a stand-in's score, nothing for benchmarks."""
     return "~" if source.startswith("estimated") else "*" if source.startswith("stand-in") else ""
+
+
+def effective_params(model: Model) -> float:
+    """What a model's scores scale with: its parameters, or for a mixture of experts the geometric
+    mean of all and active ones (a 30B-A3B scores about like a 10B dense model)."""
+    return (model.params_total * model.params_active) ** 0.5 if model.is_moe else float(model.params_total)
+
+
+def benchmark_priors(models) -> dict[str, tuple[float, float]]:
+    """Least-squares line of each benchmark's score on log10(effective parameters), over the models
+    that publish their own score (stand-ins left out), lowered by the residual standard deviation:
+    a missing score is estimated from size, cautiously."""
+    import math
+
+    priors = {}
+    for bench in BENCHMARKS:
+        points = [
+            (math.log10(effective_params(m)), m.benchmarks[bench])
+            for m in models
+            if bench in m.benchmarks and bench not in m.stand_ins
+        ]
+        if len(points) < 3:
+            continue
+        mx = sum(x for x, _ in points) / len(points)
+        my = sum(y for _, y in points) / len(points)
+        sxx = sum((x - mx) ** 2 for x, _ in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+        intercept = my - slope * mx
+        spread = (sum((y - intercept - slope * x) ** 2 for x, y in points) / (len(points) - 2)) ** 0.5
+        # One residual standard deviation below the line: a guess from size should not outrank a
+        # measured score it only matches on average (the winner's curse of ranking noisy estimates).
+        priors[bench] = (intercept - spread, slope)
+    return priors

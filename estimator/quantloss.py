@@ -13,16 +13,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+
+from ..catalog.types import QuantLossModel
 
 # The fits below import statistics themselves: it pulls in decimal, fractions and random, which
 # every command that loads the catalog would otherwise pay for at start-up.
-
-
-class QuantLossModel(NamedTuple):
-    reference_params: float  # the model kld_ref was measured on
-    size_exponent: float  # divergence ∝ params^-size_exponent
-    kld_to_loss: float  # kept score = exp(-kld_to_loss × divergence)
 
 
 def divergence(kld_ref: float, params: float, model: QuantLossModel) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from .catalog import Architecture, GgmlType, Quantization
+from ..catalog.types import Architecture, GgmlType, Quantization
 from .tensors import TensorGroup, native_expert_type, shared_expert_width, tensor_groups
 
 HAS_IMATRIX = True

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from ..catalog.types import Catalog, Model, Quantization
 from .budget import Budget
-from .catalog import Catalog, Model, Quantization
 from .estimate import Candidate, Estimate, Options, complete, model_terms, sweep_candidate
 from .pareto import frontier
 from .tensors import NATIVE_EXPERT_TYPES

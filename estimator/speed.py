@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 import re
 
+from ..catalog.types import Architecture
 from .budget import Budget, Device
 from .calibration import Calibration
 from .calibration import speed_range as calibration_speed_range
-from .catalog import Architecture
 from .placement import Need, Placement
 from .tensors import routed_active_parameter_count
 

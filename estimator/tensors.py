@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .catalog import Architecture
+from ..catalog.types import Architecture
 
 
 @dataclass(frozen=True)

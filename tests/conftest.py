@@ -45,7 +45,7 @@ def cli():
 
 @pytest.fixture(scope="session")
 def catalog():
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
 
     return load_catalog()
 

@@ -34,8 +34,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from fitagent.catalog.types import Architecture, Catalog, Model, Quantization
 from fitagent.estimator import quantmix
-from fitagent.estimator.catalog import Architecture, Catalog, Model, Quantization
 from fitagent.estimator.tensors import TensorGroup, tensor_groups
 
 # Hugging Face class → llama.cpp's GGUF architecture name.

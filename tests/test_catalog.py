@@ -2,13 +2,9 @@
 
 import pytest
 
-from fitagent.estimator.catalog import (
-    find_gpu,
-    parse_gpus,
-    parse_models,
-    parse_quantizations,
-)
-from fitagent.estimator.errors import DataError, NotFoundError, UsageError
+from fitagent.catalog.errors import DataError, NotFoundError, UsageError
+from fitagent.catalog.lookup import find_gpu
+from fitagent.catalog.parse import parse_gpus, parse_models, parse_quantizations
 from fitagent.estimator.tensors import parameter_count
 
 
@@ -207,7 +203,7 @@ def test_ambiguous_gpu_name_is_refused():
 
 
 def test_catalog_cache_is_rebuilt_when_corrupt(tmp_path, monkeypatch):
-    from fitagent.agent import catalog as loader
+    from fitagent.agent import catalog_cache as loader
 
     monkeypatch.setenv("FITAGENT_CACHE_DIR", str(tmp_path))
     loader.load_catalog.cache_clear()
@@ -225,7 +221,7 @@ def test_catalog_cache_is_rebuilt_when_corrupt(tmp_path, monkeypatch):
 
 
 def test_catalog_loads_without_a_writable_cache(tmp_path, monkeypatch):
-    from fitagent.agent import catalog as loader
+    from fitagent.agent import catalog_cache as loader
 
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache directory should be")

@@ -19,8 +19,8 @@ from fitagent.agent.fleet.facts import facts_from_samples
 from fitagent.agent.fleet.targets import parse_targets, read_targets_file
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.agent.server import EXTENSION, create_app
+from fitagent.catalog.errors import UsageError
 from fitagent.estimator.budget import budget_from_snapshot
-from fitagent.estimator.errors import UsageError
 from fitagent.estimator.estimate import Options
 from fitagent.estimator.recommend import recommend
 

@@ -23,7 +23,7 @@ from test_gguf import write_llama, write_moe  # noqa: E402  (tests/ is on sys.pa
 from fitagent.agent import ggufheader  # noqa: E402
 from fitagent.agent.ggufheader import printable, read_gguf_header  # noqa: E402
 from fitagent.agent.modelfiles import model_from_gguf_file  # noqa: E402
-from fitagent.estimator.errors import UsageError  # noqa: E402
+from fitagent.catalog.errors import UsageError  # noqa: E402
 
 # GGUF value types (ggml docs/gguf.md)
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
@@ -128,7 +128,7 @@ def cli_error(cli, path, *extra) -> str:
 
 def usage_error(path) -> str:
     """In-process: the reader and model builder raise a one-line UsageError, nothing else."""
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
 
     try:
         model_from_gguf_file(path, load_catalog())

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import HF_CONFIGS
 
-from fitagent.estimator.errors import UsageError
+from fitagent.catalog.errors import UsageError
 from fitagent.estimator.hfconfig import model_from_hf_config
 
 # fixture file -> catalog model whose architecture it is

@@ -279,7 +279,7 @@ def test_a_planted_catalog_cache_is_not_loaded(tmp_path):
     script = textwrap.dedent(f"""
         import os, pickle, sys
         os.environ["FITAGENT_CACHE_DIR"] = {str(cache)!r}
-        from fitagent.agent import catalog as c
+        from fitagent.agent import catalog_cache as c
         texts = {{name: c.read_data_text(name) for name in c.DATA_FILES}}
         path = os.path.join({str(cache)!r}, f"catalog-{{c._cache_key(texts)}}.pickle")
         class Evil:
@@ -303,7 +303,7 @@ def test_a_planted_catalog_cache_is_not_loaded(tmp_path):
 
 
 def test_a_planted_link_at_the_cache_temp_name_is_not_followed(tmp_path, monkeypatch):
-    from fitagent.agent import catalog as c
+    from fitagent.agent import catalog_cache as c
 
     victim = tmp_path / "victim"
     victim.write_text("precious")

@@ -539,7 +539,7 @@ QUANT_MODELS = {
 
 
 def _quant_names() -> list[str]:
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
 
     return [q.name for q in load_catalog().quantizations if q.format == "gguf"]
 
@@ -653,8 +653,8 @@ def test_cpu_decode_speed_is_in_fitagents_ballpark(bench, catalog):
     measured). Both figures are printed; only a loose band is asserted."""
     from llamacpp.referee import Referee, decode_speed
 
+    from fitagent.agent.hardware import take_snapshot
     from fitagent.agent.modelfiles import model_from_gguf_file
-    from fitagent.agent.probe import take_snapshot
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.estimate import Options, estimate
 

@@ -40,7 +40,7 @@ def home(tmp_path_factory):
     """A home with a model in each store."""
     from hollow_gguf import write_hollow_gguf
 
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
 
     catalog = load_catalog()
     home = tmp_path_factory.mktemp("home")

@@ -62,7 +62,7 @@ def test_kv_cache_quantization(catalog, kv_quant, expected):
 
 
 def test_unknown_kv_quant_is_a_usage_error(catalog):
-    from fitagent.estimator.errors import UsageError
+    from fitagent.catalog.errors import UsageError
 
     with pytest.raises(UsageError, match="--kv-quant"):
         memory.kv_bytes_per_element("q3_k", catalog.ggml_types)

@@ -8,7 +8,8 @@ from dataclasses import fields
 
 import pytest
 
-from fitagent.agent.probe import document, nvml, probe_document, take_snapshot
+from fitagent.agent.hardware import take_snapshot
+from fitagent.agent.probe import document, nvml, probe_document
 from fitagent.estimator.hardware import GpuSnapshot, HostSnapshot, snapshot_to_dict
 
 NO_NVIDIA_DRIVER = nvml.library_absent(os.environ)

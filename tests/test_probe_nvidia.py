@@ -19,7 +19,8 @@ from fake_pynvml import (
 )
 from fake_pynvml.catalog import mini_gpu_table
 
-from fitagent.agent.probe import probe_document, take_snapshot
+from fitagent.agent.hardware import take_snapshot
+from fitagent.agent.probe import probe_document
 from fitagent.estimator.hardware import snapshot_from_dict, snapshot_to_dict
 
 MiB = 1 << 20

@@ -22,7 +22,7 @@ def agent(tmp_path_factory):
 
 
 def local_recommend(name: str, use_case: str, context: int):
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.estimate import Options
@@ -99,7 +99,7 @@ def test_estimate_and_models(agent):
     assert est["launch"]["llama_cpp"]["args"][:4] == ["-ngl", str(est["total_layers"] + 1), "-c", "4096"]
     status, models = agent.get("/v1/models")
     assert status == 200
-    from fitagent.agent.catalog import load_catalog
+    from fitagent.agent.catalog_cache import load_catalog
 
     assert [m["id"] for m in models["models"]] == [m.id for m in load_catalog().models]
     ranked = local_recommend("rtx4090", "general", 8192).ranked

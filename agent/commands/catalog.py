@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from dataclasses import asdict
 
-    from ...estimator.errors import UsageError
-    from ..catalog import load_catalog
+    from ...catalog.errors import UsageError
+    from ..catalog_cache import load_catalog
     from ..render import table
 
     given = [
@@ -206,7 +206,7 @@ def _check(catalog, as_json: bool) -> int:
 def _user_catalog() -> dict:
     """Where the user's entries are, which they are, and which built-in ones they replace (the file
     itself was validated when the catalog loaded)."""
-    from ..catalog import _yaml_load, read_data_text
+    from ...catalog.files import read_data_text, yaml_load
     from ..usercatalog import read_user_text, user_entries
 
     path, text = read_user_text()
@@ -214,7 +214,7 @@ def _user_catalog() -> dict:
     builtin = (
         {
             str(m.get("id", "")).lower()
-            for m in (_yaml_load(read_data_text("models.yaml"), "models.yaml") or {}).get("models", [])
+            for m in (yaml_load(read_data_text("models.yaml"), "models.yaml") or {}).get("models", [])
             if isinstance(m, dict)
         }
         if entries
@@ -231,10 +231,10 @@ def _read_model(args):
     """The model the --config / --gguf / --hf-dir file describes, as read (no catalog facts), and its source."""
     from pathlib import Path
 
-    from ...estimator.errors import UsageError
+    from ...catalog.errors import UsageError
 
     if args.gguf:
-        from ..catalog import load_catalog
+        from ..catalog_cache import load_catalog
         from ..localmodels.cache import model_from_json
         from ..localmodels.records import gguf_record
         from ..modelfiles import gguf_shards
@@ -282,8 +282,8 @@ def _repo_id(path) -> str | None:
 
 
 def _add(args) -> int:
-    from ...estimator.errors import UsageError
-    from ..catalog import _yaml_load, read_data_text
+    from ...catalog.errors import UsageError
+    from ...catalog.files import read_data_text, yaml_load
     from ..usercatalog import entry_from_model, find_entry, overlay, read_user_text, user_entries, write_entries
 
     if not (args.config or args.gguf or args.hf_dir):
@@ -301,7 +301,7 @@ def _add(args) -> int:
         entries[same] = entry  # added again: the new reading replaces the old
     else:
         entries.append(entry)
-    builtin = _yaml_load(read_data_text("models.yaml"), "models.yaml")
+    builtin = yaml_load(read_data_text("models.yaml"), "models.yaml")
     try:
         overlay(builtin, entries, path)  # an alias a built-in model has is refused before anything is written
     except Exception as exc:  # noqa: BLE001 - DataError, worded for the file; say it for this command
@@ -331,7 +331,7 @@ def _params(n: int) -> str:
 
 
 def _remove(args) -> int:
-    from ...estimator.errors import NotFoundError, UsageError
+    from ...catalog.errors import NotFoundError, UsageError
     from ..usercatalog import find_entry, read_user_text, user_entries, write_entries
 
     if not args.id:
@@ -340,7 +340,7 @@ def _remove(args) -> int:
     entries = user_entries(text, path)
     index = find_entry(entries, args.id)
     if index is None:
-        from ..catalog import load_catalog
+        from ..catalog_cache import load_catalog
 
         try:
             known = load_catalog().model(args.id)

@@ -96,7 +96,7 @@ def add_hardware(parser: argparse.ArgumentParser) -> None:
 
 def host_overrides(args):
     """The --host-ram / --host-bandwidth / --cpu-cores of a what-if, as hardware.HostOverrides."""
-    from ...estimator.errors import UsageError
+    from ...catalog.errors import UsageError
     from ..hardware import HostOverrides
 
     given = HostOverrides(args.host_ram, args.host_bandwidth, args.cpu_cores)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
 from .common import add_hardware, add_json, context_tokens, host_overrides, non_negative_int, print_json, prompt_tokens
 
 DEFAULT_CONTEXT = 8192
@@ -95,7 +95,7 @@ def resolve_quant_name(args, model) -> str:
 def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.estimate import Options, estimate
-    from ..catalog import load_catalog
+    from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
 
     catalog = load_catalog()

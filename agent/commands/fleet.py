@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _targets(args):
-    from ...estimator.errors import UsageError
+    from ...catalog.errors import UsageError
     from ..fleet.targets import parse_targets, read_targets_file
 
     if args.job:
@@ -153,7 +153,7 @@ def run(args) -> int:
     gc.disable()
 
     if args.question in ("place", "best"):
-        from ..catalog import load_catalog
+        from ..catalog_cache import load_catalog
 
         catalog = load_catalog()
     else:

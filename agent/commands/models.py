@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ...catalog.errors import UsageError
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.errors import UsageError
     from ...estimator.estimate import Options
-    from ..catalog import load_catalog
+    from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
     from ..localmodels import local_rows, scan_installed
     from ..state import runtime_devices

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def checked_url(url: str, where: str) -> str:
     """An agent URL as http(s)://host[:port][/prefix]; anything else is a usage error."""
-    from ...estimator.errors import UsageError
+    from ...catalog.errors import UsageError
 
     parts = urllib.parse.urlsplit(url.strip())
     try:
@@ -83,7 +83,7 @@ class NoAgent(Exception):
 def ask_agent(url: str, use_case: str | None, context: int | None) -> dict:
     """The agent's pick. NoAgent when none answers usably (not there, no scan yet, not fitagent);
     errors the agent reports about the request are raised as the user's."""
-    from ...estimator.errors import NotFoundError, UsageError
+    from ...catalog.errors import NotFoundError, UsageError
 
     query = {k: v for k, v in (("use_case", use_case), ("context", context)) if v is not None}
     full = f"{url}/v1/pick" + (f"?{urllib.parse.urlencode(query)}" if query else "")
@@ -137,11 +137,11 @@ def _checked_pick(body: bytes, url: str) -> dict:
 
 
 def compute_here(args, use_case: str, context: int) -> dict:
+    from ...catalog.errors import NotFoundError
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.errors import NotFoundError
     from ...estimator.estimate import Options
     from ...estimator.recommend import recommend
-    from ..catalog import load_catalog
+    from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
     from ..state import candidate_dict, runtime_devices
 
@@ -165,7 +165,7 @@ def format_pick(pick: dict, fmt: str) -> str:
         return json.dumps(launch["ollama"]["options"])
     if fmt == "vllm":
         if not launch["vllm"]["args"]:
-            from ...estimator.errors import NotFoundError
+            from ...catalog.errors import NotFoundError
 
             raise NotFoundError(f"{pick['model']} {pick['quant']}: {launch['vllm']['note']}")
         return shlex.join(launch["vllm"]["args"])

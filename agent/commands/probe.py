@@ -29,7 +29,7 @@ def run(args) -> int:
 
         snapshot = load_snapshot_file(args.hardware)
     else:
-        from ..probe import take_snapshot
+        from ..hardware import take_snapshot
 
         snapshot = take_snapshot(measure_bandwidth=args.measure_bandwidth)
     if args.json:

@@ -47,7 +47,7 @@ def run(args) -> int:
     from ...estimator.estimate import Options
     from ...estimator.hardware import snapshot_to_dict
     from ...estimator.recommend import explain, recommend
-    from ..catalog import load_catalog
+    from ..catalog_cache import load_catalog
     from ..config import load_config
     from ..hardware import resolve_hardware
 

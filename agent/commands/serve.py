@@ -43,7 +43,7 @@ def _setup_logging(level: str) -> None:
 
 def check_config(config, catalog) -> None:
     """What the schema cannot know: that watched models and the hardware file exist."""
-    from ...estimator.errors import FitagentError
+    from ...catalog.errors import FitagentError
     from ..config import ConfigError
 
     named = [(f"watch_models[{i}]", w.model, w.quant) for i, w in enumerate(config.watch_models)]
@@ -62,8 +62,8 @@ def check_config(config, catalog) -> None:
 
 
 def run(args) -> int:
-    from ...estimator.errors import FitagentError
-    from ..catalog import load_catalog
+    from ...catalog.errors import FitagentError
+    from ..catalog_cache import load_catalog
     from ..config import load_config
     from ..events import Change
     from ..server import EXTENSION, create_app, serve

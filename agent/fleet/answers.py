@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ...estimator.catalog import Catalog
+from ...catalog.types import Catalog
 from ...estimator.estimate import Options, model_terms, sweep_candidate
 from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S, recommend, usable_now
 from .facts import BestModel, HostFacts

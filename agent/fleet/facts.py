@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ...catalog.errors import FitagentError
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget, Device
-from ...estimator.errors import FitagentError
 
 
 class FleetError(FitagentError):

@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ...catalog.types import Catalog, Model, Quantization
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget
-from ...estimator.catalog import Catalog, Model, Quantization
 from ...estimator.estimate import Options, model_terms, need_for, sweep_candidate
 from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S
 

@@ -28,7 +28,7 @@ import urllib.parse
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
 from ..config import shown
 from .facts import FleetError, HostFacts, Sample, down, facts_from_samples
 from .prefilter import RECORDED_BUDGET, Bound, candidates_promql, hosts_promql

@@ -13,7 +13,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
 from ..config import shown
 from .facts import HostFacts, Sample, down, facts_from_samples
 

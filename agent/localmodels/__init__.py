@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from ...estimator.catalog import Catalog
+from ...catalog.types import Catalog
 from .report import NOTHING, Installed, local_rows, match_catalog
 from .roots import Root, scan_roots
 from .scan import LocalModel, Scan

@@ -12,8 +12,8 @@ import json
 import os
 import zlib
 
-from ...estimator.catalog import Architecture, FileWeights, Model
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
+from ...catalog.types import Architecture, FileWeights, Model
 from ..files import read_text
 
 CACHE_NAME = "localmodels.json"
@@ -28,7 +28,8 @@ _CODE = (
     "agent/ggufheader.py",
     "estimator/ggufmodel.py",
     "estimator/hfconfig.py",
-    "estimator/catalog.py",
+    "catalog/types.py",
+    "catalog/parse.py",
     "estimator/tensors.py",
 )
 

@@ -7,8 +7,8 @@ import dataclasses
 import json
 import os
 
-from ...estimator.catalog import Catalog, FileWeights
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
+from ...catalog.types import Catalog, FileWeights
 from .cache import model_to_json
 from .safetensors import Summary, read_summary
 

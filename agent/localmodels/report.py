@@ -8,9 +8,10 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ...catalog.errors import FitagentError
+from ...catalog.lookup import model_key
+from ...catalog.types import Catalog, Model
 from ...estimator.budget import Budget, Device
-from ...estimator.catalog import Catalog, Model, model_key
-from ...estimator.errors import FitagentError
 from ...estimator.estimate import Estimate, Options, estimate
 from ...estimator.launch import llama_cpp_args, ollama_settings, vllm_settings
 from .records import DTYPE_QUANTS

@@ -14,7 +14,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
 
 MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library refuses larger headers too
 # bytes per element; sub-byte types (F4, F6_*) are taken from their byte ranges

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ...estimator.catalog import Catalog, Model
-from ...estimator.errors import UsageError
+from ...catalog.errors import UsageError
+from ...catalog.types import Catalog, Model
 from ..files import read_text
 from .cache import ScanCache, model_from_json
 from .records import gguf_record, is_projector_name, safetensors_record

@@ -1,7 +1,8 @@
 """Reads the machine once: the only place that touches NVML, sysfs, sysctl and psutil.
 
-``probe_document`` returns the snapshot in its JSON form (schema fitagent.hardware/1);
-``take_snapshot`` returns the same as a frozen ``HardwareSnapshot``. Each backend (host,
+``probe_document`` returns the snapshot in its JSON form (schema fitagent.hardware/1), the
+probe's only product: ``agent.hardware.take_snapshot`` turns it into the estimator's frozen
+``HardwareSnapshot``, so the probe imports nothing from the estimator. Each backend (host,
 nvidia, amd, intel, apple) reads through one ``ProbeContext``; a failing backend becomes a
 line in ``problems`` and the rest of the machine is still reported.
 """
@@ -99,30 +100,3 @@ def probe_document(
     return document.document(
         taken_at, document.host_entry(**host_facts), [document.gpu_entry(**gpu) for gpu in gpus], problems
     )
-
-
-def take_snapshot(
-    measure_bandwidth: bool = False,
-    *,
-    fs_root: str = "/",
-    environ=None,
-    run=None,
-    nvml_module=None,
-    gpu_table=None,
-    system: str | None = None,
-):
-    """The machine as a frozen HardwareSnapshot (the parameters are probe_document's)."""
-    from dataclasses import replace
-
-    from ...estimator.hardware import snapshot_from_dict
-
-    document_ = probe_document(
-        measure_bandwidth,
-        fs_root=fs_root,
-        environ=environ,
-        run=run,
-        nvml_module=nvml_module,
-        gpu_table=gpu_table,
-        system=system,
-    )
-    return replace(snapshot_from_dict(document_, origin="probe"), source="probe")

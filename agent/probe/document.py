@@ -2,7 +2,7 @@
 
 `fitagent probe --json` prints this document directly: importing ``dataclasses`` (and
 the ``inspect`` and ``typing`` it drags in) costs more start-up time than the whole probe
-on a small machine. ``take_snapshot`` turns the same document into the frozen
+on a small machine. ``agent.hardware.take_snapshot`` turns the same document into the frozen
 ``HardwareSnapshot``; a test checks that both paths give byte-identical JSON, so the key
 orders below must follow the field order in ``estimator/hardware.py``.
 """

@@ -28,7 +28,7 @@ def _path(ctx) -> str | None:
 
 
 def _load(path: str) -> dict:
-    from ...estimator.errors import UsageError
+    from ...catalog.errors import UsageError
     from ..files import read_text
 
     try:

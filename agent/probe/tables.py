@@ -7,11 +7,6 @@ more than the whole no-GPU probe); gpus.yaml is parsed only once a GPU has been 
 
 from __future__ import annotations
 
-import json
-import os
-
-DATA_PACKAGE = "fitagent.data"
-
 
 class GpuTable:
     """PCI id → catalog GpuSpec; ``problem`` says why it is empty when gpus.yaml could not be read."""
@@ -28,8 +23,8 @@ class GpuTable:
         return self._by_pci.get(pci_id.lower()) if pci_id else None
 
     def gpu_by_name(self, name: str):
-        from ...estimator.catalog import find_gpu
-        from ...estimator.errors import FitagentError
+        from ...catalog.errors import FitagentError
+        from ...catalog.lookup import find_gpu
 
         try:
             return find_gpu(self.specs, name)
@@ -38,30 +33,14 @@ class GpuTable:
 
 
 def load_gpu_table() -> GpuTable:
-    from ...estimator.catalog import parse_gpus
-    from ...estimator.errors import FitagentError
-    from ..catalog import read_data_file
+    from ...catalog.errors import FitagentError
+    from ...catalog.files import read_data_file
+    from ...catalog.parse import parse_gpus
 
     try:
         return GpuTable(parse_gpus(read_data_file("gpus.yaml")))
     except FitagentError as exc:
         return GpuTable(problem=f"{exc}; bandwidth cannot be cross-checked against the GPU table")
-
-
-def read_json_data(name: str):
-    """A JSON file shipped in fitagent's data package."""
-    from ... import data
-
-    # A plain file next to the package is the common case and avoids importing
-    # importlib.resources (pathlib, tempfile, …); zipped installs take the slow road.
-    location = os.path.join(os.path.dirname(data.__file__ or ""), name)
-    try:
-        with open(location, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        from importlib import resources
-
-        return json.loads(resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8"))
 
 
 _host_memory = None
@@ -70,5 +49,7 @@ _host_memory = None
 def host_memory_table() -> dict:
     global _host_memory
     if _host_memory is None:
+        from ...catalog.files import read_json_data
+
         _host_memory = read_json_data("host_memory.json")
     return _host_memory

@@ -7,7 +7,7 @@ sheets, as in gpus.yaml.
 from __future__ import annotations
 
 from fitagent.agent.probe.tables import GpuTable
-from fitagent.estimator.catalog import parse_gpus
+from fitagent.catalog.parse import parse_gpus
 
 GiB = 1 << 30
 

@@ -11,53 +11,21 @@ a built-in id replaces that entry. Their file's text is part of the cache key.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import zlib
 from functools import lru_cache
 
-from .. import data as data_package
-from ..estimator import catalog as catalog_module
-from ..estimator.catalog import Catalog, build_catalog
-from ..estimator.errors import DataError
+from .. import catalog as catalog_package
+from .. import estimator as estimator_package
+from ..catalog.files import read_data_text, yaml_load
+from ..catalog.parse import build_catalog
+from ..catalog.types import Catalog
 from ..estimator.estimate import with_precomputed_weights
+from ..estimator.quality import benchmark_priors
 
-DATA_PACKAGE = "fitagent.data"
 DATA_FILES = ("models.yaml", "quantizations.yaml", "gpus.yaml")
-
-
-def _yaml_load(text: str, origin: str):
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster when present
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise DataError(
-            f"{origin}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); reinstall fitagent or fix the file"
-        ) from None
-
-
-def read_data_text(name: str) -> str:
-    # The data files sit beside fitagent/data/__init__.py in every install pip makes; plain
-    # file reads keep importlib.resources (and its imports) off the start-up path.
-    path = os.path.join(os.path.dirname(data_package.__file__), name)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        from importlib import resources  # a zipped or otherwise unusual install
-
-        try:
-            return resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
-        except (FileNotFoundError, ModuleNotFoundError):
-            raise DataError(f"data file {name} is missing from the installation; reinstall fitagent") from None
-
-
-def read_data_file(name: str):
-    return _yaml_load(read_data_text(name), name)
 
 
 def cache_dir() -> str:
@@ -66,9 +34,12 @@ def cache_dir() -> str:
     return user_cache_dir()
 
 
-# What the cached values depend on: the estimator modules that parse the data and size the
-# weights. Read as files, so that a start with a cached catalog need not import them all.
-_CODE_FILES = ("catalog.py", "memory.py", "quantmix.py", "tensors.py", "quantloss.py")
+# What the cached values depend on: the modules that parse the data, size the weights and
+# estimate missing scores. Read as files, so that a start with a cached catalog need not import them all.
+_CODE_FILES = (
+    (catalog_package, ("types.py", "lookup.py", "parse.py")),
+    (estimator_package, ("memory.py", "quantmix.py", "tensors.py", "quantloss.py", "quality.py")),
+)
 
 
 def _cache_key(texts: dict[str, str], user_text: str = "") -> str:
@@ -76,11 +47,12 @@ def _cache_key(texts: dict[str, str], user_text: str = "") -> str:
     user's own catalog (agent/usercatalog.py) when there is one."""
     crc = 0
     size = 0
-    folder = os.path.dirname(catalog_module.__file__)
-    for name in _CODE_FILES:
-        with open(os.path.join(folder, name), "rb") as fh:
-            code = fh.read()
-        crc, size = zlib.crc32(code, crc), size + len(code)
+    for package, names in _CODE_FILES:
+        folder = os.path.dirname(package.__file__ or "")
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as fh:
+                code = fh.read()
+            crc, size = zlib.crc32(code, crc), size + len(code)
     for name in DATA_FILES:
         blob = name.encode() + b"\0" + texts[name].encode()
         crc, size = zlib.crc32(blob, crc), size + len(blob)
@@ -156,8 +128,9 @@ def load_catalog() -> Catalog:
     cached = _read_cache(path)
     if cached is not None:
         return cached
-    docs = [_yaml_load(texts[name], name) for name in DATA_FILES]
+    docs = [yaml_load(texts[name], name) for name in DATA_FILES]
     docs[0] = overlay(docs[0], user_entries(user_text, user_path), user_path)  # the user's own entries over models.yaml
-    catalog = with_precomputed_weights(build_catalog(*docs))
+    facts = build_catalog(*docs)
+    catalog = with_precomputed_weights(dataclasses.replace(facts, benchmark_priors=benchmark_priors(facts.models)))
     _write_cache(path, catalog)
     return catalog

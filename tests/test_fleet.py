@@ -44,11 +44,13 @@ def fleet():
     return out
 
 
-def test_host_facts(fleet):
+def test_host_facts(fleet, catalog):
+    from fitagent.agent.fleet.facts import host_budget
+
     for name, facts in fleet.items():
         assert facts.live and facts.host == HOSTNAMES[name] and facts.version
     assert [g.name for g in fleet["2x3090"].gpus] == ["NVIDIA GeForce RTX 3090"] * 2
-    assert fleet["cpu-only"].budget.devices == ()
+    assert host_budget(fleet["cpu-only"], catalog).devices == ()
 
 
 def test_a_70b_fits_only_on_the_two_3090s(fleet, catalog):
@@ -132,7 +134,10 @@ def test_nowhere_fits_names_the_best_partial_offload(fleet, catalog):
 
 
 def test_a_model_too_big_for_any_host(fleet, catalog):
-    small = replace(fleet["rtx4090"], budget=replace(fleet["rtx4090"].budget, host_available_bytes=2_000_000_000))
+    snapshot = fleet["rtx4090"].snapshot
+    small = replace(
+        fleet["rtx4090"], snapshot=replace(snapshot, host=replace(snapshot.host, memory_available_bytes=2_000_000_000))
+    )
     answer = answers.place_answer([small], catalog, "meta-llama/Llama-3.1-405B-Instruct", "Q4_K_M", 4096)
     assert answer["placements"] == [] and answer["cannot_run"][0]["host"] == "ws-4090"
     assert answer["summary"] == "nowhere fits, and no live host can run it at all"
@@ -147,10 +152,10 @@ def test_best_is_each_hosts_top_recommendation(fleet, catalog):
         assert got[HOSTNAMES[name]] == (top.model, top.quant)
 
 
-def test_hosts_answer(fleet):
+def test_hosts_answer(fleet, catalog):
     from fitagent.agent.fleet.facts import down
 
-    answer = answers.hosts_answer([*fleet.values(), down("10.0.0.9:8765", "timed out", host="old-box")])
+    answer = answers.hosts_answer([*fleet.values(), down("10.0.0.9:8765", "timed out", host="old-box")], catalog)
     rows = {r["host"]: r for r in answer["hosts"]}
     assert rows["ws-3090x2"]["status"] == "up" and rows["ws-3090x2"]["gpu_memory_free_bytes"] == 50_200_000_000
     assert rows["cpu-box"]["host_memory_available_bytes"] == 257_698_037_760

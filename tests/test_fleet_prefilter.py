@@ -42,10 +42,29 @@ GB = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
+def snapshots():
+    return {name: load_snapshot_file(SNAPSHOTS / f"{name}.json") for name in FIXTURE_HOSTS}
+
+
+@pytest.fixture(scope="module")
 def budgets(catalog):
     return {
         name: budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog) for name in FIXTURE_HOSTS
     }
+
+
+def host_snapshot(base, free_shares, ram_bytes, ram_bandwidth=None, cores=None):
+    """A fixture host's snapshot with each GPU's free memory a share of its total, RAM available
+    set, and (when given) RAM bandwidth and cores: what the fleet reads from its series."""
+    gpus = tuple(
+        replace(g, memory_free_bytes=int(g.memory_total_bytes * share)) for g, share in zip(base.gpus, free_shares)
+    )
+    host = replace(base.host, memory_available_bytes=ram_bytes)
+    if ram_bandwidth is not None:
+        host = replace(host, memory_bandwidth_bytes_per_s=ram_bandwidth)
+    if cores is not None:
+        host = replace(host, cpu_cores=cores)
+    return replace(base, gpus=gpus, host=host)
 
 
 def host_budget(base, free_shares, ram_bytes, ram_bandwidth=None, cores=None):
@@ -106,7 +125,7 @@ def test_the_prefilter_never_drops_a_host_the_full_estimate_places(
     context=st.sampled_from(CONTEXTS[:6]),
 )
 def test_place_finds_the_same_places_with_and_without_the_prefilter(
-    catalog, budgets, fleet, model_index, quant, context
+    catalog, snapshots, fleet, model_index, quant, context
 ):
     model = catalog.models[model_index % len(catalog.models)]
     hosts = [
@@ -116,7 +135,7 @@ def test_place_finds_the_same_places_with_and_without_the_prefilter(
             up=True,
             ready=True,
             observed_at=0.0,
-            budget=host_budget(budgets[name], *rest),
+            snapshot=host_snapshot(snapshots[name], *rest),
         )
         for i, (name, *rest) in enumerate(fleet)
     ]
@@ -204,7 +223,7 @@ def series_line(name: str, labels: dict, value: float) -> dict:
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)")
-def test_promtool_evaluates_the_budget_and_the_filter_as_the_fleet_does(tmp_path):
+def test_promtool_evaluates_the_budget_and_the_filter_as_the_fleet_does(tmp_path, catalog):
     """Random fleets' series through promtool's PromQL engine: the inline budget, the recorded
     one and the filter give each host what ``budget_from_samples`` and ``could_fit`` give it."""
     rng = random.Random(17)
@@ -217,7 +236,7 @@ def test_promtool_evaluates_the_budget_and_the_filter_as_the_fleet_does(tmp_path
         for instance, samples in hosts.items():
             where = {"job": "fitagent", "instance": instance}
             inputs += [series_line(s.name, {**where, **s.labels}, s.value) for s in samples]
-            budget = budget_from_samples(samples)
+            budget = budget_from_samples(samples, catalog)
             labels = f'{{job="fitagent",instance="{instance}"}}'
             budget_rows.append({"labels": labels, "value": budget.budget_bytes})
             if not budget.devices:  # an exported bandwidth keeps its name through `> 0`; the assumed one has none

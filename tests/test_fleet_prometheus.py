@@ -201,14 +201,14 @@ def test_place_reads_only_the_candidates_with_or_without_the_recording_rule(flee
     assert how.recorded and recorded.queries == 2  # discovery with the candidates, then their series
     targets = fleet["targets"]
     assert [h.target for h in recorded.hosts] == [targets["2x3090"]]  # not the 4090 (memory), nor the CPU box (speed)
-    assert recorded.filtered_out == 2 and all(h.live and h.budget for h in recorded.hosts)
+    assert recorded.filtered_out == 2 and all(h.live and h.snapshot for h in recorded.hosts)
     # a Prometheus without config/fitagent-rules.yml: the same answer, the budget computed inline
     monkeypatch.setattr(prometheus, "RECORDED_BUDGET", "fitagent:not_recorded")
     monkeypatch.setattr(prometheus, "RECORDED_VERSIONS", "fitagent:not_recorded_either")
     monkeypatch.setattr(prefilter, "RECORDED_BUDGET", "fitagent:not_recorded")
     inline, how = prometheus.read_candidates(api, bound)
     assert not how.recorded and inline.queries == 4  # discovery twice (recorded, then raw), candidates, their series
-    assert [(h.target, h.budget) for h in inline.hosts] == [(h.target, h.budget) for h in recorded.hosts]
+    assert [(h.target, h.snapshot) for h in inline.hosts] == [(h.target, h.snapshot) for h in recorded.hosts]
     assert inline.filtered_out == 2 and inline.versions == recorded.versions
 
 

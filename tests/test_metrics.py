@@ -133,9 +133,9 @@ def test_per_gpu_fit_headroom_is_free_minus_the_runtime_reserve(default_scrape):
     assert headroom == {g.uuid: g.memory_free_bytes - DEFAULT_CALIBRATION.runtime_reserve_bytes for g in snapshot.gpus}
 
 
-def test_the_budget_rebuilt_from_the_series_is_the_agents(default_scrape):
+def test_the_budget_rebuilt_from_the_series_is_the_agents(default_scrape, catalog):
     _, _, app, _, text = default_scrape
-    assert budget_from_samples(samples_of(text)) == app.extensions[EXTENSION].state.computed.budget
+    assert budget_from_samples(samples_of(text), catalog) == app.extensions[EXTENSION].state.computed.budget
 
 
 def test_scrapes_read_the_state_and_never_probe(default_scrape):
@@ -243,12 +243,12 @@ MIG_AND_MORE = {
 SMALL = Config(contexts=(8192,), use_cases=("general",), token="t")
 
 
-def test_mig_instances_hidden_gpus_cgroup_limits_and_unknown_bandwidth_round_trip():
+def test_mig_instances_hidden_gpus_cgroup_limits_and_unknown_bandwidth_round_trip(catalog):
     app, _ = scanned_app(snapshot_from_dict(MIG_AND_MORE), SMALL)
     text = scrape(app).data.decode()
     budget = app.extensions[EXTENSION].state.computed.budget
     assert [d.id for d in budget.devices] == ["MIG-aaaa", "MIG-bbbb"]
-    assert budget_from_samples(samples_of(text)) == budget
+    assert budget_from_samples(samples_of(text), catalog) == budget
     usable = {s.labels["uuid"]: s.value for s in series(text, "fitagent_gpu_usable")}
     assert usable == {"GPU-a100-0": 0, "MIG-aaaa": 1, "MIG-bbbb": 1, "GPU-hidden": 0}
     headroom = {s.labels["uuid"]: s.value for s in series(text, "fitagent_gpu_fit_headroom_bytes")}

@@ -152,12 +152,9 @@ def run(args) -> int:
     # the cyclic collector would walk them again and again (a fifth of the time) to free nothing.
     gc.disable()
 
-    if args.question in ("place", "best"):
-        from ..catalog_cache import load_catalog
+    from ..catalog_cache import load_catalog
 
-        catalog = load_catalog()
-    else:
-        catalog = None
+    catalog = load_catalog()  # every answer's budgets come from the snapshots through it
     place = None
     if args.question == "place":
         model = catalog.model(args.model)  # bad input fails before the fleet is asked
@@ -166,7 +163,7 @@ def run(args) -> int:
         place = (model, quant, context)
     read, source = read_fleet(args, catalog, place)
     if args.question == "hosts":
-        answer, text = answers.hosts_answer(read.hosts), render.render_hosts
+        answer, text = answers.hosts_answer(read.hosts, catalog), render.render_hosts
     elif args.question == "place":
         model, quant, context = place
         answer = answers.place_answer(

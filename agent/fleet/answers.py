@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from ...catalog.types import Catalog
 from ...estimator.estimate import Options, model_terms, sweep_candidate
 from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S, recommend, usable_now
-from .facts import BestModel, HostFacts
+from .facts import BestModel, HostFacts, host_budget
 from .prefilter import bound_for
 
 
@@ -39,11 +39,11 @@ def _where(h: HostFacts) -> dict:
 # ---------------------------------------------------------------- fleet hosts
 
 
-def hosts_answer(hosts: list[HostFacts]) -> dict:
+def hosts_answer(hosts: list[HostFacts], catalog: Catalog) -> dict:
     rows = []
     for h in hosts:
         status = "down" if not h.live else "stale" if h.stale else "up"
-        budget = h.budget
+        budget = host_budget(h, catalog)
         rows.append(
             {
                 **_where(h),
@@ -116,16 +116,18 @@ def place_answer(
     options = Options(context=context, detail=False).check()
     terms = model_terms(model, catalog, options)  # the same for every host: worked out once
     bound = bound_for(model, quant, catalog, context)
-    live = [h for h in hosts if h.live and h.budget is not None]
-    admitted = [h for h in live if bound.admits(h.budget)] if prefilter else live
+    budgets = {id(h): host_budget(h, catalog) for h in hosts if h.live}
+    live = [h for h in hosts if budgets.get(id(h)) is not None]
+    admitted = [h for h in live if bound.admits(budgets[id(h)])] if prefilter else live
     rows: list[dict] = []
     cannot: list[dict] = []
 
     def estimate_on(chosen: list[HostFacts]) -> None:
         for h in chosen:
-            c = sweep_candidate(model, quant, h.budget, catalog, options, terms)
+            budget = budgets[id(h)]
+            c = sweep_candidate(model, quant, budget, catalog, options, terms)
             if c.placement == "none":
-                cannot.append({**_where(h), "total_bytes": c.total_bytes, "budget_bytes": h.budget.budget_bytes})
+                cannot.append({**_where(h), "total_bytes": c.total_bytes, "budget_bytes": budget.budget_bytes})
             else:
                 rows.append(_placement_row(h, c, model.architecture.layers))
 
@@ -269,10 +271,11 @@ def best_answer(hosts: list[HostFacts], catalog: Catalog, use_case: str, context
         if exported is not None:
             rows.append(_best_row(h, exported, catalog, known))
             continue
-        if h.budget is None:
+        budget = host_budget(h, catalog)
+        if budget is None:
             continue
         computed_here += 1
-        ranked = recommend(catalog, h.budget, options, top=1).ranked
+        ranked = recommend(catalog, budget, options, top=1).ranked
         if not ranked:
             rows.append(
                 {

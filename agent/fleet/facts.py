@@ -1,8 +1,10 @@
 """One host as the fleet sees it, rebuilt from its ``fitagent_*`` series.
 
 The samples come from Prometheus' API or from an agent's ``/metrics``; either way they are
-(name, labels, value) triples, and the budget rebuilt here equals the one the agent computed
-(``agent.metrics`` exports every field of it; a test checks the round trip).
+(name, labels, value) triples. They are turned back into the agent's snapshot document
+(schema fitagent.hardware/1, with what the series carry) and parsed by ``snapshot_from_dict``:
+the fleet's budgets then come from ``budget_from_snapshot``, the one path every caller takes,
+and equal the agent's own (a test checks the round trip).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ...catalog.errors import FitagentError
-from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget, Device
+from ...catalog.types import Catalog
+from ...estimator.budget import Budget, budget_from_snapshot
+from ...estimator.hardware import SCHEMA, HardwareSnapshot, snapshot_from_dict
 
 
 class FleetError(FitagentError):
@@ -67,7 +71,7 @@ class HostFacts:
     observed_at: float | None = None  # when these facts were read
     gpus: tuple[GpuFacts, ...] = ()
     host_memory_available_bytes: int | None = None
-    budget: Budget | None = None
+    snapshot: HardwareSnapshot | None = None  # what the series say of the machine (None: not read)
     best: Mapping[tuple[str, int], BestModel] = field(default_factory=dict)  # (use_case, context) -> ...
 
     @property
@@ -154,11 +158,10 @@ def facts_from_samples(
     host_info = by_name.get("fitagent_host_info")
     hostname = host_info[0].labels.get("hostname") or None if host_info else None
     ready = _one(by_name, "fitagent_ready") == 1
-    budget = _budget(by_name) if ready else None
-    error = None
+    snapshot, error = _snapshot(target, by_name) if ready else (None, None)
     if not ready:
         error = "the agent is up but has no successful hardware scan yet"
-    elif budget is None and need_budget:
+    elif error is None and snapshot is None and need_budget:
         error = "the agent's metrics lack the host memory series (fitagent too old?)"
     available = _one(by_name, "fitagent_host_memory_available_bytes")
     return HostFacts(
@@ -174,7 +177,7 @@ def facts_from_samples(
         observed_at=observed_at,
         gpus=_gpus(by_name) if details else (),
         host_memory_available_bytes=None if available is None else int(available),
-        budget=budget,
+        snapshot=snapshot,
         best=_best(by_name) if ready and details else {},
     )
 
@@ -253,52 +256,81 @@ def _gpus(by_name: dict[str, list[Sample]]) -> tuple[GpuFacts, ...]:
     )
 
 
-def budget_from_samples(samples: Iterable[Sample]) -> Budget | None:
-    """The estimator's budget as the agent computed it (``estimator.budget.budget_from_snapshot``):
-    usable GPUs in index order, free memory floored at 0, RAM capped by the cgroup limit,
-    the assumed RAM bandwidth when the agent exports none."""
-    return _budget(_index(samples))
+def host_budget(facts: HostFacts, catalog: Catalog) -> Budget | None:
+    """The estimator's budget for a host the fleet read (None when its series held no machine)."""
+    return budget_from_snapshot(facts.snapshot, catalog) if facts.snapshot is not None else None
 
 
-def _budget(by_name: dict[str, list[Sample]]) -> Budget | None:
+def budget_from_samples(samples: Iterable[Sample], catalog: Catalog) -> Budget | None:
+    """The budget the agent computed, rebuilt from its series (a test's round trip)."""
+    snapshot, _ = _snapshot("samples", _index(samples))
+    return budget_from_snapshot(snapshot, catalog) if snapshot is not None else None
+
+
+def snapshot_document(by_name: dict[str, list[Sample]]) -> dict | None:
+    """The agent's snapshot as its series describe it: a fitagent.hardware/1 document with what
+    they carry (None without the host memory series). A GPU the agent could not place on is
+    written invisible; its bandwidth is the one the agent's estimator used."""
     available = _one(by_name, "fitagent_host_memory_available_bytes")
     cores = _one(by_name, "fitagent_host_cpu_cores")
     if available is None or cores is None:
         return None
-    limit = _one(by_name, "fitagent_host_memory_limit_bytes")
-    if limit:
-        available = min(available, limit)
+    host_info = by_name.get("fitagent_host_info")
+    labels = host_info[0].labels if host_info else {}
     bandwidth = _one(by_name, "fitagent_host_memory_bandwidth_bytes_per_second")
+    total = _one(by_name, "fitagent_host_memory_total_bytes")
+    limit = _one(by_name, "fitagent_host_memory_limit_bytes")
+    host = {
+        "hostname": labels.get("hostname") or "unknown",
+        "os": labels.get("os") or "unknown",
+        "cpu_model": labels.get("cpu_model") or None,
+        "cpu_cores": int(cores),
+        "memory_total_bytes": int(total if total is not None else available),
+        "memory_available_bytes": int(available),
+        "memory_bandwidth_bytes_per_s": bandwidth or None,
+        "memory_bandwidth_source": "agent" if bandwidth else "none",
+    }
+    if limit:
+        host["memory_limit_bytes"] = int(limit)
     info = _gpu_info(by_name)
     usable = _by_gpu(by_name, "fitagent_gpu_usable")
-    total = _by_gpu(by_name, "fitagent_gpu_memory_total_bytes")
+    gpu_total = _by_gpu(by_name, "fitagent_gpu_memory_total_bytes")
     free = _by_gpu(by_name, "fitagent_gpu_memory_free_bytes")
+    used = _by_gpu(by_name, "fitagent_gpu_memory_used_bytes")
     gpu_bandwidth = _by_gpu(by_name, "fitagent_gpu_memory_bandwidth_bytes_per_second")
-    flops = _by_gpu(by_name, "fitagent_gpu_fp16_flops")
-    devices = []
-    for key in sorted(info, key=_gpu_order):
-        if usable.get(key) != 1 or key not in free or key not in total:
+    gpus = []
+    for position, key in enumerate(sorted(info, key=_gpu_order)):
+        if key not in free or key not in gpu_total:
             continue
         labels = info[key]
-        vendor = labels.get("vendor", "")
-        devices.append(
-            Device(
-                id=key[1] or f"{vendor}:{key[0]}",
-                name=labels.get("name", ""),
-                vendor=vendor,
-                free_bytes=max(0, int(free[key])),
-                total_bytes=int(total[key]),
-                bandwidth_bytes_per_s=gpu_bandwidth.get(key),
-                fp16_flops=flops.get(key),
-                unified=labels.get("unified_memory") == "true",
-                memory_type=labels.get("memory_type") or None,
-                kind=labels.get("kind") or None,
-            )
+        role = labels.get("mig_role") or None
+        gpus.append(
+            {
+                "index": int(key[0]) if key[0].isdigit() else position,
+                "vendor": labels.get("vendor", ""),
+                "name": labels.get("name", ""),
+                "uuid": key[1] or None,
+                "pci_id": labels.get("pci_id") or None,
+                "memory_total_bytes": int(gpu_total[key]),
+                "memory_free_bytes": max(0, int(free[key])),  # as the budget floors it (PromQL: clamp_min)
+                "memory_used_bytes": int(used.get(key, 0)),
+                "memory_bandwidth_bytes_per_s": gpu_bandwidth.get(key),
+                "bandwidth_source": "agent",
+                "compute_capability": labels.get("compute_capability") or None,
+                "driver_version": labels.get("driver") or None,
+                "mig": {"role": role, "parent_uuid": labels.get("parent_uuid") or None} if role else None,
+                "unified_memory": labels.get("unified_memory") == "true",
+                "visible": usable.get(key) == 1,
+            }
         )
-    return Budget(
-        devices=tuple(devices),
-        host_available_bytes=int(available),
-        host_bandwidth_bytes_per_s=float(bandwidth) if bandwidth else ASSUMED_HOST_BANDWIDTH,
-        cpu_cores=int(cores),
-        host_bandwidth_assumed=not bandwidth,
-    )
+    return {"schema": SCHEMA, "taken_at": "", "host": host, "gpus": gpus, "problems": []}
+
+
+def _snapshot(target: str, by_name: dict[str, list[Sample]]) -> tuple[HardwareSnapshot | None, str | None]:
+    document = snapshot_document(by_name)
+    if document is None:
+        return None, None
+    try:
+        return snapshot_from_dict(document, origin=f"{target}'s metrics"), None
+    except FitagentError as exc:
+        return None, f"its series do not describe a machine ({exc}): not used"

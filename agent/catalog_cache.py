@@ -22,7 +22,7 @@ from .. import estimator as estimator_package
 from ..catalog.files import read_data_text, yaml_load
 from ..catalog.parse import build_catalog
 from ..catalog.types import Catalog
-from ..estimator.estimate import with_precomputed_weights
+from ..estimator.candidates import with_precomputed_weights
 from ..estimator.quality import benchmark_priors
 
 DATA_FILES = ("models.yaml", "quantizations.yaml", "gpus.yaml")

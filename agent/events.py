@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..estimator.estimate import Estimate
 from ..estimator.hardware import GpuSnapshot, HardwareSnapshot
+from ..estimator.results import Estimate
 
 log = logging.getLogger("fitagent.events")
 

@@ -32,7 +32,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..catalog.errors import FitagentError
 from ..estimator.calibration import DEFAULT_CALIBRATION
-from ..estimator.estimate import Estimate, Options, estimate
+from ..estimator.estimate import estimate
+from ..estimator.results import Estimate, Options
 from . import package_version
 from .state import AgentState
 

@@ -6,9 +6,9 @@ import html
 import math
 from collections.abc import Sequence
 
-from ..estimator.estimate import Estimate
 from ..estimator.quality import USE_CASES, marker
 from ..estimator.recommend import Recommendations
+from ..estimator.results import Estimate
 from .render import rate
 from .state import AgentState
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..catalog.errors import UsageError
-from ..estimator.estimate import MAX_CONTEXT
 from ..estimator.quality import USE_CASES
+from ..estimator.results import MAX_CONTEXT
 from .values import tokens
 
 KV_QUANTS = ("f16", "q8_0", "q4_0")

@@ -22,9 +22,10 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..catalog.errors import FitagentError, UsageError
-from ..estimator.estimate import Options, estimate
+from ..estimator.estimate import estimate
 from ..estimator.hardware import HardwareSnapshot, snapshot_to_dict
 from ..estimator.recommend import Recommendations, explain, recommend
+from ..estimator.results import Options
 from . import package_version
 from .config import Config, config_from_mapping
 from .openapi import openapi_document

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from ..catalog.types import Catalog
 from ..estimator.budget import Budget, Device, budget_from_snapshot
-from ..estimator.estimate import Estimate, Options, estimate
+from ..estimator.estimate import estimate
 from ..estimator.hardware import HardwareSnapshot
 from ..estimator.launch import launch_settings
 from ..estimator.recommend import Recommendations, recommend
+from ..estimator.results import Estimate, Options
 from .config import Config
 
 if TYPE_CHECKING:

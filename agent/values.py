@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..estimator.estimate import MAX_CONTEXT as MAX_TOKENS
+from ..estimator.results import MAX_CONTEXT as MAX_TOKENS
 
 _TOKEN_SCALE = {"": 1, "k": 1024, "m": 1024 * 1024}
 _NUMBER = r"(\d+(?:[.,_]\d+)*(?:\.\d+)?|\.\d+)"

@@ -30,7 +30,9 @@ from fitagent.catalog.errors import UsageError
 from fitagent.estimator import memory, speed
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION, Calibration, class_chain, compute_chain, memory_class
-from fitagent.estimator.estimate import Options, estimate, need_for, placements
+from fitagent.estimator.candidates import need_for, placements
+from fitagent.estimator.estimate import estimate
+from fitagent.estimator.results import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "tests" / "data" / "measurements.csv"

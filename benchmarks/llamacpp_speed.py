@@ -28,7 +28,8 @@ DEFAULT_MODELS = (
 
 def estimate_here(catalog, snapshot, model, quant, prompt: int, depth: int):
     from fitagent.estimator.budget import budget_from_snapshot
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     options = Options(context=max(4096, prompt + depth + 256), prompt_tokens=prompt, decode_depth=depth)
     return estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)

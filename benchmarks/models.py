@@ -236,7 +236,7 @@ def main() -> None:
     from fitagent.agent.localmodels import local_rows, scan
     from fitagent.agent.localmodels.report import match_catalog
     from fitagent.estimator.budget import Budget, device_from_spec
-    from fitagent.estimator.estimate import Options
+    from fitagent.estimator.results import Options
 
     catalog = load_catalog()
     root = args.keep or Path(tempfile.mkdtemp(prefix="fitagent-models-bench-"))

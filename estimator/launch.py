@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 
 from .budget import Device
-from .estimate import Estimate
+from .results import Estimate
 
 # llama.cpp's --fit keeps 1024 MiB free on each device (peers.md, "llama.cpp --fit");
 # vLLM gets the same margin on top of what the estimate needs.

@@ -13,7 +13,7 @@ import math
 from collections import namedtuple
 
 from .memory import KV_PAD
-from .placement import Need, Placement
+from .placement import MemoryParts, Placement
 
 
 class Pool(
@@ -33,7 +33,7 @@ class Pool(
     __slots__ = ()
 
 
-def pools(need: Need, placed: Placement, host_available: int) -> list[Pool]:
+def pools(need: MemoryParts, placed: Placement, host_available: int) -> list[Pool]:
     mask_now = need.mask_bytes_per_cell * need.cells
     out = []
     k = len(placed.shares)
@@ -62,7 +62,7 @@ def pools(need: Need, placed: Placement, host_available: int) -> list[Pool]:
     return out
 
 
-def _max_cells(pool: Pool, need: Need) -> float:
+def _max_cells(pool: Pool, need: MemoryParts) -> float:
     """The largest P with fixed + mask·P + f·(full·P + swa·min(P, cap)) ≤ free."""
     room = pool.free_bytes - pool.fixed_bytes
     if room < 0:
@@ -77,7 +77,7 @@ def _max_cells(pool: Pool, need: Need) -> float:
     return room / (a + b)
 
 
-def max_context(need: Need, placed: Placement, host_available: int, model_max: int) -> int | None:
+def max_context(need: MemoryParts, placed: Placement, host_available: int, model_max: int) -> int | None:
     """Longest context (a multiple of llama.cpp's 256-cell padding, at most the model's trained
     window) that keeps this placement within every pool's memory; 0 if none does."""
     if placed.mode == "none":
@@ -90,7 +90,7 @@ def max_context(need: Need, placed: Placement, host_available: int, model_max: i
     return min(model_max, int(cells // KV_PAD) * KV_PAD)
 
 
-def concurrent_sessions(need: Need, placed: Placement, host_available: int) -> int | None:
+def concurrent_sessions(need: MemoryParts, placed: Placement, host_available: int) -> int | None:
     """Sessions of this context that fit at once beside the weights, each with its own KV cache:
     llama-server ``-np N -c N×context`` (an explicit -np leaves kv_unified off, so each slot is a
     stream of its own; memory.kv_linear's separate-streams layout). Every session adds its

@@ -17,7 +17,7 @@ from collections import namedtuple
 
 from .budget import Device
 
-# Need, DeviceShare and Placement are namedtuples, not frozen dataclasses: `recommend` builds one
+# MemoryParts, DeviceShare and Placement are namedtuples, not frozen dataclasses: `recommend` builds one
 # or more of each for every one of ~1,400 candidates, and a namedtuple costs a fraction of a
 # frozen dataclass to build (whose __init__ sets each field through object.__setattr__), and to
 # define when the module is imported.
@@ -80,9 +80,9 @@ class Placement(
 NONE = Placement("none", 0, (), 0, 0, 0)
 
 
-class Need(
+class MemoryParts(
     namedtuple(
-        "Need",
+        "MemoryParts",
         (
             "layers",
             "moe_layers",
@@ -150,7 +150,7 @@ def _proportional(n: int, capacities: list[float]) -> list[int]:
     return counts
 
 
-def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placement:
+def layer_split(need: MemoryParts, devices: list[Device], n: int, mode: str) -> Placement:
     """n layers over the devices in proportion to free memory; the head with the last layers.
 
     llama.cpp offloads the last n layers; the device holding the last of them computes the
@@ -178,7 +178,7 @@ def layer_split(need: Need, devices: list[Device], n: int, mode: str) -> Placeme
 
 
 def full_gpu(
-    need: Need, devices: tuple[Device, ...], host_available: int, tensor_parallel: bool = False
+    need: MemoryParts, devices: tuple[Device, ...], host_available: int, tensor_parallel: bool = False
 ) -> Placement | None:
     """Every layer on GPUs: one GPU if one holds it, else a layer split (or tensor parallel)."""
     if not devices:
@@ -216,7 +216,7 @@ def _discrete(devices: tuple[Device, ...]) -> list[Device]:
     return [d for d in sorted(devices, key=lambda d: -d.free_bytes) if not d.unified]
 
 
-def partial_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
+def partial_offload(need: MemoryParts, devices: tuple[Device, ...], host_available: int) -> Placement | None:
     """The most layers that fit on the GPUs, the rest in host RAM (llama.cpp -ngl N)."""
     gpus = _discrete(devices)
     if not gpus:
@@ -232,7 +232,7 @@ def partial_offload(need: Need, devices: tuple[Device, ...], host_available: int
     return None
 
 
-def experts_in_ram(need: Need, device: Device, k: int) -> Placement:
+def experts_in_ram(need: MemoryParts, device: Device, k: int) -> Placement:
     """Every layer on one GPU, the routed experts of k layers in RAM (llama.cpp --n-cpu-moe k)."""
     moved = int(k * need.expert_bytes_per_layer)
     gpu_w, gpu_kv = need.gpu_parts(need.layers)
@@ -249,7 +249,7 @@ def experts_in_ram(need: Need, device: Device, k: int) -> Placement:
     )
 
 
-def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int) -> Placement | None:
+def experts_offload(need: MemoryParts, devices: tuple[Device, ...], host_available: int) -> Placement | None:
     """MoE: the fewest layers' experts in RAM that let everything else fit on the largest GPU."""
     gpus = _discrete(devices)
     per_layer_experts = need.expert_bytes_per_layer
@@ -265,12 +265,12 @@ def experts_offload(need: Need, devices: tuple[Device, ...], host_available: int
     return placed if placed.fits(host_available) else None
 
 
-def cpu_only(need: Need, host_available: int) -> Placement | None:
+def cpu_only(need: MemoryParts, host_available: int) -> Placement | None:
     placed = Placement("cpu", 0, (), need.weights.total_bytes, need.kv_bytes, need.compute_bytes)
     return placed if placed.fits(host_available) else None
 
 
-def forced_layers(need: Need, devices: tuple[Device, ...], n: int) -> Placement:
+def forced_layers(need: MemoryParts, devices: tuple[Device, ...], n: int) -> Placement:
     """Exactly n layers on the GPUs (llama.cpp -ngl n), whether or not they fit."""
     n = max(0, min(n, need.layers))
     gpus = sorted(devices, key=lambda d: -d.free_bytes)
@@ -279,7 +279,7 @@ def forced_layers(need: Need, devices: tuple[Device, ...], n: int) -> Placement:
     return layer_split(need, gpus, n, "gpu" if n == need.layers else "partial_offload")
 
 
-def forced_experts(need: Need, devices: tuple[Device, ...], k: int) -> Placement:
+def forced_experts(need: MemoryParts, devices: tuple[Device, ...], k: int) -> Placement:
     """Every layer on the largest GPU with the experts of k layers in RAM, whether or not it fits."""
     gpus = sorted(devices, key=lambda d: -d.free_bytes)
     if not gpus:
@@ -287,7 +287,7 @@ def forced_experts(need: Need, devices: tuple[Device, ...], k: int) -> Placement
     return experts_in_ram(need, gpus[0], max(0, min(k, need.moe_layers)))
 
 
-def most_layers(need: Need, devices: tuple[Device, ...], host_available: int) -> int:
+def most_layers(need: MemoryParts, devices: tuple[Device, ...], host_available: int) -> int:
     """The largest -ngl split that loads (0 when not even one layer does)."""
     for n in range(need.layers, 0, -1):
         if forced_layers(need, devices, n).fits(host_available):
@@ -295,7 +295,7 @@ def most_layers(need: Need, devices: tuple[Device, ...], host_available: int) ->
     return 0
 
 
-def fewest_cpu_moe(need: Need, devices: tuple[Device, ...], host_available: int) -> int | None:
+def fewest_cpu_moe(need: MemoryParts, devices: tuple[Device, ...], host_available: int) -> int | None:
     """The smallest --n-cpu-moe that loads, or None when none does."""
     for k in range(need.moe_layers + 1):
         if forced_experts(need, devices, k).fits(host_available):

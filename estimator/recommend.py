@@ -14,8 +14,9 @@ from operator import attrgetter
 
 from ..catalog.types import Catalog, Model, Quantization
 from .budget import Budget
-from .estimate import Candidate, Estimate, Options, complete, model_terms, sweep_candidate
+from .candidates import Candidate, estimate_from_candidate, model_terms, place_candidate
 from .pareto import frontier
+from .results import Estimate, Options
 from .tensors import NATIVE_EXPERT_TYPES
 
 MIN_USABLE_TOKENS_PER_S = 5.0  # below this a chat feels broken; such candidates are not ranked
@@ -178,7 +179,7 @@ def recommend(
     def full(c: Candidate) -> Estimate:
         key = (c.model, c.quant)
         if key not in estimates:
-            estimates[key] = complete(c, *chosen[key], budget, options)
+            estimates[key] = estimate_from_candidate(c, *chosen[key], budget, options)
         return estimates[key]
 
     return Recommendations(
@@ -227,7 +228,7 @@ def _sweep(
             sized = catalog.weights_table.get((model.id, quant.name))
             if sized is not None and sized[1].total_bytes > capacity:
                 continue
-            candidate = sweep_candidate(model, quant, budget, catalog, options, terms)
+            candidate = place_candidate(model, quant, budget, catalog, options, terms)
             if candidate.placement != "none":
                 runnable.append(candidate)
                 chosen[(model.id, quant.name)] = (model, quant)
@@ -292,7 +293,7 @@ def explain(
         return {"model": model.id, "rank": None, "chosen": None, "quants": [], "beaten_by": [], "why": [why]}
     terms = model_terms(model, catalog, options) if options.method == "default" else None
     swept = _model_quants(model, catalog, candidate_quants(catalog))
-    candidates = [sweep_candidate(model, q, budget, catalog, options, terms) for q in swept]
+    candidates = [place_candidate(model, q, budget, catalog, options, terms) for q in swept]
     ranked_ids = [e.model for e in recs.ranked]
     rank_of = ranked_ids.index(model.id) + 1 if model.id in ranked_ids else None
     offered = [

@@ -21,7 +21,7 @@ from ..catalog.types import Architecture
 from .budget import Budget, Device
 from .calibration import Calibration
 from .calibration import speed_range as calibration_speed_range
-from .placement import Need, Placement
+from .placement import MemoryParts, Placement
 from .tensors import routed_active_parameter_count
 
 _APPLE_GENERATION = re.compile(r"\bM(\d+)\b")
@@ -48,7 +48,7 @@ def layer_family(device: Device) -> str:
     return "apple" if device.vendor == "apple" else "gpu"
 
 
-def active_layer_bytes(need: Need, arch: Architecture) -> float:
+def active_layer_bytes(need: MemoryParts, arch: Architecture) -> float:
     """Bytes one decode step reads from one average layer's weights."""
     experts = need.expert_bytes_per_layer * need.moe_layers / need.layers
     read = experts * arch.experts_per_token / arch.experts if arch.experts else 0.0
@@ -61,7 +61,7 @@ def _add(terms: dict[str, float], key: str, value: float) -> None:
 
 
 def decode_terms(
-    need: Need, placement: Placement, arch: Architecture, kv_read_bytes: float, budget: Budget
+    need: MemoryParts, placement: Placement, arch: Architecture, kv_read_bytes: float, budget: Budget
 ) -> dict[str, float] | None:
     """What one decode step costs, as terms the calibration prices (None if a bandwidth is unknown).
 
@@ -137,7 +137,12 @@ def decode_seconds(terms: dict[str, float], calibration: Calibration) -> float:
 
 
 def decode_tokens_per_s(
-    need: Need, placement: Placement, arch: Architecture, kv_read_bytes: float, budget: Budget, calibration: Calibration
+    need: MemoryParts,
+    placement: Placement,
+    arch: Architecture,
+    kv_read_bytes: float,
+    budget: Budget,
+    calibration: Calibration,
 ) -> float | None:
     """Tokens/s of one decode stream."""
     terms = decode_terms(need, placement, arch, kv_read_bytes, budget)
@@ -217,7 +222,7 @@ def _add_flops(
 
 
 def prefill_terms(
-    need: Need,
+    need: MemoryParts,
     placement: Placement,
     arch: Architecture,
     active_params: float,
@@ -341,7 +346,7 @@ def prefill_seconds(terms: dict[str, float], calibration: Calibration) -> float:
 
 
 def prefill_tokens_per_s(
-    need: Need,
+    need: MemoryParts,
     placement: Placement,
     arch: Architecture,
     active_params: float,
@@ -360,7 +365,7 @@ def prefill_tokens_per_s(
     return prompt_tokens / seconds if seconds > 0 else None
 
 
-def kv_read_bytes_at(need: Need, arch: Architecture, depth: int) -> float:
+def kv_read_bytes_at(need: MemoryParts, arch: Architecture, depth: int) -> float:
     """KV bytes one decode step reads with `depth` tokens in the cache (sliding layers at most
     their window), from the candidate's KV coefficients (memory.kv_bytes_read_per_token's sum)."""
     return need.kv.full_per_cell * depth + need.kv.swa_per_cell * min(depth, arch.sliding_window or 0)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is a repository folder, not part of
 from benchmarks import accuracy  # noqa: E402
 from fitagent.estimator import calibration, speed  # noqa: E402
 from fitagent.estimator.budget import Budget, Device, device_from_spec, infer_memory  # noqa: E402
-from fitagent.estimator.estimate import Options, estimate  # noqa: E402
+from fitagent.estimator.estimate import estimate  # noqa: E402
+from fitagent.estimator.results import Options  # noqa: E402
 
 
 @pytest.fixture(scope="module")

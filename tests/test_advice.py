@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from fitagent.estimator import quantloss
 from fitagent.estimator.budget import Budget, Device
-from fitagent.estimator.estimate import Options, quant_retention
+from fitagent.estimator.candidates import quant_retention
 from fitagent.estimator.recommend import Floor, pick_for_model, recommend
+from fitagent.estimator.results import Options
 
 K_FAMILY = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from fitagent.estimator.estimate import ESTIMATE_FIELDS
+from fitagent.estimator.results import ESTIMATE_FIELDS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "estimator.md"
 CONTRACT = (

@@ -21,8 +21,8 @@ from fitagent.agent.hardware import load_snapshot_file
 from fitagent.agent.server import EXTENSION, create_app
 from fitagent.catalog.errors import UsageError
 from fitagent.estimator.budget import budget_from_snapshot
-from fitagent.estimator.estimate import Options
 from fitagent.estimator.recommend import recommend
+from fitagent.estimator.results import Options
 
 HOSTS = ("rtx4090", "2x3090", "cpu-only")
 HOSTNAMES = {"rtx4090": "ws-4090", "2x3090": "ws-3090x2", "cpu-only": "cpu-box"}

@@ -31,8 +31,9 @@ from fitagent.agent.fleet.prefilter import (
 )
 from fitagent.agent.hardware import load_snapshot_file
 from fitagent.estimator.budget import budget_from_snapshot
-from fitagent.estimator.estimate import Options, estimate
+from fitagent.estimator.estimate import estimate
 from fitagent.estimator.recommend import usable_now
+from fitagent.estimator.results import Options
 
 REPO = Path(__file__).resolve().parent.parent
 PROMTOOL = shutil.which("promtool")
@@ -163,7 +164,7 @@ def test_the_recording_rules_are_the_fleets_expressions():
 
 
 def test_the_speed_bound_of_hosts_without_gpus(catalog, budgets):
-    from fitagent.estimator.estimate import sweep_candidate
+    from fitagent.estimator.candidates import place_candidate
 
     bound = bound_for(catalog.model("Llama-3.1-70B-Instruct"), catalog.quant("Q4_K_M"), catalog, 4096)
     assert 204.8e9 < bound.cpu_min_bandwidth < 2e12  # the fixture CPU box (205 GB/s) is too slow for it
@@ -172,7 +173,7 @@ def test_the_speed_bound_of_hosts_without_gpus(catalog, budgets):
     options = Options(context=4096, detail=False)
     model, quant = catalog.model("Llama-3.1-70B-Instruct"), catalog.quant("Q4_K_M")
     above = replace(budgets["cpu-only"], host_bandwidth_bytes_per_s=bound.cpu_min_bandwidth * 1.001, cpu_cores=1 << 20)
-    assert sweep_candidate(model, quant, above, catalog, options).decode_tokens_per_s >= 5  # the bound is tight
+    assert place_candidate(model, quant, above, catalog, options).decode_tokens_per_s >= 5  # the bound is tight
 
 
 def test_candidate_and_count_queries():

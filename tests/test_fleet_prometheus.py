@@ -217,8 +217,8 @@ def test_best_model_per_host(cli, fleet, catalog):
 
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
-    from fitagent.estimator.estimate import Options
     from fitagent.estimator.recommend import recommend
+    from fitagent.estimator.results import Options
 
     answer = ask(cli, fleet, "best", "--use-case", "code")
     assert {r["source"] for r in answer["hosts"]} == {"agent"}  # each agent's own series, no sweep here

@@ -10,7 +10,9 @@ gguf = pytest.importorskip("gguf")
 from fitagent.agent.modelfiles import model_from_gguf_file  # noqa: E402
 from fitagent.catalog.errors import UsageError  # noqa: E402
 from fitagent.estimator.budget import Budget, device_from_spec  # noqa: E402
-from fitagent.estimator.estimate import Options, estimate, model_weights  # noqa: E402
+from fitagent.estimator.candidates import model_weights  # noqa: E402
+from fitagent.estimator.estimate import estimate  # noqa: E402
+from fitagent.estimator.results import Options  # noqa: E402
 
 Q8_0 = gguf.GGMLQuantizationType.Q8_0
 

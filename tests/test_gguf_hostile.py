@@ -234,7 +234,8 @@ def test_same_header_as_the_gguf_package_reads(tmp_path, writer):
 def test_same_estimate_as_with_the_gguf_package(tmp_path, writer, catalog, monkeypatch):
     from fitagent.agent import modelfiles
     from fitagent.estimator.budget import Budget, device_from_spec
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     path = writer(tmp_path / "valid.gguf")
     budget = Budget((device_from_spec(catalog.gpu("RTX 4090")),), 64 * 2**30, 80e9, 8)

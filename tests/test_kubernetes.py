@@ -185,7 +185,8 @@ def test_the_example_deployment_matches_labels_the_agent_writes(tmp_path, catalo
     from fitagent.agent.fleet.nfd import PREFIX, render
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.agent.server import EXTENSION, create_app
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     config = replace(configured(), contexts=(8192,), use_cases=("general",), nfd_features_file=None)
     app = create_app(config, prober=Prober(load_snapshot_file(SNAPSHOTS / "2x3090.json")), start=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fitagent.estimator.budget import Device
-from fitagent.estimator.estimate import DeviceUse, Estimate
 from fitagent.estimator.launch import (
     gpu_layers_flag,
     launch_settings,
@@ -11,6 +10,7 @@ from fitagent.estimator.launch import (
     ollama_settings,
     vllm_settings,
 )
+from fitagent.estimator.results import DeviceUse, Estimate
 
 GB = 1_000_000_000
 GIB = 1024**3

@@ -254,7 +254,8 @@ def bench(tmp_path_factory, catalog):
 def fitagent_figures(result: FileResult, config: Config, catalog, budget, *, from_file: bool = False) -> dict:
     """fitagent's weights, KV cache and compute buffer for one configuration (CPU only)."""
     from fitagent.estimator import memory
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     model = result.gguf_model if from_file else result.catalog_model
     est = estimate(
@@ -656,7 +657,8 @@ def test_cpu_decode_speed_is_in_fitagents_ballpark(bench, catalog):
     from fitagent.agent.hardware import take_snapshot
     from fitagent.agent.modelfiles import model_from_gguf_file
     from fitagent.estimator.budget import budget_from_snapshot
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     result = bench.file("llama", "Q4_K_M")
     import psutil

@@ -5,7 +5,8 @@ import pytest
 from fitagent.estimator import memory
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import DEFAULT_CALIBRATION
-from fitagent.estimator.estimate import Options, estimate
+from fitagent.estimator.estimate import estimate
+from fitagent.estimator.results import Options
 
 F16 = 2.0
 

@@ -140,7 +140,8 @@ def test_a_gpt_oss_shaped_model_of_another_family_does_not_inherit_mxfp4(catalog
 def test_seed_method_is_unchanged(catalog):
     from fitagent.estimator import seed as seed_module
     from fitagent.estimator.budget import Budget
-    from fitagent.estimator.estimate import Options, estimate
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
 
     model, quant = catalog.model("openai/gpt-oss-20b"), catalog.quant("Q4_K_M")
     seed = estimate(model, quant, Budget((), 1024 * 2**30, 100e9, 8), catalog, Options(method="seed")).weights_bytes

@@ -10,7 +10,8 @@ import pytest
 
 from fitagent.estimator.budget import Budget, device_from_spec
 from fitagent.estimator.calibration import Calibration
-from fitagent.estimator.estimate import Options, estimate
+from fitagent.estimator.estimate import estimate
+from fitagent.estimator.results import Options
 
 GiB = 2**30
 ROUND = Calibration(

@@ -25,8 +25,8 @@ def local_recommend(name: str, use_case: str, context: int):
     from fitagent.agent.catalog_cache import load_catalog
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
-    from fitagent.estimator.estimate import Options
     from fitagent.estimator.recommend import recommend
+    from fitagent.estimator.results import Options
 
     catalog = load_catalog()
     budget = budget_from_snapshot(load_snapshot_file(SNAPSHOTS / f"{name}.json"), catalog)

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fitagent.estimator.budget import Budget, Device
-from fitagent.estimator.estimate import SAFE_HEADROOM_BYTES, Options, estimate
+from fitagent.estimator.estimate import estimate
+from fitagent.estimator.results import SAFE_HEADROOM_BYTES, Options
 
 GB = 10**9
 MODELS = (

@@ -94,7 +94,8 @@ def resolve_quant_name(args, model) -> str:
 
 def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.estimate import Options, estimate
+    from ...estimator.estimate import estimate
+    from ...estimator.results import Options
     from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
 

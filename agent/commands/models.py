@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ...catalog.errors import UsageError
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.estimate import Options
+    from ...estimator.results import Options
     from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
     from ..localmodels import local_rows, scan_installed

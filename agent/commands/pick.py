@@ -139,8 +139,8 @@ def _checked_pick(body: bytes, url: str) -> dict:
 def compute_here(args, use_case: str, context: int) -> dict:
     from ...catalog.errors import NotFoundError
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.estimate import Options
     from ...estimator.recommend import recommend
+    from ...estimator.results import Options
     from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
     from ..state import candidate_dict, runtime_devices

@@ -44,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ...estimator.budget import budget_from_snapshot
-    from ...estimator.estimate import Options
     from ...estimator.hardware import snapshot_to_dict
     from ...estimator.recommend import explain, recommend
+    from ...estimator.results import Options
     from ..catalog_cache import load_catalog
     from ..config import load_config
     from ..hardware import resolve_hardware

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...catalog.types import Catalog
-from ...estimator.estimate import Options, model_terms, sweep_candidate
+from ...estimator.candidates import model_terms, place_candidate
 from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S, recommend, usable_now
+from ...estimator.results import Options
 from .facts import BestModel, HostFacts, host_budget
 from .prefilter import bound_for
 
@@ -125,7 +126,7 @@ def place_answer(
     def estimate_on(chosen: list[HostFacts]) -> None:
         for h in chosen:
             budget = budgets[id(h)]
-            c = sweep_candidate(model, quant, budget, catalog, options, terms)
+            c = place_candidate(model, quant, budget, catalog, options, terms)
             if c.placement == "none":
                 cannot.append({**_where(h), "total_bytes": c.total_bytes, "budget_bytes": budget.budget_bytes})
             else:

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 from ...catalog.types import Catalog, Model, Quantization
 from ...estimator.budget import ASSUMED_HOST_BANDWIDTH, Budget
-from ...estimator.estimate import Options, model_terms, need_for, sweep_candidate
+from ...estimator.candidates import model_terms, need_for, place_candidate
 from ...estimator.recommend import MIN_USABLE_TOKENS_PER_S
+from ...estimator.results import Options
 
 RECORDED_BUDGET = "fitagent:host_budget_bytes"
 RECORDED_CPU_BANDWIDTH = "fitagent:host_cpu_only_ram_bandwidth_bytes_per_second"
@@ -79,7 +80,7 @@ def cpu_min_bandwidth(model: Model, quant: Quantization, catalog: Catalog, optio
             host_bandwidth_bytes_per_s=bandwidth,
             cpu_cores=UNLIMITED_CORES,
         )
-        speed = sweep_candidate(model, quant, budget, catalog, options, terms).decode_tokens_per_s
+        speed = place_candidate(model, quant, budget, catalog, options, terms).decode_tokens_per_s
         return speed is not None and speed >= MIN_USABLE_TOKENS_PER_S
 
     lo, hi = 1e6, 1e16  # 1 MB/s .. 10 PB/s

@@ -12,8 +12,9 @@ from ...catalog.errors import FitagentError
 from ...catalog.lookup import model_key
 from ...catalog.types import Catalog, Model
 from ...estimator.budget import Budget, Device
-from ...estimator.estimate import Estimate, Options, estimate
+from ...estimator.estimate import estimate
 from ...estimator.launch import llama_cpp_args, ollama_settings, vllm_settings
+from ...estimator.results import Estimate, Options
 from .records import DTYPE_QUANTS
 from .scan import LocalModel, Scan
 

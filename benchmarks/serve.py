@@ -137,7 +137,7 @@ FLOOR_APP = """
 import sys
 from pathlib import Path
 from waitress import serve
-from fitagent.agent.server import _whole_response_writes
+from fitagent.agent.serving import _whole_response_writes
 
 bodies = {"/" + p.name.replace("_", "/"): p.read_bytes() for p in Path(sys.argv[1]).glob("v1_*")}
 

@@ -319,7 +319,8 @@ def test_sigterm_during_a_long_scan_ends_the_agent_at_once(tmp_path):
     script = textwrap.dedent("""
         import sys, time
         from fitagent.agent.config import Config
-        from fitagent.agent.server import create_app, serve
+        from fitagent.agent.server import create_app
+        from fitagent.agent.serving import serve
 
         def slow_probe():
             time.sleep(120)  # a hung driver call

@@ -66,7 +66,8 @@ def run(args) -> int:
     from ..catalog_cache import load_catalog
     from ..config import load_config
     from ..events import Change
-    from ..server import EXTENSION, create_app, serve
+    from ..server import EXTENSION, create_app
+    from ..serving import serve
 
     overrides = {
         "host": args.host,

@@ -387,6 +387,18 @@ def _breakdown(
 # fields for every lookup costs more than `recommend` can spare across ~1,500 candidates.
 _BREAKDOWNS: dict[tuple[int, int, int], tuple] = {}
 
+# Each cache's ceiling: far above one catalog (152 models × 30 quantizations, ~40 architectures of
+# distinct shapes), so a long-running agent that rebuilds its catalog or meets new local models
+# keeps a bounded amount. The id-keyed caches are emptied together: an id is only safe while
+# _QUANTS and the entries themselves hold the objects.
+_CEILINGS = ((_BREAKDOWNS, 20_000), (_TALLIES, 200_000), (_PLANS, 4_096), (_QUANTS, 1_024), (_RULES, 20_000))
+
+
+def _bound_caches() -> None:
+    if any(len(cache) > ceiling for cache, ceiling in _CEILINGS):
+        for cache, _ in _CEILINGS:
+            cache.clear()
+
 
 def weights_breakdown(arch: Architecture, quant: Quantization, ggml_types: Mapping[str, GgmlType]):
     """((role, bytes, per_layer, expert), ...) for every tensor group of the model."""
@@ -394,8 +406,7 @@ def weights_breakdown(arch: Architecture, quant: Quantization, ggml_types: Mappi
     hit = _BREAKDOWNS.get(key)
     if hit is not None and hit[0] is arch and hit[1] is quant and hit[2] is ggml_types:
         return hit[3]
+    _bound_caches()
     result = _breakdown(arch, quant, ggml_types)
-    if len(_BREAKDOWNS) > 20000:
-        _BREAKDOWNS.clear()
     _BREAKDOWNS[key] = (arch, quant, ggml_types, result)
     return result

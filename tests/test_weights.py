@@ -93,3 +93,32 @@ def test_mxfp4_keeps_experts_in_mxfp4_and_the_rest_at_q8_0(catalog):
     assert types_of(catalog, m, "MXFP4", "attn_q") == {"Q8_0": 24}
     # llama-bench reports 11.27 GiB for ggml-org's file.
     assert weights(catalog, m, "MXFP4") == pytest.approx(11.27 * 2**30, rel=0.01)
+
+
+def test_the_id_keyed_caches_stay_bounded_and_give_the_same_sizes(catalog, monkeypatch):
+    """A long-running agent meets new architecture objects (local models, catalog reloads): the
+    caches keyed by id() are emptied together at their ceiling, and sizes do not change."""
+    import dataclasses
+
+    from fitagent.estimator import quantmix
+
+    ceilings = (
+        (quantmix._BREAKDOWNS, 6),
+        (quantmix._TALLIES, 10_000),
+        (quantmix._PLANS, 4),
+        (quantmix._QUANTS, 100),
+        (quantmix._RULES, 10_000),
+    )
+    monkeypatch.setattr(quantmix, "_CEILINGS", ceilings)
+    base = catalog.model("llama3.1-8b").architecture
+    quant = catalog.quant("Q4_K_M")
+    expected = quantmix.weights_breakdown(base, quant, catalog.ggml_types)
+    peak = 0
+    for i in range(30):
+        arch = dataclasses.replace(base, vocab_size=base.vocab_size + i * 256)  # a new object each time
+        sizes = quantmix.weights_breakdown(arch, quant, catalog.ggml_types)
+        peak = max(peak, len(quantmix._PLANS), len(quantmix._BREAKDOWNS))
+        embedding = dict((role, size) for role, size, *_ in sizes)["token_embd"]
+        assert embedding > dict((role, size) for role, size, *_ in expected)["token_embd"] or i == 0
+    assert peak <= 7
+    assert quantmix.weights_breakdown(base, quant, catalog.ggml_types) == expected

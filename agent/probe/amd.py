@@ -8,7 +8,7 @@ follow one rule, so bandwidth comes from gpus.yaml by PCI id.
 
 from __future__ import annotations
 
-from . import bandwidth, drm
+from . import drm, gpu_bandwidth
 from .document import BackendResult, problem
 
 GiB = 1 << 30
@@ -47,7 +47,7 @@ def _read_card(ctx, host: dict, index: int, card, driver: str | None) -> dict | 
     gtt_used = ctx.read_int(f"{d}/mem_info_gtt_used") or 0
     spec = ctx.lookup_gpu(card.pci_id)
     unique_id = ctx.read_text(f"{d}/unique_id")
-    bw, bw_source, bw_note = bandwidth.from_table(spec, card.pci_id)
+    bw, bw_source, bw_note = gpu_bandwidth.from_table(spec, card.pci_id)
     facts = {
         "index": index,
         "vendor": "amd",

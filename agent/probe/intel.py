@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from . import bandwidth, drm
+from . import drm, gpu_bandwidth
 from .document import BackendResult
 
 MiB = 1 << 20
@@ -35,7 +35,7 @@ def probe(ctx, host: dict) -> BackendResult:
         if not total:
             continue  # an integrated GPU: no local memory of its own
         spec = ctx.lookup_gpu(card.pci_id)
-        bw, bw_source, bw_note = bandwidth.from_table(spec, card.pci_id)
+        bw, bw_source, bw_note = gpu_bandwidth.from_table(spec, card.pci_id)
         notes = [bw_note]
         if available is None:
             free = max(0, total - ASSUMED_RESERVE_BYTES)

@@ -77,7 +77,7 @@ def _failed(base: dict, message: str) -> dict:
 
 def _read_device(session, ctx, host, index: int, facts: dict) -> list[dict]:
     """Facts for GPU `index` (and its MIG instances); NVML errors on essentials propagate."""
-    from . import bandwidth, mig, processes
+    from . import gpu_bandwidth, mig, processes
 
     lib = session.lib
     handle = lib.nvmlDeviceGetHandleByIndex(index)
@@ -93,9 +93,9 @@ def _read_device(session, ctx, host, index: int, facts: dict) -> list[dict]:
 
     width = session.call("nvmlDeviceGetMemoryBusWidth", handle)
     clock = session.call("nvmlDeviceGetMaxClockInfo", handle, lib.NVML_CLOCK_MEM)
-    board = bandwidth.from_clock(width, clock)
+    board = gpu_bandwidth.from_clock(width, clock)
     derivation = f"2 × {clock} MHz × {width} bit / 8"
-    bw, bw_source, bw_note = bandwidth.choose(board, derivation, spec, facts["pci_id"])
+    bw, bw_source, bw_note = gpu_bandwidth.choose(board, derivation, spec, facts["pci_id"])
     facts.update(memory_bandwidth_bytes_per_s=bw, bandwidth_source=bw_source)
     facts["notes"].append(bw_note)
 

@@ -67,7 +67,7 @@ def _choose(ctx, host: dict, gpus: list[dict]) -> tuple[int | None, str, str]:
     from . import measured
 
     if ctx.measure_bandwidth:
-        from .membw import measure
+        from .ram_measure import measure
 
         value, how = measure(host["memory_available_bytes"])
         kept = measured.remember(ctx, host, value, how)

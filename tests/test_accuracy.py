@@ -6,20 +6,18 @@ and the shipped constants and speed ranges what the fit gives."""
 import json
 import re
 import statistics
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # benchmarks/ is a repository folder, not part of the package
+from benchmarks import accuracy  # the repository root is on pytest's pythonpath (pyproject.toml)
+from fitagent.estimator import calibration, fitting, speed
+from fitagent.estimator.budget import Budget, Device, device_from_spec, infer_memory
+from fitagent.estimator.estimate import estimate
+from fitagent.estimator.results import Options
 
-from benchmarks import accuracy  # noqa: E402
-from fitagent.estimator import calibration, speed  # noqa: E402
-from fitagent.estimator.budget import Budget, Device, device_from_spec, infer_memory  # noqa: E402
-from fitagent.estimator.estimate import estimate  # noqa: E402
-from fitagent.estimator.results import Options  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +86,7 @@ def test_the_thresholds_hold_out_of_sample(cv, kind, group, median, maximum):
 
 def test_out_of_sample_covers_every_speed_row(rows, everything):
     for kind, predictions in everything["predictions"].items():
-        for group in accuracy.DECODE_GROUPS + accuracy.PREFILL_GROUPS:
+        for group in fitting.DECODE_GROUPS + fitting.PREFILL_GROUPS:
             for r in accuracy.counted(rows, group):
                 assert r.index in predictions, (kind, r.label)
 
@@ -128,7 +126,7 @@ def test_default_method_is_at_least_as_good_as_docs_accuracy_reports(figures, cv
 
 
 def test_shipped_constants_are_what_the_fit_gives(rows):
-    fitted = accuracy.fit(rows)
+    fitted = fitting.fit(rows)
     for name in accuracy.FITTED_FIELDS:
         shipped, now = calibration.FITTED[name], getattr(fitted, name)
         if isinstance(shipped, dict):

@@ -1,0 +1,278 @@
+"""The fit behind the shipped speed constants (estimator/calibration.py's generated block).
+
+Pure: observations in — each a public measurement's speed terms (``speed.decode_terms`` /
+``prefill_terms`` on the row's hardware), its measured tokens/s and its group — a
+``Calibration`` out. ``python -m benchmarks.accuracy`` builds the observations from
+tests/data/measurements.csv, writes what this gives into calibration.py, and reports in-sample
+and cross-validated errors; a test checks the shipped constants are what this fit gives.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Protocol, TypeVar
+
+from . import speed
+from .calibration import Calibration, memory_class
+
+
+class Observation(Protocol):
+    """One measured speed, as the fit reads it."""
+
+    @property
+    def kind(self) -> str: ...  # "decode" or "prefill"
+    @property
+    def group(self) -> str: ...  # GPU_FIT_GROUPS, CPU_FIT_GROUPS, PREFILL_GROUPS
+    @property
+    def measured(self) -> float: ...  # tokens/s
+    @property
+    def terms(self) -> Mapping[str, float]: ...
+    @property
+    def prompt_tokens(self) -> int: ...  # a prefill row's prompt
+    @property
+    def long_prompt(self) -> bool: ...  # prompt + depth past which attention is a real share
+    @property
+    def counted(self) -> bool: ...  # evaluated, not excluded
+
+
+Obs = TypeVar("Obs", bound=Observation)
+
+GPU_FIT_GROUPS = ("decode, single GPU", "decode, multi-GPU", "decode, Apple", "decode, MoE")
+CPU_FIT_GROUPS = ("decode, partial offload", "decode, CPU only")
+PREFILL_GROUPS = ("prefill", "prefill, long prompt")
+DECODE_GROUPS = GPU_FIT_GROUPS + CPU_FIT_GROUPS
+SPEED_GROUPS = DECODE_GROUPS + PREFILL_GROUPS + ("prefill (CPU)",)
+
+
+def predicted(r: Observation, cal: Calibration) -> float | None:
+    """The row's speed from its terms under a calibration (what a refit predicts for it)."""
+    if not r.terms:
+        return None
+    if r.kind == "decode":
+        seconds = speed.decode_seconds(r.terms, cal)
+        return 1 / seconds if seconds > 0 else None
+    seconds = speed.prefill_seconds(r.terms, cal)
+    return r.prompt_tokens / seconds if seconds > 0 else None
+
+
+def fit_rows(rows: Sequence[Obs], groups: Iterable[str]) -> list[Obs]:
+    """The rows a fit uses: those of these groups that count, with their terms, group by group."""
+    return [r for g in groups for r in rows if r.group == g and r.counted and r.terms]
+
+
+def fit(rows: Sequence[Observation], base: Calibration | None = None) -> Calibration:
+    """The constants that best explain these rows (the shipped ones where a constant has no rows).
+
+    GPU decode first: seconds per token are linear in the priced terms (bytes ÷ peak bandwidth
+    per device class, layers run), so weighted least squares — each row scaled by 1/measured
+    seconds — minimises Σ (estimate/measured − 1)². Then, with those fixed, the host constants
+    (share of peak RAM bandwidth, bandwidth per core, time per GPU↔CPU crossing) by a grid
+    search over the rows that put work on the CPU. Then prefill (_fit_prefill).
+    """
+    cal = _fit_gpu_decode(fit_rows(rows, GPU_FIT_GROUPS), base or Calibration())
+    cal = _fit_host(fit_rows(rows, CPU_FIT_GROUPS), cal)
+    return _fit_prefill(rows, cal)
+
+
+def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
+    """Efficiencies and layer times by weighted least squares (linear once the KV factors are
+    fixed), then the KV-read factors (flash attention on / off) by 1-D least squares on the rows
+    whose KV read is a real share of the step; alternated until they settle."""
+    import numpy as np
+
+    gpu_rows = [r for r in gpu_rows if "host_bytes" not in r.terms]
+    keys = sorted({k for r in gpu_rows for k in r.terms if k.startswith(("bytes:", "layers:")) and k != "layers:cpu"})
+    cal = base
+    for _ in range(4):
+
+        def column(r: Observation, k: str, cal: Calibration = cal) -> float:
+            value = r.terms.get(k, 0.0)
+            if k.startswith("bytes:"):
+                factor = cal.kv_read_factor_nofa if "no_flash_attention" in r.terms else cal.kv_read_factor
+                value += r.terms.get("kv:" + k[6:], 0.0) * factor
+            return value * r.measured / (base.tensor_parallel_efficiency if "tensor_parallel" in r.terms else 1)
+
+        a = np.array([[column(r, k) for k in keys] for r in gpu_rows])
+        solution, *_ = np.linalg.lstsq(a, np.ones(len(gpu_rows)), rcond=None)
+        values = dict(zip(keys, solution))
+        cal = replace(
+            cal,
+            gpu_decode_efficiency=with_generic_classes(
+                {k[6:]: round(1 / float(v), 3) for k, v in values.items() if k.startswith("bytes:")}
+            ),
+            gpu_layer_seconds=round(float(values.get("layers:gpu", base.gpu_layer_seconds)), 7),
+            layer_seconds_by_class={
+                k[7:]: round(float(v), 7) for k, v in values.items() if k.startswith("layers:") and k != "layers:gpu"
+            },
+        )
+        deep = [r for r in gpu_rows if _kv_share(r, cal) > 0.02]
+        for name, flag in (("kv_read_factor", False), ("kv_read_factor_nofa", True)):
+            members = [r for r in deep if ("no_flash_attention" in r.terms) == flag]
+            if len(members) >= 3:
+                cal = replace(cal, **{name: round(_fit_scalar(members, cal, name, speed.decode_seconds), 3)})
+    return cal
+
+
+GENERIC_CLASSES = ("unified", "hbm", "discrete", "apple")
+
+
+def with_generic_classes(table: dict[str, float], generics=GENERIC_CLASSES) -> dict[str, float]:
+    """The fitted classes plus the generic ones a class without rows falls back to
+    (calibration.class_chain for decode: the median of the fitted classes of each memory system,
+    and of the Apple generations; compute_chain for prefill: the discrete boards' and Apple's)."""
+    out = dict(table)
+    for generic in generics:
+        members = [
+            v
+            for k, v in table.items()
+            if k not in GENERIC_CLASSES
+            and (k.startswith("apple-") if generic == "apple" else memory_class(k) == generic)
+        ]
+        if members:
+            out[generic] = round(statistics.median(members), 3)
+    return out
+
+
+def _kv_share(r: Observation, cal: Calibration) -> float:
+    """Share of a decode step's time that goes to reading the KV cache."""
+    without = {k: v for k, v in r.terms.items() if not k.startswith("kv:")}
+    total = speed.decode_seconds(r.terms, cal)
+    return 1 - speed.decode_seconds(without, cal) / total if total else 0.0
+
+
+def _fit_scalar(
+    members: Sequence[Obs], cal: Calibration, name: str, seconds_of, table: str | None = None, entry: str | None = None
+) -> float:
+    """The value of one linear constant that minimises Σ (estimate/measured − 1)² over these rows
+    (each row's seconds are linear in it), the others fixed. With table/entry, the constant is
+    that entry of a per-class table (a zero entry would fall back, so 1e-9 stands for it)."""
+
+    def at(value: float) -> Calibration:
+        if table:
+            return replace(cal, **{table: {**getattr(cal, table), entry: value or 1e-9}})
+        return replace(cal, **{name: value})
+
+    total_d = total = 0.0
+    zero, one = at(0.0), at(1.0)
+    for r in members:
+        measured_seconds = _row_seconds(r)
+        s0 = seconds_of(r.terms, zero)
+        d = seconds_of(r.terms, one) - s0
+        total_d += (d / measured_seconds) * (1 - s0 / measured_seconds)
+        total += (d / measured_seconds) ** 2
+    return total_d / total if total else getattr(cal, name)
+
+
+def _is_float(r: Observation) -> bool:
+    return any(k.startswith("float:") for k in r.terms)
+
+
+def _row_seconds(r: Observation) -> float:
+    """Measured seconds per token (decode) or per prompt (prefill)."""
+    return 1 / r.measured if r.kind == "decode" else r.prompt_tokens / r.measured
+
+
+_EFFS = [x / 100 for x in range(30, 91, 5)]
+_PER_CORE = [x * 1e9 for x in range(2, 21)]
+_CROSSINGS = [x * 25e-6 for x in range(0, 41)]
+
+
+def _fit_host(cpu_rows: Sequence[Obs], cal: Calibration) -> Calibration:
+    """Grid search (vectorised) for the host constants, with the GPU constants fixed."""
+    import numpy as np
+
+    if not cpu_rows:
+        return cal
+    effs, per_core, crossings = np.array(_EFFS), np.array(_PER_CORE), np.array(_CROSSINGS)
+    loss = np.zeros((len(effs), len(per_core), len(crossings)))
+    for r in cpu_rows:
+        gpu_terms = {k: v for k, v in r.terms.items() if k not in ("host_bytes", "layers:cpu")}
+        base = speed.decode_seconds(gpu_terms, cal)
+        host_bw = np.minimum(r.terms["host_peak_bw"] * effs[:, None], r.terms["host_cores"] * per_core[None, :])
+        host = r.terms["host_bytes"] / host_bw
+        total = base + host[:, :, None] + r.terms.get("layers:cpu", 0.0) * crossings[None, None, :]
+        loss += (1 / (total * r.measured) - 1) ** 2
+    i, j, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
+    return replace(
+        cal,
+        cpu_decode_efficiency=round(float(effs[i]), 3),
+        cpu_core_bytes_per_s=round(float(per_core[j]), -6),
+        cpu_layer_seconds=round(float(crossings[k]), 7),
+    )
+
+
+def _fit_prefill(rows: Sequence[Obs], cal: Calibration) -> Calibration:
+    """Prefill efficiency per device class by weighted least squares on the dense quantized-weight
+    rows (the per-micro-batch weight reads are fixed seconds; attention FLOPs enter at the current
+    attention factor), then one factor each — F16/BF16 weights (cuBLAS), routed-expert GEMMs,
+    attention with and without flash attention — by 1-D least squares on the rows they touch;
+    alternated until they settle."""
+    import numpy as np
+
+    members = [r for r in fit_rows(rows, PREFILL_GROUPS) if any(k.startswith("flops:") for k in r.terms)]
+    quantized = [r for r in members if not _is_float(r) and not any(k.startswith("moe_flops") for k in r.terms)]
+    keys = sorted({k for r in quantized for k in r.terms if k.startswith("flops:")})
+    if not keys:
+        return cal
+    for _ in range(4):
+
+        def column(r: Observation, k: str, cal: Calibration = cal) -> float:
+            factor = (
+                cal.prefill_attention_factor_nofa if "no_flash_attention" in r.terms else cal.prefill_attention_factor
+            )
+            value = r.terms.get(k, 0.0) + r.terms.get("attn:" + k[6:], 0.0) * factor
+            return value / _row_seconds(r) / (cal.tensor_parallel_efficiency if "tensor_parallel" in r.terms else 1)
+
+        a = np.array([[column(r, k) for k in keys] for r in quantized])
+        b = np.array([1 - speed.prefill_fixed_seconds(r.terms, cal) / _row_seconds(r) for r in quantized])
+        solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+        cal = replace(
+            cal,
+            gpu_prefill_efficiency=with_generic_classes(
+                {k[6:]: round(1 / float(v), 3) for k, v in zip(keys, solution)}, ("discrete", "apple")
+            ),
+        )
+        apple_floats = [r for r in members if "float:apple" in r.terms]
+        if len(apple_floats) >= 3:
+            one = replace(cal, prefill_float_factor_by_class={"apple": 1.0})
+            factor = _fit_scalar(
+                apple_floats,
+                one,
+                "prefill_float_factor",
+                speed.prefill_seconds,
+                "prefill_float_factor_by_class",
+                "apple",
+            )
+            cal = replace(cal, prefill_float_factor_by_class={"apple": round(factor, 3)})
+        fitted = {
+            "prefill_float_factor": [r for r in members if "float:gpu" in r.terms],
+            "prefill_moe_factor": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
+            "prefill_moe_half_batch": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
+            "prefill_attention_factor": [r for r in members if "no_flash_attention" not in r.terms and r.long_prompt],
+            "prefill_score_flops": [r for r in members if "no_flash_attention" not in r.terms and r.long_prompt],
+            "prefill_attention_factor_nofa": [r for r in members if "no_flash_attention" in r.terms and r.long_prompt],
+        }
+        for name, group in fitted.items():
+            if len(group) >= 3:
+                cal = replace(cal, **{name: round(_fit_scalar(group, cal, name, speed.prefill_seconds), 3)})
+    return cal
+
+
+def residuals(rows: Sequence[Obs], cal: Calibration) -> dict:
+    """Absolute error of a calibration on the fitted rows, per kind of fit."""
+    out = {}
+    for name, groups in (
+        ("GPU decode rows", GPU_FIT_GROUPS),
+        ("rows with work on the CPU", CPU_FIT_GROUPS),
+        ("prefill rows", PREFILL_GROUPS),
+    ):
+        errors = [
+            abs(predicted(r, cal) / r.measured - 1)
+            for r in fit_rows(rows, groups)
+            if not (name == "GPU decode rows" and "host_bytes" in r.terms) and predicted(r, cal)
+        ]
+        if errors:
+            out[name] = {"rows": len(errors), "median": statistics.median(errors), "max": max(errors)}
+    return out

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..catalog.errors import DataError
 from ..estimator.quality import USE_CASES
@@ -157,6 +157,10 @@ def _number(where: str, key: str, value: Any, low: float) -> float:
     return float(value)
 
 
+@overload
+def _str(where: str, key: str, value: Any, optional: Literal[False] = ...) -> str: ...
+@overload
+def _str(where: str, key: str, value: Any, optional: bool) -> str | None: ...
 def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None:
     if value is None and optional:
         return None

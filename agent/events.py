@@ -168,14 +168,16 @@ def hardware_changes(old: HardwareSnapshot, new: HardwareSnapshot, min_change_by
 def _process_moves(before: GpuSnapshot, after: GpuSnapshot, threshold: int) -> list[dict]:
     """The processes whose memory on this GPU changed by at least `threshold`, largest first."""
     old, new = _processes(before), _processes(after)
-    moves = []
+    moves: list[dict[str, Any]] = []
     for pid in sorted(set(old) | set(new)):
         was = int(old.get(pid, {}).get("used_bytes") or 0)
         now = int(new.get(pid, {}).get("used_bytes") or 0)
         delta = now - was
         if abs(delta) < threshold:
             continue
-        name = (new.get(pid) or old.get(pid)).get("name") or "?"
+        entry = new.get(pid) or old.get(pid)
+        assert entry is not None  # pid is a key of one or the other, and an entry holds its pid
+        name = entry.get("name") or "?"
         verb = "took" if delta > 0 else "released"
         moves.append(
             {
@@ -226,6 +228,7 @@ def fit_changes(
         if a is not None and b is not None and a[0] == b[0]:
             continue
         if b is None or (a is not None and b[1] < a[1]):
+            assert a is not None  # the model is in before or after
             lost.append({"model": model, "quant": a[0], "now_quant": b[0] if b else None})
         else:
             gained.append({"model": model, "quant": b[0], "was_quant": a[0] if a else None})

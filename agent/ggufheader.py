@@ -27,6 +27,7 @@ import struct
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from ..catalog.errors import UsageError
 
@@ -306,10 +307,10 @@ def read_gguf_header(path: str | os.PathLike, origin: str | None = None) -> GGUF
     path = Path(path)
     where = origin if origin is not None else str(path)
 
-    def fail(why: str):
+    def fail(why: str) -> NoReturn:
         raise UsageError(printable(f"{where}: {why}", 2000)) from None
 
-    def bad(why: str):
+    def bad(why: str) -> NoReturn:
         fail(f"not a readable GGUF file ({why})")
 
     try:
@@ -416,12 +417,13 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
             bad(f"metadata {_quote(key)} has value type {vtype}, which is not a GGUF type")
         if key == "general.alignment":
             alignment = fields[key]
-            if vtype != _UINT32 or not alignment or alignment & (alignment - 1):
+            if vtype != _UINT32 or not isinstance(alignment, int) or not alignment or alignment & (alignment - 1):
                 bad(
                     f"general.alignment must be a power of two as a uint32, got {_TYPE_NAMES.get(vtype, vtype)} "
                     f"{alignment!r}"
                 )
     alignment = fields.get("general.alignment", DEFAULT_ALIGNMENT)
+    assert isinstance(alignment, int)  # a uint32 power of two, checked above
 
     tensors_raw = _tensor_table(src, tensor_count, bad)
     src.entry = ()
@@ -473,8 +475,9 @@ def _parse(src: _Source, size: int, fail, bad) -> GGUFHeader:
 
     _read_layer_arrays(src, fields, deferred)
     for key in PRINTED_KEYS:
-        if isinstance(fields.get(key), str):
-            fields[key] = printable(fields[key])
+        text = fields.get(key)
+        if isinstance(text, str):
+            fields[key] = printable(text)
     return GGUFHeader(
         version=version,
         byte_order=order,

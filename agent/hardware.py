@@ -94,6 +94,7 @@ def snapshot_from_gpu_names(
         total = spec.memory_bytes
         bandwidth_source = "table"
         if spec.unified_memory:
+            assert ram is not None  # set above for a unified-memory GPU
             total = ram
             if spec.vendor == "apple":
                 share = apple_gpu_share(ram)

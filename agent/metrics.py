@@ -146,6 +146,7 @@ class FitagentCollector(Collector):
 
 
 def host_series(state: AgentState) -> Iterator[Metric]:
+    assert state.snapshot is not None  # the series are built for a ready state only
     host = state.snapshot.host
     info = InfoMetricFamily(
         "fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model"]
@@ -179,6 +180,7 @@ def host_series(state: AgentState) -> Iterator[Metric]:
 
 def gpu_series(state: AgentState) -> Iterator[Metric]:
     snapshot = state.snapshot
+    assert snapshot is not None and state.computed is not None
     budget_devices = {d.id: d for d in state.computed.budget.devices}
     reserve = DEFAULT_CALIBRATION.runtime_reserve_bytes
     info = InfoMetricFamily(
@@ -254,6 +256,7 @@ def gpu_series(state: AgentState) -> Iterator[Metric]:
 def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:
     """What fits now, without model labels (one series per precomputed context at most)."""
     computed = state.computed
+    assert computed is not None
     use_case = computed.default_key[0]
     runnable = _gauge(
         "fitagent_runnable_candidates",
@@ -313,6 +316,7 @@ def best_model_series(state: AgentState, config) -> Iterator[Metric]:
     use case at the default context: an info series naming it, and four gauges. A use case with
     nothing that runs gets the info series with empty model and quant and placement ``none``."""
     computed = state.computed
+    assert computed is not None
     context = computed.default_key[1]
     info = InfoMetricFamily(
         "fitagent_best_model",
@@ -368,6 +372,7 @@ def reference_estimate(state: AgentState, config, catalog) -> Estimate | None:
     except FitagentError:  # serve checks it at start; a what-if catalog may lack it
         return None
     options = Options(context=min(config.default_context, model.max_context), use_case=config.default_use_case)
+    assert state.computed is not None
     return estimate(model, quant, state.computed.budget, catalog, options)
 
 
@@ -376,6 +381,7 @@ def select_models(state: AgentState, config) -> list[Estimate]:
     efficiency frontiers, then its quality frontier from the best down."""
     limit = config.metrics_models_max
     computed = state.computed
+    assert computed is not None
     recs = computed.recommendations.get(computed.default_key)
     ordered: list[Estimate] = list(computed.watched)
     if recs is not None:

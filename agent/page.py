@@ -47,6 +47,7 @@ def _short(model_id: str) -> str:
 
 def _gpu_cards(state: AgentState) -> str:
     snap = state.snapshot
+    assert snap is not None  # drawn for a ready state only
     cards = []
     for g in snap.gpus:
         total = max(1, g.memory_total_bytes)
@@ -232,12 +233,13 @@ def _speed_panel(recs: Recommendations, scatter: Sequence[tuple], y_offset: int)
             "quality score",
             "quality vs speed frontier",
             [(px(x), py(y)) for x, y in others],
-            [(px(e.decode_tokens_per_s), py(e.quality)) for e in front],
+            [(px(e.decode_tokens_per_s), py(e.quality)) for e in front],  # type: ignore[arg-type]  # front holds only estimates with a speed
             "#b5471b",
         )
     )
     placed: list[tuple[float, float, float]] = []
     for e in front:
+        assert e.decode_tokens_per_s is not None
         x, y = px(e.decode_tokens_per_s), py(e.quality)
         out.append(
             f"<circle class='frontier-point' data-frontier='quality_speed' data-model='{_e(e.model)}' data-quant='{_e(e.quant)}' "
@@ -328,6 +330,7 @@ def render_page(
         "less memory. The shaded band is what fits in free memory now; grey dots are the other candidates.</p>"
     )
     computed = state.computed
+    assert computed is not None and recs is not None  # ready: the view computed recs
     parts.append(frontier_svg(recs, computed.scatter if (use_case, context) == computed.default_key else ()))
     parts.append(f"<h2>Ranked ({len(recs.ranked)} models run at a usable speed)</h2>")
     left_out = recs.left_out_line()
@@ -335,7 +338,7 @@ def render_page(
         parts.append(
             f"<p class='muted' id='left-out'>{_e(left_out.replace('--all-quants', '/v1/recommendations?all_quants=true'))}</p>"
         )
-    parts.append(_ranked_table(recs.ranked, state.computed.devices, agent.config.top))
+    parts.append(_ranked_table(recs.ranked, computed.devices, agent.config.top))
     parts.append(
         "<p class='muted'>quality: ~ estimated from the model's size (no benchmark score), * a related model's "
         "score stands in (hover for the source)</p>"

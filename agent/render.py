@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from ..estimator.hardware import HardwareSnapshot
 
@@ -69,9 +70,8 @@ def render_snapshot(snap: HardwareSnapshot) -> str:
         out.append(table(["GPU", "name", "free / total", "bandwidth", "driver", "status"], rows))
         for g in snap.gpus:
             for proc in g.processes:
-                out.append(
-                    f"  GPU {g.index}: pid {proc.get('pid')} {proc.get('name') or '?'} holds {gb(proc.get('used_bytes'))}"
-                )
+                used_bytes = cast("float | None", proc.get("used_bytes"))  # the probe's bytes, or None
+                out.append(f"  GPU {g.index}: pid {proc.get('pid')} {proc.get('name') or '?'} holds {gb(used_bytes)}")
     else:
         out.append("No usable GPU found: estimates run on the CPU and RAM.")
     if snap.problems:

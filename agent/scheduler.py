@@ -205,6 +205,7 @@ class Agent:
             )
         if old.snapshot is None:
             return changes
+        assert new.snapshot is not None and new.computed is not None  # new is a good scan's state
         hardware = hardware_changes(old.snapshot, new.snapshot, config.recompute_min_change_bytes)
         changes += hardware
         computed = new.computed

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..catalog.errors import FitagentError
@@ -40,10 +42,10 @@ def create_app(
     agent = agent or Agent(config, prober=prober, catalog=catalog)
     app = Flask(__name__, static_folder=None)
     app.extensions[EXTENSION] = agent
-    app.json.sort_keys = False
+    cast(DefaultJSONProvider, app.json).sort_keys = False  # Flask's default provider
     _register_errors(app)
     register_views(app, agent)
-    app.wsgi_app = LoopbackHosts(CachedAnswers(app.wsgi_app, agent), config.host)
+    app.wsgi_app = LoopbackHosts(CachedAnswers(app.wsgi_app, agent), config.host)  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     if start and not app.testing:
         agent.start()
     return app

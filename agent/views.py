@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
@@ -23,6 +23,9 @@ from .openapi import openapi_document
 from .params import ParamError, parse_query
 from .scheduler import Agent
 from .state import AgentState, candidate_dict, slim
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class NotReady(FitagentError):
@@ -59,6 +62,7 @@ def recommendations_for(
 ) -> tuple[Recommendations, int]:
     """Precomputed when the scan did it, else computed now and kept with this state."""
     computed = state.computed
+    assert computed is not None  # a ready state's
     key = (use_case, context)
     if key in computed.recommendations and not all_quants:
         return computed.recommendations[key], computed.considered[key]
@@ -76,6 +80,7 @@ def recommendations_for(
 
 
 def recommendations_body(state: AgentState, recs: Recommendations, considered: int, top: int | None) -> dict:
+    assert state.computed is not None and state.snapshot is not None
     devices = state.computed.devices
     body = {"hardware": snapshot_to_dict(state.snapshot), **recs.to_dict(top=top)}
     body["candidates_considered"] = considered
@@ -109,12 +114,13 @@ def health(agent: Agent, now: float | None = None) -> dict:
         else "ok"
     )
     computed = state.computed
+    age = state.age_s(now)
     return {
         "status": status,
         "stale": stale,
         "generation": state.generation,
         "scanned_at": iso(state.scanned_at),
-        "age_s": None if state.scanned_at is None else round(state.age_s(now), 3),
+        "age_s": None if age is None else round(age, 3),
         "scan_duration_s": None if state.scan_duration_s is None else round(state.scan_duration_s, 4),
         "recommendations_computed_at": iso(computed.computed_at) if computed else None,
         "error": state.error,
@@ -283,7 +289,7 @@ def register_views(app: Flask, agent: Agent) -> None:
                 return json_response(health(agent), 200)
         return json_response({"scheduled": True, "generation": generation}, 202)
 
-    metrics_registry = []  # made on the first scrape: prometheus_client is not imported before
+    metrics_registry: list[CollectorRegistry] = []  # made on the first scrape: prometheus_client is not imported before
     metrics_lock = threading.Lock()
 
     @app.get("/metrics")
@@ -332,6 +338,7 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
         options.check()
     except UsageError as exc:
         raise ParamError(str(exc)) from None
+    assert state.computed is not None
     result = estimate(model, quant, state.computed.budget, catalog, options)
     body = candidate_dict(result, state.computed.devices)
     body.update(installed_of(state).fields(result.model, result.quant))
@@ -385,6 +392,7 @@ def _installed_models_body(agent: Agent, state: AgentState, use_case: str, conte
     from .localmodels import local_rows
 
     installed = installed_of(state)
+    assert state.computed is not None
     rows = local_rows(
         installed,
         agent.catalog,

@@ -113,7 +113,8 @@ def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
     by_key = _name_table(quants)
     if key in by_key:
         return by_key[key], None
-    stripped, dropped = key, []
+    stripped = key
+    dropped: list[str] = []
     for prefix, what in (("ud", "Unsloth Dynamic"), ("i1", "imatrix")):
         if stripped.startswith(prefix) and len(stripped) > len(prefix) + 1:
             stripped, dropped = stripped[len(prefix) :], dropped + [what]

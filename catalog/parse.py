@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import NoReturn, overload
 
 from .errors import DataError
 from .lookup import normalize_gpu_name
@@ -19,7 +20,7 @@ class _Entry:
             raise DataError(f"{origin}: entry {label} is not a mapping")
         self.origin, self.label, self.data = origin, label, data
 
-    def fail(self, fieldname: str, why: str):
+    def fail(self, fieldname: str, why: str) -> NoReturn:
         raise DataError(f"{self.origin}: entry {self.label}: field '{fieldname}' {why}")
 
     def get(self, name: str, kind, required: bool = True, default=None, positive: bool = False):
@@ -40,6 +41,10 @@ class _Entry:
             self.fail(name, f"must not be negative, got {value!r}")
         return value
 
+    @overload
+    def sub(self, name: str) -> _Entry: ...
+    @overload
+    def sub(self, name: str, required: bool) -> _Entry | None: ...
     def sub(self, name: str, required: bool = True) -> _Entry | None:
         if name not in self.data:
             if required:

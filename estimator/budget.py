@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from ..catalog.errors import UsageError
 from ..catalog.types import Catalog, GpuSpec
@@ -53,7 +54,7 @@ def spec_for(gpu: GpuSnapshot, catalog: Catalog) -> GpuSpec | None:
     spec = catalog.gpu_by_pci_id(gpu.pci_id)
     if spec is not None:
         return spec
-    name = (gpu.mig or {}).get("parent_name") or gpu.name
+    name = cast(str, (gpu.mig or {}).get("parent_name") or gpu.name)  # the probe writes the parent's name
     try:
         return catalog.gpu(name)
     except UsageError:  # an unlisted or ambiguous name: no catalog facts for it
@@ -97,7 +98,7 @@ def infer_memory(vendor: str, name: str, compute_capability: str | None) -> tupl
 
 def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
     spec = spec_for(gpu, catalog)
-    bandwidth = gpu.memory_bandwidth_bytes_per_s or (spec.memory_bandwidth_bytes_per_s if spec else None)
+    bandwidth: float | None = gpu.memory_bandwidth_bytes_per_s or (spec.memory_bandwidth_bytes_per_s if spec else None)
     flops = spec.fp16_flops if spec else None
     if gpu.mig and gpu.mig.get("role") == "instance" and spec is not None:
         # A MIG slice gets a share of the parent's memory system and SMs, roughly its memory share.

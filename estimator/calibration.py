@@ -215,7 +215,7 @@ class Calibration:
         """Fixed time per layer and token on a GPU of this family (speed.layer_family)."""
         return _lookup(self.layer_seconds_by_class, family) or self.gpu_layer_seconds
 
-    def host_bandwidth(self, peak_bytes_per_s: float, cores: int) -> float:
+    def host_bandwidth(self, peak_bytes_per_s: float, cores: float) -> float:
         """The RAM bandwidth llama.cpp's CPU threads reach on this host."""
         return min(peak_bytes_per_s * self.cpu_decode_efficiency, cores * self.cpu_core_bytes_per_s)
 

@@ -120,10 +120,10 @@ def placements(need: place.MemoryParts, budget: Budget, options: Options, moe: b
     full = place.full_gpu(need, budget.devices, host, tensor_parallel=options.multi_gpu == "tensor")
     if full is not None:
         return [full]
-    offloads = [place.partial_offload(need, budget.devices, host)]
+    tried = [place.partial_offload(need, budget.devices, host)]
     if moe:
-        offloads.append(place.experts_offload(need, budget.devices, host))
-    offloads = [p for p in offloads if p is not None]
+        tried.append(place.experts_offload(need, budget.devices, host))
+    offloads = [p for p in tried if p is not None]
     if offloads:
         return offloads
     return [place.cpu_only(need, host) or place.NONE]
@@ -328,6 +328,7 @@ def _notes(candidate: Candidate, budget: Budget, options: Options) -> tuple[str,
             f"budget: {placed.host_bytes / 1e9:.2f} GB (the embedding table) stays in host RAM",
         )
     if budget.host_bandwidth_assumed and placed.mode in ("partial_offload", "cpu"):
+        assert budget.host_bandwidth_bytes_per_s is not None  # ASSUMED_HOST_BANDWIDTH when assumed
         return (
             f"host RAM bandwidth unknown, {budget.host_bandwidth_bytes_per_s / 1e9:.1f} GB/s assumed (dual-channel "
             "DDR4-3200); measure it once with `fitagent probe --measure-bandwidth` (remembered) or set "

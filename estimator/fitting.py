@@ -12,10 +12,16 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import speed
 from .calibration import Calibration, memory_class
+
+
+def _with(cal: Calibration, name: str, value: Any) -> Calibration:
+    """The calibration with one constant, named at run time, replaced."""
+    changes: dict[str, Any] = {name: value}
+    return replace(cal, **changes)
 
 
 class Observation(Protocol):
@@ -111,7 +117,7 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
         for name, flag in (("kv_read_factor", False), ("kv_read_factor_nofa", True)):
             members = [r for r in deep if ("no_flash_attention" in r.terms) == flag]
             if len(members) >= 3:
-                cal = replace(cal, **{name: round(_fit_scalar(members, cal, name, speed.decode_seconds), 3)})
+                cal = _with(cal, name, round(_fit_scalar(members, cal, name, speed.decode_seconds), 3))
     return cal
 
 
@@ -151,8 +157,8 @@ def _fit_scalar(
 
     def at(value: float) -> Calibration:
         if table:
-            return replace(cal, **{table: {**getattr(cal, table), entry: value or 1e-9}})
-        return replace(cal, **{name: value})
+            return _with(cal, table, {**getattr(cal, table), entry: value or 1e-9})
+        return _with(cal, name, value)
 
     total_d = total = 0.0
     zero, one = at(0.0), at(1.0)
@@ -256,7 +262,7 @@ def _fit_prefill(rows: Sequence[Obs], cal: Calibration) -> Calibration:
         }
         for name, group in fitted.items():
             if len(group) >= 3:
-                cal = replace(cal, **{name: round(_fit_scalar(group, cal, name, speed.prefill_seconds), 3)})
+                cal = _with(cal, name, round(_fit_scalar(group, cal, name, speed.prefill_seconds), 3))
     return cal
 
 
@@ -269,9 +275,9 @@ def residuals(rows: Sequence[Obs], cal: Calibration) -> dict:
         ("prefill rows", PREFILL_GROUPS),
     ):
         errors = [
-            abs(predicted(r, cal) / r.measured - 1)
+            abs(p / r.measured - 1)
             for r in fit_rows(rows, groups)
-            if not (name == "GPU decode rows" and "host_bytes" in r.terms) and predicted(r, cal)
+            if not (name == "GPU decode rows" and "host_bytes" in r.terms) and (p := predicted(r, cal))
         ]
         if errors:
             out[name] = {"rows": len(errors), "median": statistics.median(errors), "max": max(errors)}

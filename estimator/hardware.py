@@ -71,7 +71,7 @@ class GpuSnapshot:
 
     @property
     def is_mig_parent(self) -> bool:
-        return bool(self.mig) and self.mig.get("role") == "parent"
+        return bool(self.mig and self.mig.get("role") == "parent")
 
     @property
     def usable(self) -> bool:
@@ -93,7 +93,7 @@ class HardwareSnapshot:
         return tuple(g for g in self.gpus if g.usable)
 
 
-_OPTIONAL_EMPTY = (None, (), [], {})
+_OPTIONAL_EMPTY: tuple[object, ...] = (None, (), [], {})
 
 
 def _dataclass_to_dict(obj, required: set[str]) -> dict:

@@ -8,6 +8,7 @@ Multimodal configs keep the language model under ``text_config``; that part is r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..catalog.errors import UsageError
 from ..catalog.parse import check_architecture
@@ -67,7 +68,7 @@ class _Config:
 
 
 def _sliding_layers(cfg: _Config, model_type: str, layers: int) -> tuple[int | None, int]:
-    window = cfg.data.get("sliding_window")
+    window: Any = cfg.data.get("sliding_window")  # unchecked JSON value, used as is
     layer_types = cfg.data.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         count = sum(1 for t in layer_types if t == "sliding_attention")
@@ -90,8 +91,9 @@ def model_from_hf_config(config: Mapping[str, object], origin: str = "config.jso
     archs = config.get("architectures") or []
     hf_arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     text = dict(config)
-    if isinstance(config.get("text_config"), Mapping):
-        text.update(config["text_config"])  # multimodal: the language model's own fields win
+    text_config = config.get("text_config")
+    if isinstance(text_config, Mapping):
+        text.update(text_config)  # multimodal: the language model's own fields win
     model_type = str(text.get("model_type") or config.get("model_type") or "").lower()
     for key, value in _LIBRARY_DEFAULTS.get(model_type, {}).items():
         text.setdefault(key, value)
@@ -139,7 +141,7 @@ def model_from_hf_config(config: Mapping[str, object], origin: str = "config.jso
         raise UsageError(f"{origin}: field '{fieldname}' {why}")
 
     check_architecture(arch, fail)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if hf_arch not in SUPPORTED:
         what = f"architecture {hf_arch}" if hf_arch else "a config that names no architecture"
         notes = (

@@ -83,6 +83,7 @@ def kv_cells(arch: Architecture, context: int, n_ubatch: int) -> tuple[int, int]
     full = pad(context)
     if not arch.local_attention_layers:
         return full, 0
+    assert arch.sliding_window is not None  # check_architecture: set wherever sliding_window_layers is
     swa = min(full, pad(arch.sliding_window + n_ubatch))
     return full, swa
 
@@ -91,6 +92,7 @@ def kv_elements_per_cell(arch: Architecture) -> int:
     """K and V elements one token adds to one layer's cache."""
     if arch.uses_mla:
         # llama.cpp caches MLA's compressed latent and the shared RoPE key; V is a view of it.
+        assert arch.kv_lora_rank is not None and arch.qk_rope_head_dim is not None  # check_architecture
         return arch.kv_lora_rank + arch.qk_rope_head_dim
     return 2 * arch.kv_heads * arch.head_dim
 

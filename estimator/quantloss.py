@@ -42,7 +42,7 @@ def size_exponent_pairs(benchmarks: Iterable[Mapping]) -> list[tuple[float, str,
     exponent ln(loss_small / loss_large) / ln(P_large / P_small), where loss = -ln(score / 16-bit
     score) (or the source's Q8_0 / Q5_K_M row when it ran no 16-bit model). (exponent, benchmark,
     quant, sizes) per pair; losses under the noise floor are left out."""
-    groups: dict[tuple, dict[str, dict[str, tuple]]] = defaultdict(lambda: defaultdict(dict))
+    groups: dict[tuple, dict[str, dict[str, Mapping]]] = defaultdict(lambda: defaultdict(dict))
     for b in benchmarks:
         groups[(b["source"], b["benchmark"].split(" ")[0])][b["model"]][b["quant"]] = b
     pairs = []

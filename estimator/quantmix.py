@@ -90,8 +90,8 @@ def _ffn_down_ordinal_test(predicate: str):
     tensors counted one by one in file order (its i_ffn_down counter; n_ffn_down = n_layer), not to
     the first n/8 layers: D dense layers hold one (ffn_down) each, every MoE layer m (ffn_down_exps,
     then ffn_down_shexp), and o is the tensor's place within its layer."""
-    _, dense, per_layer, offset = predicate.split(":")
-    dense, per_layer, offset = int(dense), int(per_layer), int(offset)
+    _, dense_text, per_layer_text, offset_text = predicate.split(":")
+    dense, per_layer, offset = int(dense_text), int(per_layer_text), int(offset_text)
 
     def test(i: int, n: int) -> bool:
         ordinal = i if i < dense else dense + (i - dense) * per_layer + offset

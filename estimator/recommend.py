@@ -199,7 +199,8 @@ def recommend(
 def _apply_floor(
     runnable: list[Candidate], floor: Floor, min_tokens_per_s: float
 ) -> tuple[list[Candidate], dict[str, int]]:
-    offered, reasons = [], Counter()
+    offered: list[Candidate] = []
+    reasons: Counter[str] = Counter()
     for c in runnable:
         why = floor.why_out(c)
         if why is None and c.decode_tokens_per_s is not None and c.decode_tokens_per_s < min_tokens_per_s:
@@ -285,12 +286,12 @@ def explain(
     model = catalog.model(model_name)
     options = options.check()
     if not _eligible(model, options):
-        why = (
+        reason = (
             f"{model.id} is not a vision model"
             if options.use_case == "vision" and model.modality != "vision"
             else f"{model.id} reads at most {model.max_context:,} tokens, less than the context {options.context:,}"
         )
-        return {"model": model.id, "rank": None, "chosen": None, "quants": [], "beaten_by": [], "why": [why]}
+        return {"model": model.id, "rank": None, "chosen": None, "quants": [], "beaten_by": [], "why": [reason]}
     terms = model_terms(model, catalog, options) if options.method == "default" else None
     swept = _model_quants(model, catalog, candidate_quants(catalog))
     candidates = [place_candidate(model, q, budget, catalog, options, terms) for q in swept]

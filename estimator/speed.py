@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 from ..catalog.types import Architecture
 from .budget import Budget, Device
@@ -117,7 +118,7 @@ def decode_terms(
     return terms
 
 
-def decode_seconds(terms: dict[str, float], calibration: Calibration) -> float:
+def decode_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
     seconds = 0.0
     kv_factor = calibration.kv_read_factor_nofa if "no_flash_attention" in terms else calibration.kv_read_factor
     for key, value in terms.items():
@@ -167,6 +168,7 @@ def attention_flops_per_token(arch: Architecture, prompt_tokens: int, depth: int
     attended = depth + prompt_tokens / 2
     swa_depth = min(attended, arch.sliding_window or 0)
     if arch.uses_mla:
+        assert arch.kv_lora_rank is not None and arch.qk_rope_head_dim is not None  # check_architecture
         attn_dim = arch.attention_heads * (2 * arch.kv_lora_rank + arch.qk_rope_head_dim)
     else:
         attn_dim = 2 * arch.attention_heads * arch.head_dim
@@ -302,7 +304,7 @@ def prefill_terms(
     return terms
 
 
-def prefill_fixed_seconds(terms: dict[str, float], calibration: Calibration) -> float:
+def prefill_fixed_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
     """The part of a prompt's time that is not compute: reading the weights once per micro-batch
     (at the device's decode efficiency) and uploading the RAM-resident ones over PCIe."""
     seconds = terms.get("pcie_bytes", 0.0) / calibration.pcie_bytes_per_s
@@ -312,7 +314,7 @@ def prefill_fixed_seconds(terms: dict[str, float], calibration: Calibration) -> 
     return seconds
 
 
-def prefill_seconds(terms: dict[str, float], calibration: Calibration) -> float:
+def prefill_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
     if "cpu_flops" in terms:
         return terms["cpu_flops"] / (terms["host_cores"] * calibration.cpu_flops_per_core)
     seconds = attention = scores = 0.0

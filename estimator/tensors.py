@@ -158,6 +158,9 @@ def fused_qkv(arch: Architecture) -> bool:
 def _attention_groups(arch: Architecture) -> list[TensorGroup]:
     h, L = arch.hidden_size, arch.layers
     if arch.uses_mla:
+        # check_architecture requires all four with kv_lora_rank
+        assert arch.kv_lora_rank is not None and arch.qk_rope_head_dim is not None
+        assert arch.qk_nope_head_dim is not None and arch.v_head_dim is not None
         qk_head = arch.qk_nope_head_dim + arch.qk_rope_head_dim
         heads = arch.attention_heads
         groups = []

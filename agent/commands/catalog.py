@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_json, print_json
 
@@ -59,7 +60,7 @@ def run(args) -> int:
     if args.what == "check":
         return _check(catalog, args.json)
     if args.what == "models":
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": m.id,
                 "alias": m.alias,

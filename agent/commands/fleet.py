@@ -107,6 +107,7 @@ def read_fleet(args, catalog=None, place: tuple | None = None):
         if args.question == "place":
             from ..fleet.prefilter import bound_for
 
+            assert place is not None  # run passes it for this question
             model, quant, context = place
             read, fleet = prometheus.read_candidates(api, bound_for(model, quant, catalog, context), args.job)
             return read, (api, fleet)
@@ -165,6 +166,7 @@ def run(args) -> int:
     if args.question == "hosts":
         answer, text = answers.hosts_answer(read.hosts, catalog), render.render_hosts
     elif args.question == "place":
+        assert place is not None  # made above for this question
         model, quant, context = place
         answer = answers.place_answer(
             read.hosts, catalog, model.id, quant.name, context, filtered_out=read.filtered_out

@@ -66,7 +66,7 @@ def run(args) -> int:
     models = tuple(m for m in catalog.models if m.id in installed.index) if args.installed else None
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
-    notes = hardware_notes
+    notes: list[str] | tuple[str, ...] = hardware_notes
     if models == ():
         notes = (*notes, "none of the catalog's models is installed here (`fitagent models --local` lists what is)")
     result = recommend(

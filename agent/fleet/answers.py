@@ -117,7 +117,7 @@ def place_answer(
     options = Options(context=context, detail=False).check()
     terms = model_terms(model, catalog, options)  # the same for every host: worked out once
     bound = bound_for(model, quant, catalog, context)
-    budgets = {id(h): host_budget(h, catalog) for h in hosts if h.live}
+    budgets = {id(h): budget for h in hosts if h.live and (budget := host_budget(h, catalog)) is not None}
     live = [h for h in hosts if budgets.get(id(h)) is not None]
     admitted = [h for h in live if bound.admits(budgets[id(h)])] if prefilter else live
     rows: list[dict] = []

@@ -132,7 +132,7 @@ _READ = frozenset(
 def facts_from_samples(
     target: str,
     samples: Iterable[Sample],
-    observed_at: float,
+    observed_at: float | None,
     job: str | None = None,
     need_budget: bool = True,
     details: bool = True,

@@ -42,7 +42,8 @@ def fetch(url: str, timeout_s: float, limit: int, headers: dict | None = None, d
 
 
 def _read(response, deadline: float, limit: int, timeout_s: float) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         if time.monotonic() > deadline:
             raise FetchFailed(f"the answer was not complete after {timeout_s:g} s (--timeout sets it)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 from ...catalog.types import Catalog
 from .report import NOTHING, Installed, local_rows, match_catalog
@@ -39,7 +40,7 @@ def scan(
 
     environ = os.environ if environ is None else environ
     roots = scan_roots(environ, model_dirs, paths)
-    path = default_cache_path(environ) if cache_path is _DEFAULT else cache_path
+    path = default_cache_path(environ) if cache_path is _DEFAULT else cast("str | None", cache_path)
     return run_scan(roots, catalog, ScanCache(path))
 
 

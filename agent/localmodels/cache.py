@@ -68,6 +68,7 @@ class ScanCache:
             self._load()
 
     def _load(self) -> None:
+        assert self.path is not None  # called only with a path
         try:
             data = json.loads(read_text(self.path, "model scan cache", limit=MAX_CACHE_BYTES))
         except (OSError, UsageError, ValueError, RecursionError):

@@ -38,7 +38,7 @@ def gguf_record(paths: list[str], catalog: Catalog) -> dict:
     basename, size_label = fields.get("general.basename"), fields.get("general.size_label")
     if isinstance(basename, str) and isinstance(size_label, str) and basename and size_label:
         names.append(f"{basename}-{size_label}")
-    record = {
+    record: dict[str, object] = {
         "kind": "gguf",
         "architecture": arch if isinstance(arch, str) else None,
         "names": names,
@@ -85,7 +85,7 @@ def safetensors_record(config_path: str, weight_paths: list[str], name: str, cat
     archs = config.get("architectures") if isinstance(config, dict) else None
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     label = quant_label(config, summary)
-    record = {
+    record: dict[str, object] = {
         "kind": "safetensors",
         "architecture": arch,
         "names": [name],
@@ -101,7 +101,8 @@ def safetensors_record(config_path: str, weight_paths: list[str], name: str, cat
     except UsageError as exc:
         record["error"] = f"cannot estimate it: {_without(str(exc), config_path)}"
         return record
-    score = DTYPE_QUANTS.get(label) or nearest_quant(8 * summary.data_bytes / max(model.params_total, 1), catalog)
+    dtype_quant = DTYPE_QUANTS.get(label) if label is not None else None
+    score = dtype_quant or nearest_quant(8 * summary.data_bytes / max(model.params_total, 1), catalog)
     if summary.layers_bytes:  # the exact sizes, where the tensor names say which are layers
         weights = FileWeights(
             summary.layers_bytes,

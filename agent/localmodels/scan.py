@@ -235,7 +235,9 @@ class _Scanner:
                 projectors.append(unit[0])
                 continue
             record = self.record(
-                "gguf:" + unit[0].path, unit, lambda unit=unit: gguf_record([f.path for f in unit], self.catalog)
+                "gguf:" + unit[0].path,
+                unit,
+                lambda unit=unit: gguf_record([f.path for f in unit], self.catalog),  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
             )
             if record is None:
                 continue
@@ -316,7 +318,11 @@ class _Scanner:
             for path, files in self.walker.tree(snapshot, _wanted):
                 ggufs = [f for f in files if f.path.lower().endswith(".gguf")]
                 if ggufs:
-                    self.gguf_folder(root.store, ggufs, lambda p, repo=repo: (repo, (repo, plain_name(gguf_stem(p)))))
+                    self.gguf_folder(
+                        root.store,
+                        ggufs,
+                        lambda p, repo=repo: (repo, (repo, plain_name(gguf_stem(p)))),  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
+                    )
                 if path == snapshot:
                     self.safetensors_folder(root.store, repo, path, files)
 
@@ -401,6 +407,7 @@ class _Scanner:
         record = entry.get("record") if entry else None
         blobs_dir = os.path.join(root.path, "blobs") + os.sep
         cached = record.get("blob_files") if isinstance(record, dict) else None
+        blob_paths: list[str | None] | None
         if (
             entry
             and entry["files"][:1] == [manifest.signature]
@@ -414,7 +421,7 @@ class _Scanner:
             blob_paths = self._manifest_blobs(root, manifest)
             if blob_paths is None:
                 return
-        blobs = []
+        blobs: list[FileStat | None] = []
         for path in blob_paths:
             if path is None:
                 blobs.append(None)
@@ -431,6 +438,7 @@ class _Scanner:
                 return
             blobs.append(found)
         model_blob, projector = blobs
+        assert model_blob is not None  # the model's blob path is never None
         unit = [manifest, model_blob] + ([projector] if projector else [])
 
         def read() -> dict:
@@ -454,7 +462,7 @@ class _Scanner:
         if not isinstance(layers, list):
             self.problem(manifest.path, "not an Ollama manifest: it has no layers")
             return None
-        found = {}
+        found: dict[str, str] = {}
         for layer in layers:
             if isinstance(layer, dict) and layer.get("mediaType") in (_OLLAMA_MODEL, _OLLAMA_PROJECTOR):
                 digest = _DIGEST.match(str(layer.get("digest", "")))

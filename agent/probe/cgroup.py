@@ -50,7 +50,8 @@ def _mounts(ctx) -> dict[str, tuple[str, str]]:
     """{"v2" | "v1:<controller>": (mount root, mount point)} from /proc/self/mountinfo."""
     if "cgroup_mounts" in ctx.cache:
         return ctx.cache["cgroup_mounts"]
-    found = ctx.cache["cgroup_mounts"] = {}
+    found: dict[str, tuple[str, str]] = {}
+    ctx.cache["cgroup_mounts"] = found
     for line in (ctx.read_text("/proc/self/mountinfo") or "").splitlines():
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()

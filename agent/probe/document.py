@@ -52,7 +52,7 @@ GPU_OPTIONAL = (
     "notes",
 )
 
-_EMPTY = (None, (), [], {})
+_EMPTY: tuple[object, ...] = (None, (), [], {})
 
 
 def _ordered(values: dict, required: tuple, optional: tuple) -> dict:

@@ -28,8 +28,7 @@ def from_clock(bus_width_bits: int | None, max_memory_clock_mhz: int | None) -> 
 def choose(measured: int | None, derivation: str, spec, pci_id: str | None) -> tuple[int | None, str, str]:
     """(bytes/s, bandwidth_source, a note saying why) from the board's figure and the table's."""
     table = getattr(spec, "memory_bandwidth_bytes_per_s", None) if spec is not None else None
-    plausible = measured is not None and PLAUSIBLE_BYTES_PER_S[0] <= measured <= PLAUSIBLE_BYTES_PER_S[1]
-    if plausible:
+    if measured is not None and PLAUSIBLE_BYTES_PER_S[0] <= measured <= PLAUSIBLE_BYTES_PER_S[1]:
         if table is None:
             return measured, "nvml", f"bandwidth {gb_s(measured)} = {derivation} (NVML); {pci_id} is not in gpus.yaml"
         if abs(measured - table) <= AGREEMENT * table:

@@ -73,10 +73,8 @@ def error_code(exc) -> int | None:
 
 def host_error_message(exc) -> str:
     code = error_code(exc)
-    return (
-        _HOST_FIXES.get(code)
-        or f"NVML failed to start ({exc}, code {code}) — run `nvidia-smi` to see whether the driver works"
-    )
+    fix = _HOST_FIXES.get(code) if code is not None else None
+    return fix or f"NVML failed to start ({exc}, code {code}) — run `nvidia-smi` to see whether the driver works"
 
 
 def device_error(exc) -> tuple[str, str]:

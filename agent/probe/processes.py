@@ -28,7 +28,7 @@ def read(session, ctx, handle, notes: list, in_container: bool) -> list[dict]:
     foreign = in_container and held and not _root_pid_namespace(ctx)
     if foreign:
         notes.append("process names not resolved: this container has its own PID namespace and NVML reports host PIDs")
-    processes = [
+    processes: list[dict] = [
         {"pid": pid, "name": None if foreign else _process_name(session, ctx, pid), "used_bytes": used}
         for pid, used in held.items()
     ]

@@ -34,6 +34,7 @@ def _choose(ctx, host: dict, gpus: list[dict]) -> tuple[int | None, str, str]:
             pass
         host["notes"].append(f"{ENV}={configured!r} is not a number of bytes per second (e.g. 89.6e9); ignored")
 
+    unreadable: str | None
     peak, unreadable = None, "no SMBIOS memory records (/sys/firmware/dmi absent: VM, container or non-x86)"
     if ctx.listdir("/sys/firmware/dmi/entries"):  # absent in most VMs and containers: no parser to import
         from . import dmi

@@ -149,9 +149,9 @@ def host_series(state: AgentState) -> Iterator[Metric]:
     assert state.snapshot is not None  # the series are built for a ready state only
     host = state.snapshot.host
     info = InfoMetricFamily(
-        "fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model"]
+        "fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model", "cpu_arch"]
     )
-    info.add_metric([host.hostname, host.os, host.cpu_model or ""], {})
+    info.add_metric([host.hostname, host.os, host.cpu_model or "", host.cpu_arch or ""], {})
     yield info
     values = [
         ("fitagent_host_memory_total_bytes", "Host RAM", host.memory_total_bytes),

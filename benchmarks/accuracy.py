@@ -76,6 +76,7 @@ class Host:
     bandwidth_bytes_per_s: float | None
     cores: int
     how: str
+    arch: str = "x86"  # the CPU's architecture class (Budget.cpu_arch)
 
 
 # The host behind each row, from the row's own cpu/ram columns: peak bandwidth = MT/s × 8 bytes
@@ -94,8 +95,23 @@ HOSTS = {
     ("AMD EPYC 7343", "64 GB DDR4-3200"): Host(
         102.4e9, 16, "64 GB DDR4-3200, channel count not given: 4 × 25.6 GB/s assumed"
     ),
+    ("Intel Core i7-8700", "64 GB DDR4-2400, dual channel"): Host(
+        38.4e9, 6, "2 × DDR4-2400 (dual channel, as the post states) = 38.4 GB/s"
+    ),
+    ("Raspberry Pi 5 (BCM2712, 4x Cortex-A76)", "16 GB LPDDR4X-4267, 32-bit bus"): Host(
+        17.068e9, 4, "LPDDR4X-4267 on a 32-bit bus = 17.1 GB/s (Raspberry Pi 5 product brief)", "arm"
+    ),
+    ("Raspberry Pi 4 Model B (BCM2711, 4x Cortex-A72)", "LPDDR4-3200, 32-bit bus"): Host(
+        12.8e9, 4, "LPDDR4-3200 on a 32-bit bus = 12.8 GB/s (Raspberry Pi 4 product brief)", "arm"
+    ),
+    ("Intel Core i5-4278U", "8 GB DDR3L-1600, dual channel"): Host(
+        25.6e9, 2, "2 × DDR3L-1600 = 25.6 GB/s (the issue's DDR3L-1600; Intel ARK: 2 channels)"
+    ),
+    ("Qualcomm Snapdragon 8cx Gen 3 (SC8280XP)", "8 GB LPDDR4X-4266, 128-bit"): Host(
+        68.256e9, 8, "LPDDR4X-4266 on 8 × 16-bit channels = 68.3 GB/s (the SoC supports only this memory)", "arm"
+    ),
 }
-NO_HOST = Host(None, 8, "not given")
+NO_HOST = Host(None, 8, "not given", "x86")
 UNIFIED_HOST_BYTES = 512 * 2**30  # a unified-memory machine's "host" holds nothing the GPU doesn't
 
 # Documented exclusions: (rule, reason). A row matching a rule is still reported, with its
@@ -130,6 +146,18 @@ EXCLUSIONS = [
         "the 8 GB M1's long runs are not measurements of what they name: the same notebook's pp8192 (1849 ± 289 t/s) "
         "and tg8192 (1133 t/s) are 19× and 100× its pp4096 and tg512, and its tg4096 (11.8) is above its own tg512 "
         "(10.2) with tg2048 at 7.3 ± 0.95 — the machine ran out of memory",
+    ),
+    (
+        lambda r: r["cpu"].startswith("Raspberry Pi 4"),
+        "Cortex-A72 (ARMv8.0) has no dot-product instructions, which llama.cpp's quantized CPU kernels use on "
+        "newer cores: it computes at about 0.9 GB of weights a second per core (3.6 GB/s on four, 28 % of its "
+        "12.8 GB/s), where the one per-core rate fitted for ARMv8.2 and x86 cores assumes 6; reported, not fitted",
+    ),
+    (
+        lambda r: r["gpu"] not in ("", "CPU") and r["cpu"].startswith("Raspberry Pi"),
+        "a GPU behind a Raspberry Pi: the host's per-token cost (graph building and kernel launches on four "
+        "Cortex-A76 cores) is not modelled. The pairs measure it: the same GPU and model run 3-42 % slower "
+        "than behind a Core Ultra 7 265K (RTX 4090, Llama-3.2-3B Q4_K_M: 334.67 vs 235.61 t/s, +1.26 ms a token)",
     ),
     (
         lambda r: r["cpu"] == "AMD EPYC 7343",
@@ -242,7 +270,7 @@ def row_budget(r: dict, catalog) -> tuple[Budget | None, str | None]:
     if r["gpu"] in ("", "CPU"):
         if host.bandwidth_bytes_per_s is None:
             return None, "host RAM bandwidth not given by the source"
-        return Budget((), 1024 * 2**30, host.bandwidth_bytes_per_s, host.cores), None
+        return Budget((), 1024 * 2**30, host.bandwidth_bytes_per_s, host.cores, cpu_arch=host.arch), None
     try:
         spec = bench_gpu(r["gpu"], catalog)
     except UsageError:
@@ -258,7 +286,7 @@ def row_budget(r: dict, catalog) -> tuple[Budget | None, str | None]:
         share = int(cores.group(1)) / apple_catalog_cores(spec.name)
         devices = tuple(replace(d, fp16_flops=d.fp16_flops * share) for d in devices)
     host_bytes = UNIFIED_HOST_BYTES if spec.unified_memory else 1024 * 2**30
-    return Budget(devices, host_bytes, host.bandwidth_bytes_per_s, host.cores), None
+    return Budget(devices, host_bytes, host.bandwidth_bytes_per_s, host.cores, cpu_arch=host.arch), None
 
 
 _GPU_CORES = re.compile(r"\((\d+)-core GPU\)")
@@ -558,6 +586,7 @@ FITTED_FIELDS = (
     "kv_read_factor_nofa",
     "cpu_decode_efficiency",
     "cpu_core_bytes_per_s",
+    "cpu_core_bytes_per_s_arm",
     "cpu_layer_seconds",
     "gpu_prefill_efficiency",
     "prefill_float_factor",

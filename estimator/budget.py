@@ -38,6 +38,7 @@ class Budget:
     host_bandwidth_bytes_per_s: float | None
     cpu_cores: int
     host_bandwidth_assumed: bool = False  # the probe could not tell; ASSUMED_HOST_BANDWIDTH stands in
+    cpu_arch: str | None = None  # "arm" cores each move less of the RAM bandwidth (calibration.host_bandwidth)
 
     @property
     def gpu_free_bytes(self) -> int:
@@ -141,6 +142,7 @@ def budget_from_snapshot(snapshot: HardwareSnapshot, catalog: Catalog) -> Budget
         host_bandwidth_bytes_per_s=float(known) if known else ASSUMED_HOST_BANDWIDTH,
         cpu_cores=host.cpu_cores,
         host_bandwidth_assumed=not known,
+        cpu_arch=host.cpu_arch,
     )
 
 

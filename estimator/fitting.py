@@ -182,29 +182,37 @@ def _row_seconds(r: Observation) -> float:
 
 _EFFS = [x / 100 for x in range(30, 91, 5)]
 _PER_CORE = [x * 1e9 for x in range(2, 21)]
+_PER_CORE_ARM = [x * 0.2e9 for x in range(5, 31)]
 _CROSSINGS = [x * 25e-6 for x in range(0, 41)]
 
 
 def _fit_host(cpu_rows: Sequence[Obs], cal: Calibration) -> Calibration:
-    """Grid search (vectorised) for the host constants, with the GPU constants fixed."""
+    """Grid search (vectorised) for the host constants, with the GPU constants fixed: the share of
+    peak RAM bandwidth, an x86 core's and an Arm core's bandwidth, and the time per crossing. An
+    axis no row depends on (no Arm host among the rows) keeps the calibration's value."""
     import numpy as np
 
     if not cpu_rows:
         return cal
-    effs, per_core, crossings = np.array(_EFFS), np.array(_PER_CORE), np.array(_CROSSINGS)
-    loss = np.zeros((len(effs), len(per_core), len(crossings)))
+    effs, crossings = np.array(_EFFS), np.array(_CROSSINGS)
+    has_arm = any("host_arm" in r.terms for r in cpu_rows)
+    per_core = np.array(_PER_CORE)
+    per_core_arm = np.array(_PER_CORE_ARM if has_arm else [cal.cpu_core_bytes_per_s_arm])
+    loss = np.zeros((len(effs), len(per_core), len(per_core_arm), len(crossings)))
     for r in cpu_rows:
         gpu_terms = {k: v for k, v in r.terms.items() if k not in ("host_bytes", "layers:cpu")}
         base = speed.decode_seconds(gpu_terms, cal)
-        host_bw = np.minimum(r.terms["host_peak_bw"] * effs[:, None], r.terms["host_cores"] * per_core[None, :])
+        rate = per_core_arm[None, None, :] if "host_arm" in r.terms else per_core[None, :, None]
+        host_bw = np.minimum(r.terms["host_peak_bw"] * effs[:, None, None], r.terms["host_cores"] * rate)
         host = r.terms["host_bytes"] / host_bw
-        total = base + host[:, :, None] + r.terms.get("layers:cpu", 0.0) * crossings[None, None, :]
+        total = base + host[..., None] + r.terms.get("layers:cpu", 0.0) * crossings
         loss += (1 / (total * r.measured) - 1) ** 2
-    i, j, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
+    i, j, a, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
     return replace(
         cal,
         cpu_decode_efficiency=round(float(effs[i]), 3),
         cpu_core_bytes_per_s=round(float(per_core[j]), -6),
+        cpu_core_bytes_per_s_arm=round(float(per_core_arm[a]), -6),
         cpu_layer_seconds=round(float(crossings[k]), 7),
     )
 

@@ -34,6 +34,7 @@ class HostSnapshot:
     memory_bandwidth_source: str
     # optional extras
     cpu_threads: int | None = None
+    cpu_arch: str | None = None  # "x86" or "arm": what a core's share of the RAM bandwidth follows
     memory_limit_bytes: int | None = None  # cgroup limit, when one caps RAM
     memory_limit_source: str | None = None
     container: str | None = None
@@ -206,6 +207,7 @@ _HOST_SPEC = {
     "memory_bandwidth_bytes_per_s": (int, float, None),
     "memory_bandwidth_source": (str,),
     "cpu_threads": _N,
+    "cpu_arch": _S,
     "memory_limit_bytes": _N,
     "memory_limit_source": _S,
     "container": _S,

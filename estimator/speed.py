@@ -113,6 +113,8 @@ def decode_terms(
         terms["host_bytes"] = host_read
         terms["host_peak_bw"] = budget.host_bandwidth_bytes_per_s
         terms["host_cores"] = max(1, budget.cpu_cores)
+        if budget.cpu_arch == "arm":
+            terms["host_arm"] = 1.0
         # A layer split crosses to the CPU once; --n-cpu-moe crosses (and syncs) in every such layer.
         _add(terms, "layers:cpu", placement.n_cpu_moe or (1 if placement.shares else 0))
     return terms
@@ -133,7 +135,9 @@ def decode_seconds(terms: Mapping[str, float], calibration: Calibration) -> floa
     if "tensor_parallel" in terms:
         seconds /= calibration.tensor_parallel_efficiency
     if "host_bytes" in terms:
-        seconds += terms["host_bytes"] / calibration.host_bandwidth(terms["host_peak_bw"], terms["host_cores"])
+        seconds += terms["host_bytes"] / calibration.host_bandwidth(
+            terms["host_peak_bw"], terms["host_cores"], arm="host_arm" in terms
+        )
     return seconds
 
 

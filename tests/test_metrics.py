@@ -155,6 +155,7 @@ MIG_AND_MORE = {
         "os": "Linux",
         "cpu_model": None,
         "cpu_cores": 64,
+        "cpu_arch": "arm",  # a Grace host: its cores' rate must come back through the series
         "memory_total_bytes": 512_000_000_000,
         "memory_available_bytes": 500_000_000_000,
         "memory_bandwidth_bytes_per_s": None,

@@ -153,3 +153,16 @@ def test_default_calibration_is_what_estimate_uses(catalog):
     default = estimate(model, quant, b, catalog, Options())
     rounded = estimate(model, quant, b, catalog, replace(Options(), calibration=ROUND))
     assert default.decode_tokens_per_s != rounded.decode_tokens_per_s
+
+
+def test_an_arm_host_decodes_at_its_cores_rate(catalog):
+    """Raspberry Pi 5: 4 × Cortex-A76, LPDDR4X-4267 on a 32-bit bus (17.1 GB/s peak), Llama-3.2-1B
+    Q4_K_M at 10.81 tokens/s (llama-bench tg128, 4 threads: davidscarth/edge-ai-study RASPI5.md,
+    commit 016c933). Its four cores, not its RAM, set the pace; priced as x86 cores they would not."""
+    pi5 = Budget((), 16 * 10**9, 17.068e9, 4, cpu_arch="arm")
+    model, quant = catalog.model("meta-llama/Llama-3.2-1B-Instruct"), catalog.quant("Q4_K_M")
+    arm = estimate(model, quant, pi5, catalog, Options(context=4096))
+    assert arm.placement == "cpu"
+    assert arm.decode_tokens_per_s == pytest.approx(10.81, rel=0.10)
+    x86 = estimate(model, quant, replace(pi5, cpu_arch="x86"), catalog, Options(context=4096))
+    assert x86.decode_tokens_per_s > 1.3 * arm.decode_tokens_per_s

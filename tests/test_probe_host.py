@@ -86,6 +86,7 @@ def test_linux_host_facts(tmp_path):
         "memory_available_bytes": 50 * GiB,
     }
     assert "container" not in host and "wsl" not in host and "memory_limit_bytes" not in host
+    assert host["cpu_arch"] == "x86"
     assert doc["gpus"] == []
     assert doc["problems"][0]["message"].startswith("NVML library not found (libnvidia-ml.so.1)")
 
@@ -275,6 +276,7 @@ def test_arm_cpu_named_from_its_part_numbers(tmp_path):
     root = linux_host(tmp_path, extra={"proc/cpuinfo": arm})
     host = probe(root)["host"]
     assert (host["cpu_model"], host["cpu_cores"], host["cpu_threads"]) == ("ARM Cortex-X925 + Cortex-A725", 20, 20)
+    assert host["cpu_arch"] == "arm"  # an Arm core moves less of the RAM bandwidth (calibration.host_bandwidth)
 
 
 def test_context_reads_only_under_its_root(tmp_path):

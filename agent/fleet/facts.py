@@ -285,6 +285,7 @@ def snapshot_document(by_name: dict[str, list[Sample]]) -> dict | None:
         "os": labels.get("os") or "unknown",
         "cpu_model": labels.get("cpu_model") or None,
         "cpu_cores": int(cores),
+        "cpu_arch": labels.get("cpu_arch") or None,
         "memory_total_bytes": int(total if total is not None else available),
         "memory_available_bytes": int(available),
         "memory_bandwidth_bytes_per_s": bandwidth or None,

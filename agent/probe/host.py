@@ -44,9 +44,10 @@ def _meminfo(ctx) -> dict[str, int]:
     return values
 
 
-def _cpuinfo(ctx) -> tuple[str | None, int, int]:
-    """(model, physical cores, logical CPUs) from /proc/cpuinfo."""
+def _cpuinfo(ctx) -> tuple[str | None, int, int, str | None]:
+    """(model, physical cores, logical CPUs, architecture class) from /proc/cpuinfo."""
     model, processors, cores, parts = None, 0, set(), []
+    arch = None
     physical_id, implementer = None, ""
     for line in (ctx.read_text("/proc/cpuinfo") or "").splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
@@ -59,7 +60,9 @@ def _cpuinfo(ctx) -> tuple[str | None, int, int]:
         elif key == "core id":
             cores.add((physical_id, value))
         elif key == "CPU implementer":
-            implementer = value
+            implementer, arch = value, "arm"
+        elif key == "vendor_id" and arch is None:
+            arch = "x86"
         elif key == "CPU part":
             name = _ARM_PARTS.get((implementer.lower(), value.lower()))
             if name and name not in parts:
@@ -68,7 +71,7 @@ def _cpuinfo(ctx) -> tuple[str | None, int, int]:
         board = ctx.read_text("/sys/firmware/devicetree/base/model")
         model = board.rstrip("\x00") if board else ("ARM " + " + ".join(parts) if parts else None)
     processors = processors or os.cpu_count() or 1
-    return model, len(cores) or processors, processors
+    return model, len(cores) or processors, processors, arch
 
 
 def _linux(ctx) -> dict:
@@ -77,7 +80,7 @@ def _linux(ctx) -> dict:
     available = mem.get("MemAvailable")
     if available is None:  # kernels before 3.14
         available = mem.get("MemFree", 0) + mem.get("Buffers", 0) + mem.get("Cached", 0)
-    model, cores, processors = _cpuinfo(ctx)
+    model, cores, processors, arch = _cpuinfo(ctx)
     threads = processors
     if ctx.fs_root in ("", "/") and hasattr(os, "sched_getaffinity"):
         threads = len(os.sched_getaffinity(0))  # taskset / cpuset narrow what we may use
@@ -88,6 +91,7 @@ def _linux(ctx) -> dict:
         "cpu_model": model,
         "cpu_cores": min(cores, threads),
         "cpu_threads": threads,
+        "cpu_arch": arch,
         "memory_total_bytes": total,
         "memory_available_bytes": min(available, total),
         "container": _container(ctx),
@@ -149,6 +153,17 @@ def _vm_stat_available(ctx) -> int | None:
     return (int(pages["free"]) + int(pages["inactive"])) * int(page.group(1))
 
 
+# The CPU architecture as the estimator prices it (a core's bandwidth: estimator.calibration),
+# from platform.machine()'s names.
+CPU_ARCH_OF_MACHINE = {"x86_64": "x86", "amd64": "x86", "i686": "x86", "aarch64": "arm", "arm64": "arm"}
+
+
+def _arch_of_brand(brand: str | None) -> str | None:
+    if not brand:
+        return None
+    return "arm" if brand.startswith("Apple") else "x86" if "Intel" in brand or "AMD" in brand else None
+
+
 def _darwin(ctx) -> dict:
     values = darwin_sysctl(ctx)
     total = sysctl_int(values.get("hw.memsize")) or 0
@@ -160,6 +175,7 @@ def _darwin(ctx) -> dict:
         "cpu_model": values.get("machdep.cpu.brand_string"),
         "cpu_cores": sysctl_int(values.get("hw.physicalcpu")) or threads,
         "cpu_threads": threads,
+        "cpu_arch": _arch_of_brand(values.get("machdep.cpu.brand_string")),
         "memory_total_bytes": total,
         "memory_available_bytes": min(available, total) if available is not None else total,
         "container": None,
@@ -182,6 +198,7 @@ def _portable() -> dict:
         "cpu_model": platform.processor() or None,
         "cpu_cores": psutil.cpu_count(logical=False) or threads,
         "cpu_threads": threads,
+        "cpu_arch": CPU_ARCH_OF_MACHINE.get(platform.machine().lower()),
         "memory_total_bytes": vm.total,
         "memory_available_bytes": vm.available,
         "container": None,

@@ -21,7 +21,7 @@ import json
 import re
 import statistics
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fitagent.agent.catalog_cache import load_catalog
@@ -191,7 +191,7 @@ class Row:
     seed: float | None = None
     why_not: str | None = None  # not evaluated: what is missing
     excluded: str | None = None
-    terms: dict = field(default_factory=dict)  # speed terms of the default method (for --fit)
+    cost: speed.DecodeCost | speed.PrefillCost | None = None  # the default method's, for the fit
 
     @property
     def label(self) -> str:
@@ -444,13 +444,13 @@ def _evaluate_row(row: Row, catalog, calibration: Calibration) -> Row:
     row.group = group_of(r, model, result.placement)
     if row.kind == "decode":
         row.seed = seed_result.decode_tokens_per_s
-        row.terms = _decode_terms(model, quant, budget, catalog, options)
+        row.cost = _decode_cost(model, quant, budget, catalog, options)
     else:
         row.seed = seed_result.prefill_tokens_per_s
-        row.terms = _prefill_terms(model, quant, budget, catalog, options, quant.format == "float")
-    if row.terms and no_flash_attention(r):
+        row.cost = _prefill_cost(model, quant, budget, catalog, options, quant.format == "float")
+    if row.cost is not None and no_flash_attention(r):
         # The estimate assumes flash attention (llama.cpp's default); this run had it off.
-        row.terms["no_flash_attention"] = 1.0
+        row.cost = replace(row.cost, flash_attention=False)
         row.default = predicted(row, options.calibration)
     else:
         row.default = result.decode_tokens_per_s if row.kind == "decode" else result.prefill_tokens_per_s
@@ -471,27 +471,23 @@ def _placed(model, quant, budget, catalog, options):
     return need, max(choices, key=lambda c: c[0])[1], kv_read
 
 
-def _decode_terms(model, quant, budget, catalog, options) -> dict:
+def _decode_cost(model, quant, budget, catalog, options) -> speed.DecodeCost | None:
     need, placed, kv_read = _placed(model, quant, budget, catalog, options)
-    return speed.decode_terms(need, placed, model.architecture, kv_read, budget) or {}
+    return speed.decode_terms(need, placed, model.architecture, kv_read, budget)
 
 
-def _prefill_terms(model, quant, budget, catalog, options, float_weights) -> dict:
+def _prefill_cost(model, quant, budget, catalog, options, float_weights) -> speed.PrefillCost | None:
     need, placed, _ = _placed(model, quant, budget, catalog, options)
-    active = model.params_active
-    return (
-        speed.prefill_terms(
-            need,
-            placed,
-            model.architecture,
-            active,
-            options.prompt_tokens,
-            budget,
-            options.calibration,
-            depth=options.prefill_depth,
-            float_weights=float_weights,
-        )
-        or {}
+    return speed.prefill_terms(
+        need,
+        placed,
+        model.architecture,
+        model.params_active,
+        options.prompt_tokens,
+        budget,
+        options.calibration,
+        depth=options.prefill_depth,
+        float_weights=float_weights,
     )
 
 
@@ -542,7 +538,7 @@ CV_KINDS = {"gpu": gpu_key, "model": model_key}
 def cross_validate(rows: list[Row], key=gpu_key) -> dict[int, float]:
     """Out-of-sample predictions: for each key (a GPU, or a model), refit every constant on the
     rows without it and predict its rows. Row index → predicted speed."""
-    speed_rows = [r for g in SPEED_GROUPS for r in counted(rows, g) if r.terms]
+    speed_rows = [r for g in SPEED_GROUPS for r in counted(rows, g) if r.cost is not None]
     out: dict[int, float] = {}
     for k in sorted({key(r) for r in speed_rows}):
         held = [r for r in speed_rows if key(r) == k]
@@ -604,16 +600,17 @@ MIN_POOLED_ROWS = 5  # ... and a regime with fewer rows the range of its kind (d
 def regime_of(r: Row) -> str:
     """decode / decode-host / prefill / prefill-host: on GPUs only, or with work on the CPU (layers,
     experts or the whole model in RAM; for prefill, weights streamed from RAM or CPU compute)."""
-    if r.kind == "prefill":
-        return "prefill-host" if "cpu_flops" in r.terms or "pcie_bytes" in r.terms else "prefill"
-    return "decode-host" if "host_bytes" in r.terms else "decode"
+    if isinstance(r.cost, speed.PrefillCost):
+        return "prefill-host" if r.cost.cpu_flops is not None or r.cost.pcie_bytes else "prefill"
+    return "decode-host" if isinstance(r.cost, speed.DecodeCost) and r.cost.host is not None else "decode"
 
 
 def class_of(r: Row) -> str:
-    """The device class the row's GPU work ran on ('' for CPU only)."""
-    for k in r.terms:
-        if k.startswith(("bytes:", "flops:")):
-            return k.split(":", 1)[1]
+    """The device class the row's GPU work ran on ('' for CPU only): the first GPU's."""
+    if isinstance(r.cost, speed.DecodeCost):
+        return next(iter(r.cost.weight_s), "")
+    if isinstance(r.cost, speed.PrefillCost):
+        return next(iter(r.cost.flops), "")
     return ""
 
 
@@ -646,7 +643,7 @@ def class_counts(rows: list[Row]) -> dict:
     counts: dict[str, dict[str, int]] = {"decode": {}, "prefill": {}}
     for kind, groups in (("decode", GPU_FIT_GROUPS), ("prefill", PREFILL_GROUPS)):
         for r in fit_rows(rows, groups):
-            if "host_bytes" in r.terms:
+            if isinstance(r.cost, speed.DecodeCost) and r.cost.host is not None:
                 continue
             cls = class_of(r) or "cpu"
             counts[kind][cls] = counts[kind].get(cls, 0) + 1

@@ -10,7 +10,7 @@ and cross-validated errors; a test checks the shipped constants are what this fi
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
@@ -34,7 +34,7 @@ class Observation(Protocol):
     @property
     def measured(self) -> float: ...  # tokens/s
     @property
-    def terms(self) -> Mapping[str, float]: ...
+    def cost(self) -> speed.DecodeCost | speed.PrefillCost | None: ...
     @property
     def prompt_tokens(self) -> int: ...  # a prefill row's prompt
     @property
@@ -52,20 +52,30 @@ DECODE_GROUPS = GPU_FIT_GROUPS + CPU_FIT_GROUPS
 SPEED_GROUPS = DECODE_GROUPS + PREFILL_GROUPS + ("prefill (CPU)",)
 
 
+def decode_cost(r: Observation) -> speed.DecodeCost:
+    assert isinstance(r.cost, speed.DecodeCost), "a decode row's cost"
+    return r.cost
+
+
+def prefill_cost(r: Observation) -> speed.PrefillCost:
+    assert isinstance(r.cost, speed.PrefillCost), "a prefill row's cost"
+    return r.cost
+
+
 def predicted(r: Observation, cal: Calibration) -> float | None:
-    """The row's speed from its terms under a calibration (what a refit predicts for it)."""
-    if not r.terms:
+    """The row's speed from its cost under a calibration (what a refit predicts for it)."""
+    if r.cost is None:
         return None
-    if r.kind == "decode":
-        seconds = speed.decode_seconds(r.terms, cal)
+    if isinstance(r.cost, speed.DecodeCost):
+        seconds = speed.decode_seconds(r.cost, cal)
         return 1 / seconds if seconds > 0 else None
-    seconds = speed.prefill_seconds(r.terms, cal)
+    seconds = speed.prefill_seconds(r.cost, cal)
     return r.prompt_tokens / seconds if seconds > 0 else None
 
 
 def fit_rows(rows: Sequence[Obs], groups: Iterable[str]) -> list[Obs]:
-    """The rows a fit uses: those of these groups that count, with their terms, group by group."""
-    return [r for g in groups for r in rows if r.group == g and r.counted and r.terms]
+    """The rows a fit uses: those of these groups that count, with their cost, group by group."""
+    return [r for g in groups for r in rows if r.group == g and r.counted and r.cost is not None]
 
 
 def fit(rows: Sequence[Observation], base: Calibration | None = None) -> Calibration:
@@ -88,17 +98,24 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
     whose KV read is a real share of the step; alternated until they settle."""
     import numpy as np
 
-    gpu_rows = [r for r in gpu_rows if "host_bytes" not in r.terms]
-    keys = sorted({k for r in gpu_rows for k in r.terms if k.startswith(("bytes:", "layers:")) and k != "layers:cpu"})
+    gpu_rows = [r for r in gpu_rows if decode_cost(r).host is None]
+    # one unknown per device class (its efficiency, through 1/η) and per runtime family (its time per layer)
+    keys = sorted(
+        {f"bytes:{c}" for r in gpu_rows for c in decode_cost(r).weight_s}
+        | {f"layers:{f}" for r in gpu_rows for f in decode_cost(r).layers}
+    )
     cal = base
     for _ in range(4):
 
         def column(r: Observation, k: str, cal: Calibration = cal) -> float:
-            value = r.terms.get(k, 0.0)
-            if k.startswith("bytes:"):
-                factor = cal.kv_read_factor_nofa if "no_flash_attention" in r.terms else cal.kv_read_factor
-                value += r.terms.get("kv:" + k[6:], 0.0) * factor
-            return value * r.measured / (base.tensor_parallel_efficiency if "tensor_parallel" in r.terms else 1)
+            cost = decode_cost(r)
+            kind, name = k.split(":", 1)
+            if kind == "layers":
+                value = cost.layers.get(name, 0.0)
+            else:
+                factor = cal.kv_read_factor if cost.flash_attention else cal.kv_read_factor_nofa
+                value = cost.weight_s.get(name, 0.0) + cost.kv_s.get(name, 0.0) * factor
+            return value * r.measured / (base.tensor_parallel_efficiency if cost.tensor_parallel else 1)
 
         a = np.array([[column(r, k) for k in keys] for r in gpu_rows])
         solution, *_ = np.linalg.lstsq(a, np.ones(len(gpu_rows)), rcond=None)
@@ -115,7 +132,7 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
         )
         deep = [r for r in gpu_rows if _kv_share(r, cal) > 0.02]
         for name, flag in (("kv_read_factor", False), ("kv_read_factor_nofa", True)):
-            members = [r for r in deep if ("no_flash_attention" in r.terms) == flag]
+            members = [r for r in deep if (not decode_cost(r).flash_attention) == flag]
             if len(members) >= 3:
                 cal = _with(cal, name, round(_fit_scalar(members, cal, name, speed.decode_seconds), 3))
     return cal
@@ -143,9 +160,9 @@ def with_generic_classes(table: dict[str, float], generics=GENERIC_CLASSES) -> d
 
 def _kv_share(r: Observation, cal: Calibration) -> float:
     """Share of a decode step's time that goes to reading the KV cache."""
-    without = {k: v for k, v in r.terms.items() if not k.startswith("kv:")}
-    total = speed.decode_seconds(r.terms, cal)
-    return 1 - speed.decode_seconds(without, cal) / total if total else 0.0
+    cost = decode_cost(r)
+    total = speed.decode_seconds(cost, cal)
+    return 1 - speed.decode_seconds(replace(cost, kv_s={}), cal) / total if total else 0.0
 
 
 def _fit_scalar(
@@ -164,15 +181,11 @@ def _fit_scalar(
     zero, one = at(0.0), at(1.0)
     for r in members:
         measured_seconds = _row_seconds(r)
-        s0 = seconds_of(r.terms, zero)
-        d = seconds_of(r.terms, one) - s0
+        s0 = seconds_of(r.cost, zero)
+        d = seconds_of(r.cost, one) - s0
         total_d += (d / measured_seconds) * (1 - s0 / measured_seconds)
         total += (d / measured_seconds) ** 2
     return total_d / total if total else getattr(cal, name)
-
-
-def _is_float(r: Observation) -> bool:
-    return any(k.startswith("float:") for k in r.terms)
 
 
 def _row_seconds(r: Observation) -> float:
@@ -195,17 +208,18 @@ def _fit_host(cpu_rows: Sequence[Obs], cal: Calibration) -> Calibration:
     if not cpu_rows:
         return cal
     effs, crossings = np.array(_EFFS), np.array(_CROSSINGS)
-    has_arm = any("host_arm" in r.terms for r in cpu_rows)
+    hosts = [(r, decode_cost(r), decode_cost(r).host) for r in cpu_rows]
+    has_arm = any(host is not None and host.arm for _, _, host in hosts)
     per_core = np.array(_PER_CORE)
     per_core_arm = np.array(_PER_CORE_ARM if has_arm else [cal.cpu_core_bytes_per_s_arm])
     loss = np.zeros((len(effs), len(per_core), len(per_core_arm), len(crossings)))
-    for r in cpu_rows:
-        gpu_terms = {k: v for k, v in r.terms.items() if k not in ("host_bytes", "layers:cpu")}
-        base = speed.decode_seconds(gpu_terms, cal)
-        rate = per_core_arm[None, None, :] if "host_arm" in r.terms else per_core[None, :, None]
-        host_bw = np.minimum(r.terms["host_peak_bw"] * effs[:, None, None], r.terms["host_cores"] * rate)
-        host = r.terms["host_bytes"] / host_bw
-        total = base + host[..., None] + r.terms.get("layers:cpu", 0.0) * crossings
+    for r, cost, host in hosts:
+        if host is None:  # an offload row whose RAM holds nothing a token reads
+            continue
+        base = speed.decode_seconds(replace(cost, host=None, crossings=0.0), cal)
+        rate = per_core_arm[None, None, :] if host.arm else per_core[None, :, None]
+        host_bw = np.minimum(host.peak_bytes_per_s * effs[:, None, None], host.cores * rate)
+        total = base + (host.bytes / host_bw)[..., None] + cost.crossings * crossings
         loss += (1 / (total * r.measured) - 1) ** 2
     i, j, a, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
     return replace(
@@ -225,30 +239,29 @@ def _fit_prefill(rows: Sequence[Obs], cal: Calibration) -> Calibration:
     alternated until they settle."""
     import numpy as np
 
-    members = [r for r in fit_rows(rows, PREFILL_GROUPS) if any(k.startswith("flops:") for k in r.terms)]
-    quantized = [r for r in members if not _is_float(r) and not any(k.startswith("moe_flops") for k in r.terms)]
-    keys = sorted({k for r in quantized for k in r.terms if k.startswith("flops:")})
+    members = [r for r in fit_rows(rows, PREFILL_GROUPS) if prefill_cost(r).flops]
+    quantized = [r for r in members if prefill_cost(r).float_family is None and not prefill_cost(r).moe_flops]
+    keys = sorted({c for r in quantized for c in prefill_cost(r).flops})
     if not keys:
         return cal
     for _ in range(4):
 
-        def column(r: Observation, k: str, cal: Calibration = cal) -> float:
-            factor = (
-                cal.prefill_attention_factor_nofa if "no_flash_attention" in r.terms else cal.prefill_attention_factor
-            )
-            value = r.terms.get(k, 0.0) + r.terms.get("attn:" + k[6:], 0.0) * factor
-            return value / _row_seconds(r) / (cal.tensor_parallel_efficiency if "tensor_parallel" in r.terms else 1)
+        def column(r: Observation, c: str, cal: Calibration = cal) -> float:
+            cost = prefill_cost(r)
+            factor = cal.prefill_attention_factor if cost.flash_attention else cal.prefill_attention_factor_nofa
+            value = cost.flops.get(c, 0.0) + cost.attention.get(c, 0.0) * factor
+            return value / _row_seconds(r) / (cal.tensor_parallel_efficiency if cost.tensor_parallel else 1)
 
-        a = np.array([[column(r, k) for k in keys] for r in quantized])
-        b = np.array([1 - speed.prefill_fixed_seconds(r.terms, cal) / _row_seconds(r) for r in quantized])
+        a = np.array([[column(r, c) for c in keys] for r in quantized])
+        b = np.array([1 - speed.prefill_fixed_seconds(prefill_cost(r), cal) / _row_seconds(r) for r in quantized])
         solution, *_ = np.linalg.lstsq(a, b, rcond=None)
         cal = replace(
             cal,
             gpu_prefill_efficiency=with_generic_classes(
-                {k[6:]: round(1 / float(v), 3) for k, v in zip(keys, solution)}, ("discrete", "apple")
+                {c: round(1 / float(v), 3) for c, v in zip(keys, solution)}, ("discrete", "apple")
             ),
         )
-        apple_floats = [r for r in members if "float:apple" in r.terms]
+        apple_floats = [r for r in members if prefill_cost(r).float_family == "apple"]
         if len(apple_floats) >= 3:
             one = replace(cal, prefill_float_factor_by_class={"apple": 1.0})
             factor = _fit_scalar(
@@ -261,12 +274,14 @@ def _fit_prefill(rows: Sequence[Obs], cal: Calibration) -> Calibration:
             )
             cal = replace(cal, prefill_float_factor_by_class={"apple": round(factor, 3)})
         fitted = {
-            "prefill_float_factor": [r for r in members if "float:gpu" in r.terms],
-            "prefill_moe_factor": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
-            "prefill_moe_half_batch": [r for r in members if any(k.startswith("moe_flops") for k in r.terms)],
-            "prefill_attention_factor": [r for r in members if "no_flash_attention" not in r.terms and r.long_prompt],
-            "prefill_score_flops": [r for r in members if "no_flash_attention" not in r.terms and r.long_prompt],
-            "prefill_attention_factor_nofa": [r for r in members if "no_flash_attention" in r.terms and r.long_prompt],
+            "prefill_float_factor": [r for r in members if prefill_cost(r).float_family == "gpu"],
+            "prefill_moe_factor": [r for r in members if prefill_cost(r).moe_flops],
+            "prefill_moe_half_batch": [r for r in members if prefill_cost(r).moe_flops],
+            "prefill_attention_factor": [r for r in members if prefill_cost(r).flash_attention and r.long_prompt],
+            "prefill_score_flops": [r for r in members if prefill_cost(r).flash_attention and r.long_prompt],
+            "prefill_attention_factor_nofa": [
+                r for r in members if not prefill_cost(r).flash_attention and r.long_prompt
+            ],
         }
         for name, group in fitted.items():
             if len(group) >= 3:
@@ -285,7 +300,7 @@ def residuals(rows: Sequence[Obs], cal: Calibration) -> dict:
         errors = [
             abs(p / r.measured - 1)
             for r in fit_rows(rows, groups)
-            if not (name == "GPU decode rows" and "host_bytes" in r.terms) and (p := predicted(r, cal))
+            if not (name == "GPU decode rows" and decode_cost(r).host is not None) and (p := predicted(r, cal))
         ]
         if errors:
             out[name] = {"rows": len(errors), "median": statistics.median(errors), "max": max(errors)}

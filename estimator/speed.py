@@ -8,8 +8,9 @@ per active parameter per token plus attention, at a share of the device's FLOPS;
 in RAM are streamed to the GPU once per micro-batch, and a micro-batch reads every expert it
 touches.
 
-Both are written as a sum of terms — (seconds at peak, or a count) × a calibrated constant —
-so the same terms serve the estimate and the fit of the constants (benchmarks/accuracy.py).
+Both are written as typed costs (``DecodeCost``, ``PrefillCost``): seconds at peak, or a count,
+per device class, each priced by a calibrated constant — so the same costs serve the estimate and
+the fit of the constants (estimator/fitting.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ..catalog.types import Architecture
 from .budget import Budget, Device
@@ -56,24 +58,68 @@ def active_layer_bytes(need: MemoryParts, arch: Architecture) -> float:
     return need.weights.per_layer_bytes - experts + read
 
 
-def _add(terms: dict[str, float], key: str, value: float) -> None:
+def _add(table: dict[str, float], key: str, value: float) -> None:
     if value:
-        terms[key] = terms.get(key, 0.0) + value
+        table[key] = table.get(key, 0.0) + value
+
+
+@dataclass(frozen=True)
+class HostRead:
+    """Decode work left in RAM: the bytes the CPU threads read per token, and what bounds their pace."""
+
+    bytes: float
+    peak_bytes_per_s: float
+    cores: int
+    arm: bool = False
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """One decode step, by what prices it. ``weight_s`` / ``kv_s``: per device class, the bytes a GPU
+    reads ÷ its peak bandwidth (seconds at 100 %), priced at 1/efficiency (the KV read also × κ);
+    ``layers``: per runtime family, the layers run there (× a time per layer); ``crossings``:
+    GPU↔CPU crossings per token (× τ_cpu); ``host``: the work left in RAM."""
+
+    weight_s: Mapping[str, float] = field(default_factory=dict)
+    kv_s: Mapping[str, float] = field(default_factory=dict)
+    layers: Mapping[str, float] = field(default_factory=dict)
+    crossings: float = 0.0
+    host: HostRead | None = None
+    tensor_parallel: bool = False
+    flash_attention: bool = True
+
+
+@dataclass(frozen=True)
+class PrefillCost:
+    """One prompt, by what prices it, per device class: ``flops`` — dense FLOPs ÷ the tensor rate
+    (seconds at peak), ``moe_flops`` — the routed experts' share (their GEMMs see k/E of a micro-batch's
+    ``moe_tokens``), ``attention`` — the attention FLOPs (× the attention factor), ``scores`` — the
+    softmax's scores, ``reads`` — the weights read once per micro-batch (seconds at peak bandwidth);
+    ``pcie_bytes`` — RAM-resident weights uploaded; ``float_family`` — F16/BF16 weights, whose
+    matmuls run at another speed; ``cpu_flops`` / ``cpu_cores`` — a CPU-only prompt."""
+
+    flops: Mapping[str, float] = field(default_factory=dict)
+    moe_flops: Mapping[str, float] = field(default_factory=dict)
+    attention: Mapping[str, float] = field(default_factory=dict)
+    scores: Mapping[str, float] = field(default_factory=dict)
+    reads: Mapping[str, float] = field(default_factory=dict)
+    pcie_bytes: float = 0.0
+    moe_tokens: float | None = None
+    float_family: str | None = None
+    cpu_flops: float | None = None
+    cpu_cores: int = 1
+    tensor_parallel: bool = False
+    flash_attention: bool = True
 
 
 def decode_terms(
     need: MemoryParts, placement: Placement, arch: Architecture, kv_read_bytes: float, budget: Budget
-) -> dict[str, float] | None:
-    """What one decode step costs, as terms the calibration prices (None if a bandwidth is unknown).
+) -> DecodeCost | None:
+    """What one decode step costs (None if a bandwidth is unknown).
 
-    ``bytes:<class>`` — weight bytes a GPU reads ÷ its peak bandwidth (seconds at 100 %), priced
-    at 1/efficiency; ``kv:<class>`` — the same for the KV cache, which the attention kernel reads
-    at its own pace (priced at 1/efficiency × calibration.kv_read_factor); ``layers:<family>`` —
-    layers run on GPUs, priced at a fixed time per layer.
     Layers on several GPUs run one after another (llama.cpp's layer split); tensor parallel
-    runs them at once. Work left on the CPU: ``host_bytes`` read from RAM (with the host's
-    ``host_peak_bw`` and ``host_cores``, which bound the rate it reaches) and ``layers:cpu``,
-    layers whose work crosses to the CPU and back.
+    runs them at once. Work left on the CPU is read from RAM at the host's pace; a layer split
+    crosses to the CPU once per token, --n-cpu-moe in every layer whose experts stay in RAM.
     """
     if placement.mode == "none":
         return None
@@ -83,7 +129,9 @@ def decode_terms(
     expert_fraction = arch.experts_per_token / arch.experts if arch.experts else 0.0
     moved = placement.n_cpu_moe * need.expert_bytes_per_layer * expert_fraction
     all_on_gpu = bool(placement.shares) and placement.gpu_layers == need.layers
-    terms: dict[str, float] = {}
+    weight_s: dict[str, float] = {}
+    kv_s: dict[str, float] = {}
+    layers: dict[str, float] = {}
     shares = placement.shares
     if placement.tensor_parallel:
         shares = (min(shares, key=lambda s: s.device.bandwidth_bytes_per_s or 0),)  # the slowest sets the pace
@@ -98,46 +146,40 @@ def decode_terms(
         bandwidth = share.device.bandwidth_bytes_per_s
         if not bandwidth:
             return None
-        _add(terms, f"bytes:{device_class(share.device)}", read / bandwidth)
-        _add(terms, f"kv:{device_class(share.device)}", kv / bandwidth)
-        _add(terms, f"layers:{layer_family(share.device)}", share.layers)
-    if placement.tensor_parallel:
-        terms["tensor_parallel"] = 1.0
+        _add(weight_s, device_class(share.device), read / bandwidth)
+        _add(kv_s, device_class(share.device), kv / bandwidth)
+        _add(layers, layer_family(share.device), share.layers)
     host_layers = need.layers - placement.gpu_layers
     host_read = host_layers * per_layer + moved
     if not all_on_gpu:
         host_read += need.weights.head_bytes  # the head (the embedding matrix when tied) is read in RAM
+    host = None
+    crossings = 0.0
     if host_read > 0:
         if not budget.host_bandwidth_bytes_per_s:
             return None
-        terms["host_bytes"] = host_read
-        terms["host_peak_bw"] = budget.host_bandwidth_bytes_per_s
-        terms["host_cores"] = max(1, budget.cpu_cores)
-        if budget.cpu_arch == "arm":
-            terms["host_arm"] = 1.0
-        # A layer split crosses to the CPU once; --n-cpu-moe crosses (and syncs) in every such layer.
-        _add(terms, "layers:cpu", placement.n_cpu_moe or (1 if placement.shares else 0))
-    return terms
-
-
-def decode_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
-    seconds = 0.0
-    kv_factor = calibration.kv_read_factor_nofa if "no_flash_attention" in terms else calibration.kv_read_factor
-    for key, value in terms.items():
-        if key.startswith("bytes:"):
-            seconds += value / calibration.decode_efficiency(key[6:])
-        elif key.startswith("kv:"):
-            seconds += value * kv_factor / calibration.decode_efficiency(key[3:])
-        elif key == "layers:cpu":
-            seconds += value * calibration.cpu_layer_seconds
-        elif key.startswith("layers:"):
-            seconds += value * calibration.layer_seconds(key[7:])
-    if "tensor_parallel" in terms:
-        seconds /= calibration.tensor_parallel_efficiency
-    if "host_bytes" in terms:
-        seconds += terms["host_bytes"] / calibration.host_bandwidth(
-            terms["host_peak_bw"], terms["host_cores"], arm="host_arm" in terms
+        host = HostRead(
+            host_read, budget.host_bandwidth_bytes_per_s, max(1, budget.cpu_cores), budget.cpu_arch == "arm"
         )
+        crossings = float(placement.n_cpu_moe or (1 if placement.shares else 0))
+    return DecodeCost(weight_s, kv_s, layers, crossings, host, tensor_parallel=placement.tensor_parallel)
+
+
+def decode_seconds(cost: DecodeCost, calibration: Calibration) -> float:
+    kv_factor = calibration.kv_read_factor if cost.flash_attention else calibration.kv_read_factor_nofa
+    seconds = 0.0
+    for cls, value in cost.weight_s.items():
+        seconds += value / calibration.decode_efficiency(cls)
+    for cls, value in cost.kv_s.items():
+        seconds += value * kv_factor / calibration.decode_efficiency(cls)
+    for family, count in cost.layers.items():
+        seconds += count * calibration.layer_seconds(family)
+    seconds += cost.crossings * calibration.cpu_layer_seconds
+    if cost.tensor_parallel:
+        seconds /= calibration.tensor_parallel_efficiency
+    if cost.host is not None:
+        host = cost.host
+        seconds += host.bytes / calibration.host_bandwidth(host.peak_bytes_per_s, host.cores, arm=host.arm)
     return seconds
 
 
@@ -213,18 +255,23 @@ def matmul_flops(device: Device) -> float | None:
     return device.fp16_flops
 
 
-def _add_flops(
-    terms: dict[str, float],
-    cls: str,
-    seconds_at_peak: float,
-    expert_share: float,
-    attention_share: float,
-    scores_per_flop: float,
-) -> None:
-    _add(terms, f"flops:{cls}", seconds_at_peak * (1 - expert_share - attention_share))
-    _add(terms, f"moe_flops:{cls}", seconds_at_peak * expert_share)
-    _add(terms, f"attn:{cls}", seconds_at_peak * attention_share)
-    _add(terms, f"scores:{cls}", seconds_at_peak * scores_per_flop)
+class _PrefillTables:
+    """The per-class tables of a PrefillCost while it is being added up."""
+
+    def __init__(self) -> None:
+        self.flops: dict[str, float] = {}
+        self.moe_flops: dict[str, float] = {}
+        self.attention: dict[str, float] = {}
+        self.scores: dict[str, float] = {}
+        self.reads: dict[str, float] = {}
+
+    def add_flops(
+        self, cls: str, seconds_at_peak: float, expert_share: float, attention_share: float, scores_per_flop: float
+    ) -> None:
+        _add(self.flops, cls, seconds_at_peak * (1 - expert_share - attention_share))
+        _add(self.moe_flops, cls, seconds_at_peak * expert_share)
+        _add(self.attention, cls, seconds_at_peak * attention_share)
+        _add(self.scores, cls, seconds_at_peak * scores_per_flop)
 
 
 def prefill_terms(
@@ -237,20 +284,13 @@ def prefill_terms(
     calibration: Calibration,
     depth: int = 0,
     float_weights: bool = False,
-) -> dict[str, float] | None:
-    """What processing the prompt costs: ``flops:<class>`` — FLOPs ÷ the device's tensor rate
-    (seconds at peak), priced at 1/efficiency; ``cpu_flops`` — FLOPs the CPU does, at a rate per
-    core; ``read:<class>`` — reading the weights once per micro-batch (seconds at peak bandwidth,
-    priced at the decode efficiency); ``pcie_bytes`` — RAM-resident weights uploaded per
-    micro-batch; ``attn:<class>`` — the attention FLOPs (priced × the attention factor) and
-    ``scores:<class>`` — the softmax's scores (× FLOP-equivalents per score); ``float:<family>``
-    marks F16/BF16 weights, whose matmuls (cuBLAS/hipBLAS; Metal's own kernels on Apple) run at
-    another speed than the quantized kernels.
+) -> PrefillCost | None:
+    """What processing the prompt costs (None when nothing runs it or a figure is unknown).
 
     Layers kept in RAM are multiplied on the GPU that holds the others (llama.cpp offloads
     large-batch matmuls and streams their weights over PCIe); a CPU-only placement computes on
-    the CPU. A MoE model's routed-expert FLOPs are ``moe_flops:<class>``: each expert sees only
-    a slice of the micro-batch (k/E of its tokens), so those GEMMs run less efficiently.
+    the CPU. A MoE model's routed-expert FLOPs are kept apart: each expert sees only a slice of
+    the micro-batch (k/E of its tokens), so those GEMMs run less efficiently.
     """
     if placement.mode == "none" or prompt_tokens <= 0:
         return None
@@ -260,16 +300,13 @@ def prefill_terms(
     scores_per_flop = attention_scores_per_token(arch, prompt_tokens, depth) * prompt_tokens / flops
     ubatches = math.ceil(prompt_tokens / calibration.n_ubatch)
     tokens_per_ubatch = min(prompt_tokens, calibration.n_ubatch)
-    terms: dict[str, float] = {}
     if not placement.shares:
-        terms["cpu_flops"] = flops
-        terms["host_cores"] = max(1, budget.cpu_cores)
-        return terms
+        return PrefillCost(cpu_flops=flops, cpu_cores=max(1, budget.cpu_cores))
+    tables = _PrefillTables()
     touched = _touched_fraction(arch, tokens_per_ubatch)
-    if arch.experts:
-        # each routed expert multiplies only its share of the micro-batch: the smaller that GEMM,
-        # the further below the dense rate it runs (calibration.prefill_moe_half_batch)
-        terms["moe_tokens"] = tokens_per_ubatch * arch.experts_per_token / arch.experts
+    # each routed expert multiplies only its share of the micro-batch: the smaller that GEMM,
+    # the further below the dense rate it runs (calibration.prefill_moe_half_batch)
+    moe_tokens = tokens_per_ubatch * arch.experts_per_token / arch.experts if arch.experts else None
     per_layer_read = need.weights.per_layer_bytes - need.expert_bytes_per_layer * need.moe_layers / need.layers * (
         1 - touched
     )
@@ -283,72 +320,69 @@ def prefill_terms(
         if not rate or not device.bandwidth_bytes_per_s:
             return None
         fraction = 1 / k if placement.tensor_parallel else share.layers / need.layers
-        _add_flops(terms, device_class(device), flops * fraction / rate, expert_share, attention_share, scores_per_flop)
+        tables.add_flops(device_class(device), flops * fraction / rate, expert_share, attention_share, scores_per_flop)
         read = share.layers * per_layer_read / (k if placement.tensor_parallel else 1)
-        _add(terms, f"read:{device_class(device)}", ubatches * read / device.bandwidth_bytes_per_s)
-    if placement.tensor_parallel:
-        terms["tensor_parallel"] = 1.0
+        _add(tables.reads, device_class(device), ubatches * read / device.bandwidth_bytes_per_s)
+    pcie_bytes = 0.0
     if placement.gpu_layers < need.layers or placement.n_cpu_moe:
         fastest = max((s.device for s in placement.shares), key=lambda d: matmul_flops(d) or 0)
+        fastest_rate = matmul_flops(fastest) or 0.0
         host_layers = need.layers - placement.gpu_layers
         if placement.n_cpu_moe:
             host_layers = 0  # the layers are on the GPU already; only their experts stream
-        _add_flops(
-            terms,
+        tables.add_flops(
             device_class(fastest),
-            flops * host_layers / need.layers / matmul_flops(fastest),
+            flops * host_layers / need.layers / fastest_rate,
             expert_share,
             attention_share,
             scores_per_flop,
         )
-        streamed = placement.host_weights_bytes - need.weights.embedding_bytes
-        _add(terms, "pcie_bytes", streamed * ubatches)
-    if float_weights:
-        terms[f"float:{layer_family(placement.shares[0].device)}"] = 1.0
-    return terms
+        pcie_bytes = (placement.host_weights_bytes - need.weights.embedding_bytes) * ubatches
+    return PrefillCost(
+        flops=tables.flops,
+        moe_flops=tables.moe_flops,
+        attention=tables.attention,
+        scores=tables.scores,
+        reads=tables.reads,
+        pcie_bytes=pcie_bytes,
+        moe_tokens=moe_tokens,
+        float_family=layer_family(placement.shares[0].device) if float_weights else None,
+        tensor_parallel=placement.tensor_parallel,
+    )
 
 
-def prefill_fixed_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
+def prefill_fixed_seconds(cost: PrefillCost, calibration: Calibration) -> float:
     """The part of a prompt's time that is not compute: reading the weights once per micro-batch
     (at the device's decode efficiency) and uploading the RAM-resident ones over PCIe."""
-    seconds = terms.get("pcie_bytes", 0.0) / calibration.pcie_bytes_per_s
-    for key, value in terms.items():
-        if key.startswith("read:"):
-            seconds += value / calibration.decode_efficiency(key[5:])
+    seconds = cost.pcie_bytes / calibration.pcie_bytes_per_s
+    for cls, value in cost.reads.items():
+        seconds += value / calibration.decode_efficiency(cls)
     return seconds
 
 
-def prefill_seconds(terms: Mapping[str, float], calibration: Calibration) -> float:
-    if "cpu_flops" in terms:
-        return terms["cpu_flops"] / (terms["host_cores"] * calibration.cpu_flops_per_core)
-    seconds = attention = scores = 0.0
+def prefill_seconds(cost: PrefillCost, calibration: Calibration) -> float:
+    if cost.cpu_flops is not None:
+        return cost.cpu_flops / (cost.cpu_cores * calibration.cpu_flops_per_core)
     moe_factor = calibration.prefill_moe_factor * (
-        1 + calibration.prefill_moe_half_batch / terms.get("moe_tokens", math.inf)
+        1 + calibration.prefill_moe_half_batch / (cost.moe_tokens if cost.moe_tokens else math.inf)
     )
-    for key, value in terms.items():
-        if key.startswith("flops:"):
-            seconds += value / calibration.prefill_efficiency(key[6:])
-        elif key.startswith("moe_flops:"):
-            seconds += value * moe_factor / calibration.prefill_efficiency(key[10:])
-        elif key.startswith("attn:"):
-            attention += value / calibration.prefill_efficiency(key[5:])
-        elif key.startswith("scores:") and "no_flash_attention" not in terms:
-            scores += value * calibration.prefill_score_flops / calibration.prefill_efficiency(key[7:])
-    for key in terms:
-        if key.startswith("float:"):
-            seconds *= calibration.float_factor(key[6:])
-    seconds += (
-        attention
-        * (
-            calibration.prefill_attention_factor_nofa
-            if "no_flash_attention" in terms
-            else calibration.prefill_attention_factor
-        )
-        + scores
-    )
-    if "tensor_parallel" in terms:
+    seconds = attention = scores = 0.0
+    for cls, value in cost.flops.items():
+        seconds += value / calibration.prefill_efficiency(cls)
+    for cls, value in cost.moe_flops.items():
+        seconds += value * moe_factor / calibration.prefill_efficiency(cls)
+    for cls, value in cost.attention.items():
+        attention += value / calibration.prefill_efficiency(cls)
+    if cost.flash_attention:
+        for cls, value in cost.scores.items():
+            scores += value * calibration.prefill_score_flops / calibration.prefill_efficiency(cls)
+    if cost.float_family is not None:
+        seconds *= calibration.float_factor(cost.float_family)
+    factor = calibration.prefill_attention_factor if cost.flash_attention else calibration.prefill_attention_factor_nofa
+    seconds += attention * factor + scores
+    if cost.tensor_parallel:
         seconds /= calibration.tensor_parallel_efficiency
-    return seconds + prefill_fixed_seconds(terms, calibration)
+    return seconds + prefill_fixed_seconds(cost, calibration)
 
 
 def prefill_tokens_per_s(

@@ -265,9 +265,10 @@ def test_flash_attention_off_costs_what_the_rows_without_it_say():
     cal = calibration.DEFAULT_CALIBRATION
     assert cal.kv_read_factor_nofa > 2 * cal.kv_read_factor
     assert cal.prefill_attention_factor_nofa > 2 * cal.prefill_attention_factor
-    # the estimate never prices the no-flash-attention factors: no terms it builds carry the flag
-    terms = {"kv:nvidia": 1.0, "bytes:nvidia": 1.0}
-    assert speed.decode_seconds(terms, cal) < speed.decode_seconds({**terms, "no_flash_attention": 1.0}, cal)
+    # the estimate never prices the no-flash-attention factors: every cost it builds has flash attention
+    cost = speed.DecodeCost(weight_s={"nvidia": 1.0}, kv_s={"nvidia": 1.0})
+    assert cost.flash_attention
+    assert speed.decode_seconds(cost, cal) < speed.decode_seconds(replace(cost, flash_attention=False), cal)
 
 
 def test_neutral_calibration_leaves_the_new_factors_out():

@@ -166,6 +166,24 @@ def _gpu_tokens(name: str) -> frozenset[str]:
     return frozenset(t for t in re.split(r"[^a-z0-9]+", text) if t)
 
 
+_GPU_TABLES: dict[int, tuple[tuple, dict[str, list[GpuSpec]]]] = {}
+
+
+def _gpu_name_table(gpus) -> dict[str, list[GpuSpec]]:
+    """Every GPU by the normalized form of its name and of each alias, built once per GPU table
+    (the tuple is kept with it, so its id cannot be reused): the fleet looks up every host's GPUs."""
+    hit = _GPU_TABLES.get(id(gpus))
+    if hit is not None and hit[0] is gpus:
+        return hit[1]
+    table: dict[str, list[GpuSpec]] = {}
+    for g in gpus:
+        for key in dict.fromkeys(normalize_gpu_name(n) for n in (g.name, *g.aliases)):
+            table.setdefault(key, []).append(g)
+    if isinstance(gpus, tuple):
+        _GPU_TABLES[id(gpus)] = (gpus, table)
+    return table
+
+
 def find_gpu(gpus, name: str) -> GpuSpec:
     """A catalog GPU by its name or an alias, forgiving vendor words, case and separators.
 
@@ -175,7 +193,7 @@ def find_gpu(gpus, name: str) -> GpuSpec:
     key = normalize_gpu_name(name)
     if not key:
         raise UsageError(f"--gpu '{name}' names no GPU (e.g. --gpu 'RTX 4090')")
-    exact = [g for g in gpus if key == normalize_gpu_name(g.name) or key in (normalize_gpu_name(a) for a in g.aliases)]
+    exact = _gpu_name_table(gpus).get(key, [])
     if len(exact) == 1:
         return exact[0]
     tokens = _gpu_tokens(name)

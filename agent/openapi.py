@@ -21,6 +21,14 @@ _PARAM_DOCS = {
     "quant": ({"type": "string", "default": "Q4_K_M"}, "quantization"),
     "kv_quant": ({"type": "string", "enum": ["f16", "q8_0", "q4_0"], "default": "f16"}, "KV cache type"),
     "gpu_layers": ({"type": "integer", "minimum": 0}, "force this many layers on the GPUs (llama.cpp -ngl)"),
+    "prompt_tokens": (
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["512", "4k"]},
+        "prompt length prefill and time to first token are quoted for (default 512)",
+    ),
+    "output_tokens": (
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["256", "1k"]},
+        "answer length: adds completion_time_s, the wait for the whole answer",
+    ),
     "since": ({"type": "integer", "minimum": 0}, "events after this id, oldest first (pass the last answer's `next`)"),
     "limit": ({"type": "integer", "minimum": 1}, "at most this many (default 100), oldest first"),
     "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
@@ -75,7 +83,7 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
     "/v1/estimate": {
         "get": (
             "One candidate against the current snapshot, with runtime flags",
-            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"),
+            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers", "prompt_tokens", "output_tokens"),
             ("model",),
             {"404": _ERROR},
         )

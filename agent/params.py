@@ -73,6 +73,11 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "quant": (_text, "a quantization name such as Q4_K_M (see `fitagent catalog quants`)"),
     "kv_quant": (_choice(KV_QUANTS), ", ".join(KV_QUANTS)),
     "gpu_layers": (_whole(0, 100_000), "a whole number of layers, 0 or more"),
+    "prompt_tokens": (
+        lambda t: tokens(t, allow_zero=True),
+        f"a number of tokens from 0 to {MAX_CONTEXT:,}, e.g. 512 or 4k",
+    ),
+    "output_tokens": (tokens, f"a positive number of tokens up to {MAX_CONTEXT:,}, e.g. 256 or 1k"),
     "since": (_whole(0, 2**62), "an event id, 0 or more"),
     "limit": (_whole(1, 1_000_000), "a whole number, 1 or more"),
     "wait": (_seconds, "seconds to wait for the scan, 0 to 60"),

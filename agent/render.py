@@ -123,6 +123,11 @@ def render_estimate(e, snap: HardwareSnapshot) -> str:
         f"placement  {placement}",
         f"decode     {rate(e.decode_tokens_per_s)}{_likely(e.decode_tokens_per_s_range)}{_at_context(e)}",
         f"prefill    {rate(e.prefill_tokens_per_s)}{_likely(e.prefill_tokens_per_s_range)}{ttft}",
+        *(
+            [f"answer     {e.output_tokens:,} tokens in {e.completion_time_s:.2f} s after the prompt is sent"]
+            if e.completion_time_s is not None and e.output_tokens
+            else []
+        ),
         f"quality    {_quality(e)} ({e.use_case}; keeps {e.quant_retention:.1%} at {e.quant}; {e.quality_source})"
         + (f" · efficiency {e.efficiency:.3f}" if e.efficiency is not None else ""),
     ]

@@ -226,7 +226,9 @@ def register_views(app: Flask, agent: Agent) -> None:
     @app.get("/v1/estimate")
     def estimate_one():
         q = parse_query(
-            request.args, ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers"), required=("model",)
+            request.args,
+            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers", "prompt_tokens", "output_tokens"),
+            required=("model",),
         )
         state = ready_state(agent)
         key = ("estimate",) + tuple(sorted(q.items()))
@@ -333,6 +335,8 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
         use_case=q.get("use_case", agent.config.default_use_case),
         kv_quant=q.get("kv_quant", "f16"),
         gpu_layers=q.get("gpu_layers"),
+        prompt_tokens=q.get("prompt_tokens", 512),
+        output_tokens=q.get("output_tokens"),
     )
     try:
         options.check()

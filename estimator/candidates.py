@@ -273,6 +273,17 @@ def estimate_from_candidate(
         at_context = speed.decode_tokens_per_s(
             need, placed, arch, speed.kv_read_bytes_at(need, arch, options.context), budget, options.calibration
         )
+    completion = None
+    if options.output_tokens and ttft is not None:
+        # The first token is in the time to first token; each further one reads the KV cache at
+        # its own depth, and a step's time grows linearly with depth: their sum is their count
+        # at the mean depth (sliding layers stop growing at their window, so this is an upper bound).
+        start = options.prefill_depth + options.prompt_tokens
+        mean_depth = round(start + options.output_tokens / 2)
+        rate = speed.decode_tokens_per_s(
+            need, placed, arch, speed.kv_read_bytes_at(need, arch, mean_depth), budget, options.calibration
+        )
+        completion = ttft + (options.output_tokens - 1) / rate if rate else None
     return Estimate(
         model=model.id,
         quant=quant.name,
@@ -315,6 +326,8 @@ def estimate_from_candidate(
         decode_tokens_per_s_range=speed.speed_range(decode, "decode", placed),
         decode_tokens_per_s_at_context=at_context,
         prefill_tokens_per_s_range=speed.speed_range(prefill, "prefill", placed),
+        output_tokens=options.output_tokens,
+        completion_time_s=completion,
     )
 
 

@@ -25,6 +25,7 @@ class Options:
     gpu_layers: int | None = None  # force a split, like llama.cpp -ngl
     n_cpu_moe: int | None = None  # force the routed experts of N layers into RAM, like llama.cpp --n-cpu-moe
     prompt_tokens: int = 512
+    output_tokens: int | None = None  # an answer's length: completion_time_s is quoted for it
     decode_depth: int | None = None  # KV depth decode speed is quoted at; None = after the prompt
     prefill_depth: int = 0  # tokens already in the cache when the prompt arrives (llama-bench -d)
     multi_gpu: str = "layer"
@@ -52,6 +53,8 @@ class Options:
             raise UsageError("give --gpu-layers or --n-cpu-moe, not both")
         if self.prompt_tokens < 0 or self.prompt_tokens > MAX_CONTEXT:
             raise UsageError(f"--prompt-tokens must be between 0 and {MAX_CONTEXT:,}, got {self.prompt_tokens}")
+        if self.output_tokens is not None and not 1 <= self.output_tokens <= MAX_CONTEXT:
+            raise UsageError(f"--output-tokens must be between 1 and {MAX_CONTEXT:,}, got {self.output_tokens}")
         if self.kv_quant.lower() not in memory.KV_TYPES:
             raise UsageError(f"unknown --kv-quant '{self.kv_quant}' (choose f16, q8_0 or q4_0)")
         return self
@@ -92,6 +95,9 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "prefill_tokens_per_s_range": "[low, high] for prefill_tokens_per_s, as for decode",
     "time_to_first_token_s": "prompt_tokens / prefill + one decode step",
     "prompt_tokens": "prompt length prefill and time to first token are quoted for",
+    "output_tokens": "answer length completion_time_s is quoted for (null: not asked)",
+    "completion_time_s": "time to first token + each further token's decode time, the KV cache growing from the "
+    "prompt's depth: the wait for a whole answer of `output_tokens` (null when not asked or no speed)",
     "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
     "quality": "benchmark score of the use case × the share the quantization keeps (default: measured KL divergence, "
     "less for larger models; seed: §4's factor × size penalty)",
@@ -170,6 +176,8 @@ class Estimate:
     decode_tokens_per_s_range: tuple[float, float] | None = None
     decode_tokens_per_s_at_context: float | None = None
     prefill_tokens_per_s_range: tuple[float, float] | None = None
+    output_tokens: int | None = None
+    completion_time_s: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -200,6 +208,8 @@ class Estimate:
             "prefill_tokens_per_s_range": _round_range(self.prefill_tokens_per_s_range),
             "time_to_first_token_s": _round(self.time_to_first_token_s, 4),
             "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "completion_time_s": _round(self.completion_time_s, 3),
             "kv_quant": self.kv_quant,
             "quality": round(self.quality, 2),
             "quality_source": self.quality_source,

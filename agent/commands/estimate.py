@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="prompt length for prefill speed and time to first token, e.g. 512 or 4k (default 512)",
     )
     parser.add_argument(
+        "--output-tokens",
+        type=context_tokens,
+        metavar="N",
+        help="answer length: adds completion_time_s, the wait for the whole answer after the prompt, e.g. 256 or 1k",
+    )
+    parser.add_argument(
         "--kv-quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type (llama.cpp -ctk/-ctv)"
     )
     parser.add_argument(
@@ -111,6 +117,7 @@ def run(args) -> int:
         gpu_layers=args.gpu_layers,
         n_cpu_moe=args.n_cpu_moe,
         prompt_tokens=args.prompt_tokens,
+        output_tokens=args.output_tokens,
         multi_gpu=args.multi_gpu,
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))

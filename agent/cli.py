@@ -17,6 +17,7 @@ COMMANDS = {
         "the models installed here (Hugging Face, Ollama, LM Studio, llama.cpp, folders) and how each fits",
     ),
     "catalog": ("catalog", "list the models, GPUs and quantizations fitagent knows; add and remove your own models"),
+    "plan": ("plan", "what hardware a model needs: GPU memory, RAM, bandwidth, and which GPUs hold it"),
     "pick": ("pick", "the one best model, quantization and GPU layers, on one line for a launcher"),
     "serve": ("serve", "run the agent: rescan on a schedule, answer launchers over HTTP"),
     "fleet": ("fleet", "where a model fits now across many hosts, via Prometheus or the agents directly"),

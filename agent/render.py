@@ -280,3 +280,39 @@ def _sample(points: list, k: int) -> list:
         return points
     step = (len(points) - 1) / (k - 1)
     return [points[round(i * step)] for i in range(k)]
+
+
+def render_plan(p, shown: int) -> str:
+    """`fitagent plan`'s answer for a person: the needs, then the GPUs that hold the model."""
+    sessions = f" × {p.concurrency} sessions" if p.concurrency > 1 else ""
+    target = f" · target {p.target_tokens_per_s:g} tokens/s a session" if p.target_tokens_per_s else ""
+    lines = [
+        f"{p.model} · {p.quant} · context {p.context:,}{sessions} · {p.runtime}{target}",
+        "",
+        f"GPU memory  {gb(p.gpu_bytes, 2)} whole on one GPU, {gb(p.gpu_bytes_comfortable, 2)} with 1 GB to spare",
+        f"RAM         {gb(p.host_bytes, 2)} on the CPU alone",
+    ]
+    if p.target_tokens_per_s:
+        need = (
+            f"{p.bandwidth_bytes_per_s / 1e9:,.0f} GB/s of peak memory bandwidth on a discrete GPU"
+            if p.bandwidth_bytes_per_s
+            else "no GPU bandwidth reaches it (the per-layer times alone are slower)"
+        )
+        lines.append(f"bandwidth   {need}")
+    lines.append("")
+    if not p.options:
+        lines.append("no catalog GPU, up to 8 of one, holds it whole")
+    else:
+        header = f"{'GPUs':<34} {'memory':>9}  {'decode':>14}" + ("  aggregate" if p.concurrency > 1 else "")
+        lines.append(header)
+        for o in p.options[:shown]:
+            name = (f"{o.count} × " if o.count > 1 else "") + o.gpu
+            mark = "" if o.reaches_target is None else ("  ✓" if o.reaches_target else "  below target")
+            row = f"{name:<34} {gb(o.memory_bytes):>9}  {rate(o.decode_tokens_per_s):>14}"
+            if p.concurrency > 1:
+                row += f"  {rate(o.aggregate_tokens_per_s)}"
+            lines.append(row + mark)
+        if len(p.options) > shown:
+            lines.append(f"… {len(p.options) - shown} more (--json lists them all)")
+    lines += [f"note: {n}" for n in p.notes]
+    return "\n".join(lines)

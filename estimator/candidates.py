@@ -138,7 +138,7 @@ class Candidate(
 ):
     """One (model, quantization) placed and timed: the figures a recommendation ranks and plots
     for every candidate it sweeps (named as in Estimate), and the default method's need and
-    placement, from which `complete` makes the Estimate of one it returns."""
+    placement, from which `estimate_from_candidate` makes the Estimate of one it returns."""
 
     __slots__ = ()
 

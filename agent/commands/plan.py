@@ -1,0 +1,59 @@
+"""What hardware a model needs: GPU memory, RAM, bandwidth, and the catalog GPUs that hold it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from .common import add_json, context_tokens, positive_int, print_json
+
+DEFAULT_CONTEXT = 8192
+SHOWN = 15  # options in the human answer (the JSON has them all)
+
+
+def _tokens_per_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of tokens/s") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of tokens/s, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="NAME", help="a catalog model id or alias")
+    parser.add_argument("--quant", default="Q4_K_M", help="quantization (default Q4_K_M)")
+    parser.add_argument(
+        "--context",
+        type=context_tokens,
+        metavar="N",
+        help=f"context of each session, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)",
+    )
+    parser.add_argument("--runtime", default="llama.cpp", help="the serving engine (only llama.cpp is modelled yet)")
+    parser.add_argument(
+        "--target-tps", type=_tokens_per_s, metavar="T", help="decode tokens/s each session should reach"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=1, metavar="N", help="sessions served at once (default 1)"
+    )
+    add_json(parser)
+
+
+def run(args) -> int:
+    from ...estimator.plan import plan
+    from ..catalog_cache import load_catalog
+    from ..render import render_plan
+
+    catalog = load_catalog()
+    model = catalog.model(args.model)
+    quant, quant_note = catalog.resolve_quant(args.quant)
+    context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
+    answer = plan(model, quant, catalog, context, args.runtime, args.target_tps, args.concurrency)
+    if quant_note:
+        answer = replace(answer, notes=answer.notes + (quant_note,))
+    if args.json:
+        print_json(answer.to_dict())
+    else:
+        print(render_plan(answer, SHOWN))
+    return 0

@@ -29,6 +29,11 @@ _PARAM_DOCS = {
         {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmM]?$", "examples": ["256", "1k"]},
         "answer length: adds completion_time_s, the wait for the whole answer",
     ),
+    "max_latency_s": (
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+        "the best-ranked model whose whole answer (output_tokens, default 256, after prompt_tokens, default 512) "
+        "arrives within this many seconds",
+    ),
     "since": ({"type": "integer", "minimum": 0}, "events after this id, oldest first (pass the last answer's `next`)"),
     "limit": ({"type": "integer", "minimum": 1}, "at most this many (default 100), oldest first"),
     "wait": ({"type": "number", "minimum": 0, "maximum": 60}, "wait up to this many seconds for the scan to finish"),
@@ -74,8 +79,9 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
     },
     "/v1/pick": {
         "get": (
-            "The one best model, quantization and GPU layers, with runtime flags",
-            ("use_case", "context"),
+            "The one best model, quantization and GPU layers, with runtime flags (max_latency_s: the best "
+            "whose whole answer arrives in time)",
+            ("use_case", "context", "max_latency_s", "output_tokens", "prompt_tokens"),
             (),
             {"404": _ERROR},
         )

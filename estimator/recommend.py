@@ -8,13 +8,16 @@ floor for the use case — unless asked for with `all_quants` — and the count 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 
 from ..catalog.types import Catalog, Model, Quantization
 from .budget import Budget
 from .candidates import Candidate, estimate_from_candidate, model_terms, place_candidate
+from .estimate import estimate
 from .pareto import frontier
 from .results import Estimate, Options
 from .tensors import NATIVE_EXPERT_TYPES
@@ -393,3 +396,25 @@ def _why_chosen(chosen: Candidate, offered: list[Candidate]) -> str:
             f"and {(chosen.decode_tokens_per_s or 0) / (best.decode_tokens_per_s or 1):.2f}× as fast"
         )
     return f"{where}, the best quality of its quantizations that do"
+
+
+DEFAULT_OUTPUT_TOKENS = 256  # the answer length a latency bound is checked for when none is named
+
+
+def first_within(
+    ranked: Sequence[Estimate], catalog: Catalog, budget: Budget, options: Options, max_latency_s: float
+) -> tuple[Estimate | None, Estimate | None]:
+    """The first of a ranking whose whole answer — options.output_tokens after a prompt of
+    options.prompt_tokens — arrives within `max_latency_s`, re-estimated with those lengths; and
+    the quickest one looked at (to say how close the rest came)."""
+    options = replace(options, output_tokens=options.output_tokens or DEFAULT_OUTPUT_TOKENS, detail=True).check()
+    quickest = None
+    for e in ranked:
+        timed = estimate(catalog.model(e.model), catalog.quant(e.quant), budget, catalog, options)
+        if timed.completion_time_s is None:
+            continue
+        if timed.completion_time_s <= max_latency_s:
+            return timed, timed
+        if quickest is None or timed.completion_time_s < (quickest.completion_time_s or math.inf):
+            quickest = timed
+    return None, quickest

@@ -3,6 +3,8 @@ decode step, the KV cache growing from the prompt's depth (seed 004: prefill, th
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from agent_server import Prober
 from conftest import SNAPSHOTS
@@ -62,3 +64,32 @@ def test_the_http_estimate_takes_prompt_and_output_lengths(catalog):
     )
     bad = client.get("/v1/estimate?model=llama3.1-8b&output_tokens=0")
     assert bad.status_code == 400 and "output_tokens" in bad.get_json()["error"]
+
+
+def test_pick_takes_the_best_model_whose_answer_arrives_in_time(cli):
+    """RTX 4090: the top pick (Qwen2.5-32B Q4_K_M, ~39 tokens/s) needs about 14 s for 512 tokens
+    after a 4K prompt; within 5 s the best that makes it is a mixture of experts (3B active)."""
+    app = create_app(
+        Config(contexts=(8192,), use_cases=("general",), token="t"),
+        prober=Prober(load_snapshot_file(SNAPSHOTS / "rtx4090.json")),
+        start=False,
+    )
+    app.extensions[EXTENSION].scan_once()
+    client = app.test_client()
+    top = client.get("/v1/pick").get_json()
+    timed = client.get("/v1/pick?max_latency_s=5&output_tokens=512&prompt_tokens=4k").get_json()
+    assert top["model"] == "Qwen/Qwen2.5-32B-Instruct"
+    assert timed["model"] != top["model"] and timed["completion_time_s"] <= 5
+    assert (timed["prompt_tokens"], timed["output_tokens"]) == (4096, 512)
+    relaxed = client.get("/v1/pick?max_latency_s=60&output_tokens=512&prompt_tokens=4k").get_json()
+    assert relaxed["model"] == top["model"] and relaxed["completion_time_s"] > 5
+    impossible = client.get("/v1/pick?max_latency_s=0.5&output_tokens=512&prompt_tokens=4k")
+    assert impossible.status_code == 404 and "the quickest" in impossible.get_json()["error"]
+    assert client.get("/v1/pick?max_latency_s=-1").status_code == 400
+    # the same answer computed locally by the CLI
+    here = cli(
+        "pick", "--hardware", str(SNAPSHOTS / "rtx4090.json"), "--max-latency", "5",
+        "--output-tokens", "512", "--prompt-tokens", "4k", "--json",
+    )  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    assert json.loads(here.stdout)["model"] == timed["model"]

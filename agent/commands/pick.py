@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 
 from ...estimator.quality import USE_CASES
-from .common import add_hardware, add_json, context_tokens, host_overrides, print_json
+from .common import add_hardware, add_json, context_tokens, host_overrides, print_json, prompt_tokens
 
 FORMATS = ("line", "llama.cpp", "ollama", "vllm")
 AGENT_TIMEOUT_S = 2.0
@@ -28,6 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--context", type=context_tokens, default=None, metavar="N", help="context length in tokens (default 8192)"
+    )
+    parser.add_argument(
+        "--max-latency",
+        type=_latency,
+        metavar="S",
+        help="the best model whose whole answer arrives within S seconds (of --output-tokens after --prompt-tokens)",
+    )
+    parser.add_argument(
+        "--output-tokens", type=context_tokens, metavar="N", help="answer length for --max-latency (default 256)"
+    )
+    parser.add_argument(
+        "--prompt-tokens", type=prompt_tokens, metavar="N", help="prompt length for --max-latency (default 512)"
     )
     parser.add_argument(
         "--format",
@@ -44,6 +56,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
     add_hardware(parser)
     add_json(parser)
+
+
+def _latency(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400 seconds, got {text}")
+    return value
+
+
+def _latency_query(args) -> dict:
+    if args.max_latency is None:
+        if args.output_tokens is not None or args.prompt_tokens is not None:
+            from ...catalog.errors import UsageError
+
+            raise UsageError("--output-tokens and --prompt-tokens go with --max-latency S")
+        return {}
+    query = {"max_latency_s": args.max_latency}
+    if args.output_tokens is not None:
+        query["output_tokens"] = args.output_tokens
+    if args.prompt_tokens is not None:
+        query["prompt_tokens"] = args.prompt_tokens
+    return query
 
 
 def checked_url(url: str, where: str) -> str:
@@ -80,12 +117,13 @@ class NoAgent(Exception):
     """No usable answer from the agent; the message says why (for the one line on stderr)."""
 
 
-def ask_agent(url: str, use_case: str | None, context: int | None) -> dict:
+def ask_agent(url: str, use_case: str | None, context: int | None, latency: dict | None = None) -> dict:
     """The agent's pick. NoAgent when none answers usably (not there, no scan yet, not fitagent);
     errors the agent reports about the request are raised as the user's."""
     from ...catalog.errors import NotFoundError, UsageError
 
     query = {k: v for k, v in (("use_case", use_case), ("context", context)) if v is not None}
+    query.update(latency or {})
     full = f"{url}/v1/pick" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     try:
         with urllib.request.urlopen(full, timeout=AGENT_TIMEOUT_S) as response:
@@ -136,7 +174,7 @@ def _checked_pick(body: bytes, url: str) -> dict:
     return pick
 
 
-def compute_here(args, use_case: str, context: int) -> dict:
+def compute_here(args, use_case: str, context: int, latency: dict | None = None) -> dict:
     from ...catalog.errors import NotFoundError
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.recommend import recommend
@@ -154,7 +192,29 @@ def compute_here(args, use_case: str, context: int) -> dict:
             f"nothing in the catalog runs at a usable speed here for use case {use_case} "
             f"at context {context:,} (try a smaller context)"
         )
-    return candidate_dict(result.ranked[0], runtime_devices(snapshot, budget))
+    best = result.ranked[0]
+    if latency:
+        from ...estimator.recommend import DEFAULT_OUTPUT_TOKENS, first_within
+
+        timed = Options(
+            context=context,
+            use_case=use_case,
+            prompt_tokens=latency.get("prompt_tokens", 512),
+            output_tokens=latency.get("output_tokens", DEFAULT_OUTPUT_TOKENS),
+        ).check()
+        chosen, quickest = first_within(result.ranked, catalog, budget, timed, latency["max_latency_s"])
+        if chosen is None:
+            closest = (
+                f"; the quickest, {quickest.model} {quickest.quant}, takes {quickest.completion_time_s:.1f} s"
+                if quickest is not None and quickest.completion_time_s is not None
+                else ""
+            )
+            raise NotFoundError(
+                f"no recommended model answers {timed.output_tokens:,} tokens after a {timed.prompt_tokens:,}-token "
+                f"prompt within {latency['max_latency_s']:g} s here{closest}"
+            )
+        best = chosen
+    return candidate_dict(best, runtime_devices(snapshot, budget))
 
 
 def format_pick(pick: dict, fmt: str) -> str:
@@ -176,15 +236,16 @@ def format_pick(pick: dict, fmt: str) -> str:
 def run(args) -> int:
     pick = None
     source = "local"
+    latency = _latency_query(args)
     if not (args.local or args.hardware or args.gpu):
         url = agent_url(args)
         try:
-            pick = ask_agent(url, args.use_case, args.context)
+            pick = ask_agent(url, args.use_case, args.context, latency)
             source = url
         except NoAgent as exc:
             print(f"fitagent pick: {exc}; computing here", file=sys.stderr)
     if pick is None:
-        pick = compute_here(args, args.use_case or "general", args.context or 8192)
+        pick = compute_here(args, args.use_case or "general", args.context or 8192, latency)
     if args.json:
         print_json({**pick, "source": source})
     else:

@@ -300,14 +300,27 @@ def group_types(group: TensorGroup, arch: Architecture, quant: Quantization) -> 
         # Every format: llama.cpp's F16/BF16/F32 conversions keep the blocks as they are, and so
         # does the checkpoint itself (safetensors with MXFP4 experts beside BF16 attention).
         return ((native, group.count),)
+    if quant.format == "float":
+        return ((quant.base_type, group.count),)  # every matrix in the one type, routers included
     if quant.format != "gguf":
-        # Plain float / FP8 checkpoints: every matrix in the one type (routers included).
-        return ((quant.base_type, group.count),)
+        return ((_checkpoint_type(group, quant), group.count),)
     if group.per_layer:
         types = _count(_rule(group.role, group.expert, quant, arch), arch.layers, group.start, group.count)
     else:
         types = ((_global_type(group, arch, quant), group.count),)
     return tuple((_fallback(t, group.row_size), c) for t, c in types)
+
+
+def _checkpoint_type(group: TensorGroup, quant: Quantization) -> str:
+    """A quantized safetensors checkpoint's type for one matrix group. FP8 (llm-compressor), GPTQ and
+    AWQ quantize the transformer blocks' linear layers and leave the embedding table, the output
+    head and MoE routers in 16-bit. MLX (mlx_lm's quantize) quantizes every Linear and Embedding,
+    head included; routers stay 16-bit there too."""
+    if group.role == "ffn_gate_inp":
+        return "BF16"
+    if quant.format == "mlx" or group.per_layer:
+        return quant.base_type
+    return "BF16"
 
 
 def _fallback(type_name: str, row_size: int) -> str:

@@ -1,0 +1,72 @@
+"""Weights of quantized safetensors checkpoints (#15): which tensors each format quantizes and how
+its groups are stored (data/quantizations.yaml), on Llama-3.1-8B-Instruct.
+
+The BF16 size is the published one. The quantized sizes follow each tool's documented layout; no
+published byte count of those repositories could be read from here, so the expected values below
+are that layout worked out by hand from the model's shapes, not measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from fitagent.estimator import memory
+
+# meta-llama/Llama-3.1-8B-Instruct, model.safetensors.index.json metadata.total_size: the tensor
+# bytes of its four BF16 shards (8,030,261,248 parameters × 2 bytes).
+LLAMA_31_8B_BF16_BYTES = 16_060_522_496
+
+
+@pytest.fixture(scope="module")
+def llama(catalog):
+    model = catalog.model("llama3.1-8b")
+    a = model.architecture
+    kv = a.kv_heads * a.head_dim
+    per_layer = (
+        a.hidden_size * (a.hidden_size + 2 * kv)
+        + a.hidden_size * a.hidden_size
+        + 3 * a.hidden_size * a.intermediate_size
+    )
+    linear = a.layers * per_layer  # q, k, v, o, gate, up, down: what GPTQ, AWQ and FP8 quantize
+    table = a.vocab_size * a.hidden_size  # the embedding table, and the (untied) output head
+    norms = a.layers * 2 * a.hidden_size + a.hidden_size
+    return model, linear, table, norms
+
+
+def weights(catalog, model, quant):
+    return memory.weights(model.architecture, catalog.quant(quant), catalog.ggml_types).total_bytes
+
+
+def test_bf16_is_the_published_checkpoint(catalog, llama):
+    model, *_ = llama
+    # norms are counted in F32 as llama.cpp keeps them (the checkpoint has them in BF16): +0.5 MB
+    assert weights(catalog, model, "BF16") == pytest.approx(LLAMA_31_8B_BF16_BYTES, rel=1e-4)
+
+
+@pytest.mark.parametrize("quant", ["AWQ-INT4", "GPTQ-INT4"])
+def test_int4_quantizes_the_linear_layers_in_groups_of_128(catalog, llama, quant):
+    model, linear, table, norms = llama
+    # 4-bit weights, an FP16 scale and a 4-bit zero per 128; embeddings and head stay 16-bit
+    expected = linear * 66.5 / 128 + 2 * table * 2 + norms * 4
+    assert weights(catalog, model, quant) == pytest.approx(expected, rel=1e-6)
+    assert 5.70e9 < expected < 5.75e9  # hugging-quants lists its AWQ-INT4 and GPTQ-INT4 at about 5.7 GB
+
+
+def test_fp8_leaves_the_embeddings_and_head_in_bf16(catalog, llama):
+    model, linear, table, norms = llama
+    assert weights(catalog, model, "FP8") == pytest.approx(linear + 2 * table * 2 + norms * 4, rel=1e-6)
+
+
+@pytest.mark.parametrize("quant, bytes_per_64", [("MLX-4BIT", 36), ("MLX-8BIT", 68)])
+def test_mlx_quantizes_every_matrix_head_and_embeddings_included(catalog, llama, quant, bytes_per_64):
+    model, linear, table, norms = llama
+    expected = (linear + 2 * table) * bytes_per_64 / 64 + norms * 4
+    assert weights(catalog, model, quant) == pytest.approx(expected, rel=1e-6)
+
+
+def test_checkpoint_formats_are_named_as_people_name_them_and_never_swept(catalog):
+    from fitagent.estimator.recommend import candidate_quants
+
+    assert catalog.quant("awq").name == "AWQ-INT4" and catalog.quant("gptq").name == "GPTQ-INT4"
+    assert catalog.quant("mlx-4bit").name == "MLX-4BIT"
+    swept = {q.name for q in candidate_quants(catalog)}
+    assert not swept & {"AWQ-INT4", "GPTQ-INT4", "MLX-4BIT", "MLX-8BIT", "FP8"}

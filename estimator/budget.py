@@ -29,6 +29,7 @@ class Device:
         None  # GDDR6X, HBM3, LPDDR5X, ... (the GPU catalog, else infer_memory): picks the efficiency class
     )
     kind: str | None = None  # consumer | workstation | datacenter | apple | apu (from the GPU catalog)
+    architecture: str | None = None  # Ampere, Ada Lovelace, Hopper, CDNA3, Apple M3 … (the GPU catalog, when it says)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         unified=bool(gpu.unified_memory or (spec.unified_memory if spec else inferred_unified)),
         memory_type=spec.memory_type if spec else inferred_memory,
         kind=spec.kind if spec else None,
+        architecture=spec.architecture if spec else None,
     )
 
 
@@ -159,4 +161,5 @@ def device_from_spec(spec: GpuSpec, index: int = 0) -> Device:
         unified=spec.unified_memory,
         memory_type=spec.memory_type,
         kind=spec.kind,
+        architecture=spec.architecture,
     )

@@ -12,6 +12,7 @@ from . import placement as place
 from .budget import Budget
 from .results import SAFE_HEADROOM_BYTES, DeviceUse, Estimate, Options
 from .seed_method import estimate_seed
+from .support import caveat, unsupported
 
 # The sweep's records are namedtuples: `recommend` builds ~1,400 Candidates per run, and a
 # namedtuple is several times cheaper than a frozen dataclass both to build and to define at
@@ -322,7 +323,7 @@ def estimate_from_candidate(
         loads=candidate.loads,
         quality_source=candidate.quality_source,
         quant_retention=candidate.retention,
-        notes=_notes(candidate, budget, options),
+        notes=_notes(candidate, budget, options) + _support_notes(quant, placed),
         decode_tokens_per_s_range=speed.speed_range(decode, "decode", placed),
         decode_tokens_per_s_at_context=at_context,
         prefill_tokens_per_s_range=speed.speed_range(prefill, "prefill", placed),
@@ -348,6 +349,16 @@ def _notes(candidate: Candidate, budget: Budget, options: Options) -> tuple[str,
             "FITAGENT_HOST_MEMORY_BANDWIDTH_BYTES_PER_S",
         )
     return ()
+
+
+def _support_notes(quant: Quantization, placed: place.Placement) -> tuple[str, ...]:
+    """What the GPUs used cannot run of this quantization's kernels, or run only slowly."""
+    seen: list[str] = []
+    for share in placed.shares:
+        for note in (unsupported(quant, share.device), caveat(quant, share.device)):
+            if note and note not in seen:
+                seen.append(note)
+    return tuple(seen)
 
 
 def shortfalls(need: place.MemoryParts, placed: place.Placement, budget: Budget, options: Options) -> list[str]:

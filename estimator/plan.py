@@ -22,6 +22,7 @@ from . import speed
 from .budget import Budget, Device, device_from_spec
 from .candidates import place_candidate
 from .results import SAFE_HEADROOM_BYTES, Options
+from .support import unsupported
 
 COUNTS = (1, 2, 4, 8)
 RUNTIMES = ("llama.cpp",)
@@ -182,7 +183,12 @@ def plan(
     if target_tokens_per_s is not None:
         bandwidth = needed_bandwidth(model, quant, catalog, options, concurrency, target_tokens_per_s)
     found = []
+    refused: dict[str, str] = {}
     for spec in catalog.gpus:
+        why = unsupported(quant, device_from_spec(spec))
+        if why:
+            refused[spec.name] = why
+            continue
         for count in (1,) if spec.unified_memory else COUNTS:
             if spec.memory_bytes * count < gpu_bytes / 2:  # cannot hold half of it: skip the estimate
                 continue
@@ -194,6 +200,9 @@ def plan(
                 found.append(replace(option, reaches_target=reaches))
     found.sort(key=lambda o: (o.reaches_target is False, o.memory_bytes, o.count, -(o.decode_tokens_per_s or 0), o.gpu))
     notes = []
+    if refused:
+        example = next(iter(refused.values()))
+        notes.append(f"left out: {len(refused)} GPUs that cannot run {quant.name} (e.g. {example})")
     if concurrency > 1:
         notes.append(
             f"{concurrency} sessions of {context:,} tokens: the KV cache holds {context * concurrency:,} "

@@ -70,3 +70,34 @@ def test_checkpoint_formats_are_named_as_people_name_them_and_never_swept(catalo
     assert catalog.quant("mlx-4bit").name == "MLX-4BIT"
     swept = {q.name for q in candidate_quants(catalog)}
     assert not swept & {"AWQ-INT4", "GPTQ-INT4", "MLX-4BIT", "MLX-8BIT", "FP8"}
+
+
+def test_gpus_that_cannot_run_a_format_are_left_out_with_the_reason(catalog):
+    from fitagent.estimator.plan import plan
+
+    model = catalog.model("llama3.1-8b")
+    mlx = plan(model, catalog.quant("MLX-4BIT"), catalog, 8192)
+    assert mlx.options and all(catalog.gpu(o.gpu).vendor == "apple" for o in mlx.options)
+    assert "cannot run MLX-4BIT" in mlx.notes[0] and "Apple silicon only" in mlx.notes[0]
+    awq = plan(model, catalog.quant("AWQ-INT4"), catalog, 8192)
+    for option in awq.options:
+        spec = catalog.gpu(option.gpu)
+        assert spec.vendor in ("nvidia", "amd") and spec.architecture not in ("Pascal", "Volta"), option
+    gguf = plan(model, catalog.quant("Q4_K_M"), catalog, 8192)
+    assert not any("cannot run" in n for n in gguf.notes)
+    assert any(catalog.gpu(o.gpu).vendor == "apple" for o in gguf.options)
+
+
+def test_an_estimate_says_when_its_gpu_cannot_run_the_format(catalog):
+    from fitagent.estimator.budget import Budget, device_from_spec
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
+
+    def notes(quant, gpu):
+        budget = Budget((device_from_spec(catalog.gpu(gpu)),), 64 * 10**9, 80e9, 16)
+        return estimate(catalog.model("llama3.1-8b"), catalog.quant(quant), budget, catalog, Options()).notes
+
+    assert any("Apple silicon only" in n for n in notes("MLX-4BIT", "RTX 4090"))
+    assert any("weight-only (Marlin)" in n for n in notes("FP8", "RTX 3090"))  # runs, slower
+    assert not any("FP8" in n for n in notes("FP8", "H100 SXM"))
+    assert not any("cannot" in n or "only" in n for n in notes("Q4_K_M", "RTX 4090"))

@@ -8,7 +8,7 @@ from typing import Any
 from ..catalog.errors import UsageError
 from ..estimator.quality import USE_CASES
 from ..estimator.results import MAX_CONTEXT
-from .values import tokens
+from .values import answer_seconds, tokens
 
 KV_QUANTS = ("f16", "q8_0", "q4_0")
 
@@ -58,16 +58,6 @@ def _flag(text: str) -> bool:
     raise ValueError(f"'{text}' is not true or false")
 
 
-def _latency(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a number of seconds") from None
-    if not 0 < value <= 86_400:
-        raise ValueError(f"{value:g} is out of range")
-    return value
-
-
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("it is empty")
@@ -91,7 +81,7 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "since": (_whole(0, 2**62), "an event id, 0 or more"),
     "limit": (_whole(1, 1_000_000), "a whole number, 1 or more"),
     "wait": (_seconds, "seconds to wait for the scan, 0 to 60"),
-    "max_latency_s": (_latency, "seconds for the whole answer, more than 0 and at most 86400"),
+    "max_latency_s": (answer_seconds, "seconds for the whole answer, more than 0 and at most 86400"),
     "all_quants": (_flag, "true or false"),
     "installed": (_flag, "true or false"),
     "explain": (_text, "a catalog model id or alias whose place in the ranking to explain"),

@@ -92,3 +92,25 @@ def count(text: str, low: int = 0, high: int = 1_000_000) -> int:
     if not low <= value <= high:
         raise ValueError(f"must be between {low} and {high:,}, got {value}")
     return value
+
+
+def answer_seconds(text: str) -> float:
+    """A time to wait for a whole answer: more than 0 seconds, at most a day."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {text}")
+    return value
+
+
+def tokens_per_s(text: str) -> float:
+    """A decode speed to reach: a positive number of tokens per second."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number of tokens/s") from None
+    if not 0 < value < 1e6:
+        raise ValueError(f"must be a positive number of tokens/s, got {text}")
+    return value

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
-from ..catalog.errors import FitagentError, NotFoundError, UsageError
+from ..catalog.errors import FitagentError, UsageError
 from ..estimator.estimate import estimate
 from ..estimator.hardware import snapshot_to_dict
-from ..estimator.recommend import DEFAULT_OUTPUT_TOKENS, Recommendations, explain, first_within, recommend
+from ..estimator.recommend import Recommendations, explain, pick_within, recommend
 from ..estimator.results import Options
 from . import package_version
 from .openapi import openapi_document
@@ -323,12 +323,11 @@ EVENTS_PAGE = 100  # events per answer when the client names no limit
 
 def _pick_within(agent: Agent, state: AgentState, use_case: str, context: int, q: dict) -> bytes:
     """/v1/pick?max_latency_s=: the best-ranked model whose whole answer arrives in time."""
-    limit = q["max_latency_s"]
     options = Options(
         context=context,
         use_case=use_case,
         prompt_tokens=q.get("prompt_tokens", 512),
-        output_tokens=q.get("output_tokens", DEFAULT_OUTPUT_TOKENS),
+        output_tokens=q.get("output_tokens"),
     )
     try:
         options.check()
@@ -338,17 +337,7 @@ def _pick_within(agent: Agent, state: AgentState, use_case: str, context: int, q
     def make() -> bytes:
         recs, _ = recommendations_for(agent, state, use_case, context)
         assert state.computed is not None
-        chosen, quickest = first_within(recs.ranked, agent.catalog, state.computed.budget, options, limit)
-        if chosen is None:
-            closest = (
-                f"; the quickest, {quickest.model} {quickest.quant}, takes {quickest.completion_time_s:.1f} s"
-                if quickest is not None and quickest.completion_time_s is not None
-                else ""
-            )
-            raise NotFoundError(
-                f"no recommended model answers {options.output_tokens:,} tokens after a {options.prompt_tokens:,}-token "
-                f"prompt within {limit:g} s here{closest}"
-            )
+        chosen = pick_within(recs.ranked, agent.catalog, state.computed.budget, options, q["max_latency_s"])
         return _json_bytes(
             {
                 **candidate_dict(chosen, state.computed.devices),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
 
+from ..catalog.errors import NotFoundError
 from ..catalog.types import Catalog, Model, Quantization
 from .budget import Budget
 from .candidates import Candidate, estimate_from_candidate, model_terms, place_candidate
@@ -401,12 +402,12 @@ def _why_chosen(chosen: Candidate, offered: list[Candidate]) -> str:
 DEFAULT_OUTPUT_TOKENS = 256  # the answer length a latency bound is checked for when none is named
 
 
-def first_within(
+def pick_within(
     ranked: Sequence[Estimate], catalog: Catalog, budget: Budget, options: Options, max_latency_s: float
-) -> tuple[Estimate | None, Estimate | None]:
-    """The first of a ranking whose whole answer — options.output_tokens after a prompt of
-    options.prompt_tokens — arrives within `max_latency_s`, re-estimated with those lengths; and
-    the quickest one looked at (to say how close the rest came)."""
+) -> Estimate:
+    """The first of a ranking whose whole answer — options.output_tokens (DEFAULT_OUTPUT_TOKENS when
+    unset) after a prompt of options.prompt_tokens — arrives within `max_latency_s`, re-estimated
+    with those lengths; NotFoundError naming the quickest one when none does."""
     options = replace(options, output_tokens=options.output_tokens or DEFAULT_OUTPUT_TOKENS, detail=True).check()
     quickest = None
     for e in ranked:
@@ -414,7 +415,15 @@ def first_within(
         if timed.completion_time_s is None:
             continue
         if timed.completion_time_s <= max_latency_s:
-            return timed, timed
+            return timed
         if quickest is None or timed.completion_time_s < (quickest.completion_time_s or math.inf):
             quickest = timed
-    return None, quickest
+    closest = (
+        f"; the quickest, {quickest.model} {quickest.quant}, takes {quickest.completion_time_s:.1f} s"
+        if quickest is not None and quickest.completion_time_s is not None
+        else ""
+    )
+    raise NotFoundError(
+        f"no recommended model answers {options.output_tokens:,} tokens after a {options.prompt_tokens:,}-token "
+        f"prompt within {max_latency_s:g} s here{closest}"
+    )

@@ -17,7 +17,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _argument(parse):
+def argument(parse):
     """A values.py parser as an argparse type: its ValueError becomes argparse's one-line error."""
 
     def convert(text: str):
@@ -34,14 +34,14 @@ def context_tokens(text: str) -> int:
     """A context length: 8192, 8k, 32K, 1m."""
     from .. import values
 
-    return _argument(values.tokens)(text)
+    return argument(values.tokens)(text)
 
 
 def prompt_tokens(text: str) -> int:
     """A prompt length, 0 allowed: 512, 4k."""
     from .. import values
 
-    return _argument(lambda t: values.tokens(t, allow_zero=True))(text)
+    return argument(lambda t: values.tokens(t, allow_zero=True))(text)
 
 
 def non_negative_int(text: str) -> int:
@@ -76,19 +76,19 @@ def add_hardware(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--host-ram",
-        type=_argument(values.size_bytes),
+        type=argument(values.size_bytes),
         metavar="SIZE",
         help="with --gpu: the host's RAM, e.g. 64GB or 128GiB (unified-memory GPUs: their memory)",
     )
     group.add_argument(
         "--host-bandwidth",
-        type=_argument(values.bandwidth_bytes_per_s),
+        type=argument(values.bandwidth_bytes_per_s),
         metavar="GB/s",
         help="with --gpu: the host's RAM bandwidth, e.g. 89.6 (GB/s)",
     )
     group.add_argument(
         "--cpu-cores",
-        type=_argument(lambda t: values.count(t, 1)),
+        type=argument(lambda t: values.count(t, 1)),
         metavar="N",
         help="with --gpu: the host's CPU cores",
     )

@@ -16,7 +16,8 @@ import urllib.parse
 import urllib.request
 
 from ...estimator.quality import USE_CASES
-from .common import add_hardware, add_json, context_tokens, host_overrides, print_json, prompt_tokens
+from ..values import answer_seconds
+from .common import add_hardware, add_json, argument, context_tokens, host_overrides, print_json, prompt_tokens
 
 FORMATS = ("line", "llama.cpp", "ollama", "vllm")
 AGENT_TIMEOUT_S = 2.0
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-latency",
-        type=_latency,
+        type=argument(answer_seconds),
         metavar="S",
         help="the best model whose whole answer arrives within S seconds (of --output-tokens after --prompt-tokens)",
     )
@@ -56,16 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
     add_hardware(parser)
     add_json(parser)
-
-
-def _latency(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400 seconds, got {text}")
-    return value
 
 
 def _latency_query(args) -> dict:
@@ -194,26 +185,15 @@ def compute_here(args, use_case: str, context: int, latency: dict | None = None)
         )
     best = result.ranked[0]
     if latency:
-        from ...estimator.recommend import DEFAULT_OUTPUT_TOKENS, first_within
+        from ...estimator.recommend import pick_within
 
         timed = Options(
             context=context,
             use_case=use_case,
             prompt_tokens=latency.get("prompt_tokens", 512),
-            output_tokens=latency.get("output_tokens", DEFAULT_OUTPUT_TOKENS),
+            output_tokens=latency.get("output_tokens"),
         ).check()
-        chosen, quickest = first_within(result.ranked, catalog, budget, timed, latency["max_latency_s"])
-        if chosen is None:
-            closest = (
-                f"; the quickest, {quickest.model} {quickest.quant}, takes {quickest.completion_time_s:.1f} s"
-                if quickest is not None and quickest.completion_time_s is not None
-                else ""
-            )
-            raise NotFoundError(
-                f"no recommended model answers {timed.output_tokens:,} tokens after a {timed.prompt_tokens:,}-token "
-                f"prompt within {latency['max_latency_s']:g} s here{closest}"
-            )
-        best = chosen
+        best = pick_within(result.ranked, catalog, budget, timed, latency["max_latency_s"])
     return candidate_dict(best, runtime_devices(snapshot, budget))
 
 

@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from .common import add_json, context_tokens, positive_int, print_json
+from ..values import tokens_per_s
+from .common import add_json, argument, context_tokens, positive_int, print_json
 
 DEFAULT_CONTEXT = 8192
 SHOWN = 15  # options in the human answer (the JSON has them all)
-
-
-def _tokens_per_s(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of tokens/s") from None
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"must be a positive number of tokens/s, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runtime", default="llama.cpp", help="the serving engine (only llama.cpp is modelled yet)")
     parser.add_argument(
-        "--target-tps", type=_tokens_per_s, metavar="T", help="decode tokens/s each session should reach"
+        "--target-tps", type=argument(tokens_per_s), metavar="T", help="decode tokens/s each session should reach"
     )
     parser.add_argument(
         "--concurrency", type=positive_int, default=1, metavar="N", help="sessions served at once (default 1)"

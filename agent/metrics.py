@@ -149,9 +149,11 @@ def host_series(state: AgentState) -> Iterator[Metric]:
     assert state.snapshot is not None  # the series are built for a ready state only
     host = state.snapshot.host
     info = InfoMetricFamily(
-        "fitagent_host", "The host the agent runs on (always 1)", labels=["hostname", "os", "cpu_model", "cpu_arch"]
+        "fitagent_host",
+        "The host the agent runs on (always 1)",
+        labels=["hostname", "os", "cpu_model", "cpu_arch", "cpu_class"],
     )
-    info.add_metric([host.hostname, host.os, host.cpu_model or "", host.cpu_arch or ""], {})
+    info.add_metric([host.hostname, host.os, host.cpu_model or "", host.cpu_arch or "", host.cpu_class or ""], {})
     yield info
     values = [
         ("fitagent_host_memory_total_bytes", "Host RAM", host.memory_total_bytes),
@@ -210,6 +212,14 @@ def gpu_series(state: AgentState) -> Iterator[Metric]:
         "operations per second (catalog; a MIG instance its share)",
         GPU_LABELS,
     )
+    link_generation = _gauge(
+        "fitagent_gpu_pcie_link_generation",
+        "PCIe generation of the GPU's link to the host, the most device and slot allow (absent when unknown)",
+        GPU_LABELS,
+    )
+    link_width = _gauge(
+        "fitagent_gpu_pcie_link_width", "PCIe lanes of that link, the most device and slot allow", GPU_LABELS
+    )
     headroom = _gauge(
         "fitagent_gpu_fit_headroom_bytes",
         "Memory a model can still take on this GPU or MIG instance: "
@@ -249,8 +259,13 @@ def gpu_series(state: AgentState) -> Iterator[Metric]:
             if device.fp16_flops:
                 flops.add_metric(labels, device.fp16_flops)
         headroom.add_metric(labels, max(0, device.free_bytes - reserve) if device is not None else 0)
+        pcie = gpu.pcie or {}
+        generation, width = pcie.get("max_generation"), pcie.get("max_width")
+        if isinstance(generation, int) and isinstance(width, int):
+            link_generation.add_metric(labels, generation)
+            link_width.add_metric(labels, width)
     if snapshot.gpus:
-        yield from (info, total, free, used, usable, bandwidth, flops, headroom)
+        yield from (info, total, free, used, usable, bandwidth, flops, link_generation, link_width, headroom)
 
 
 def fit_series(state: AgentState, config, catalog) -> Iterator[Metric]:

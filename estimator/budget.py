@@ -7,6 +7,7 @@ in from the GPU catalog (by PCI id, then by name).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -30,6 +31,7 @@ class Device:
     )
     kind: str | None = None  # consumer | workstation | datacenter | apple | apu (from the GPU catalog)
     architecture: str | None = None  # Ampere, Ada Lovelace, Hopper, CDNA3, Apple M3 … (the GPU catalog, when it says)
+    link_bytes_per_s: float | None = None  # the host link's nominal rate per direction (pcie_link_bytes_per_s)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Budget:
     cpu_cores: int
     host_bandwidth_assumed: bool = False  # the probe could not tell; ASSUMED_HOST_BANDWIDTH stands in
     cpu_arch: str | None = None  # "arm" cores each move less of the RAM bandwidth (calibration.host_bandwidth)
+    cpu_class: str | None = None  # "embedded" cores take longer to drive each GPU layer (speed.decode_terms)
 
     @property
     def gpu_free_bytes(self) -> int:
@@ -98,6 +101,28 @@ def infer_memory(vendor: str, name: str, compute_capability: str | None) -> tupl
     return None, False
 
 
+# PCIe bytes per second per lane and direction, by generation: 2.5 and 5 GT/s with 8b/10b encoding,
+# 8, 16 and 32 GT/s with 128b/130b, 64 GT/s with FLIT (242 of 256 bytes) (hardware-notes §1.5).
+PCIE_LANE_BYTES_PER_S = {1: 0.25e9, 2: 0.5e9, 3: 0.985e9, 4: 1.969e9, 5: 3.938e9, 6: 7.563e9}
+
+
+def pcie_link_bytes_per_s(pcie: Mapping[str, object] | None) -> float | None:
+    """The nominal rate per direction of a GPU's link to the host, from the probe's PCIe facts: the
+    *max* generation and width the device and slot negotiate (the current ones drop at idle).
+    None when the probe could not read them."""
+    if not pcie:
+        return None
+    generation, width = pcie.get("max_generation"), pcie.get("max_width")
+    if not isinstance(generation, int) or not isinstance(width, int) or width <= 0:
+        return None
+    lane = PCIE_LANE_BYTES_PER_S.get(generation)
+    return lane * width if lane else None
+
+
+# When the probe cannot read the link (no NVML, another vendor): PCIe 4.0 x16, a desktop slot.
+ASSUMED_LINK_BYTES_PER_S = 16 * PCIE_LANE_BYTES_PER_S[4]
+
+
 def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
     spec = spec_for(gpu, catalog)
     bandwidth: float | None = gpu.memory_bandwidth_bytes_per_s or (spec.memory_bandwidth_bytes_per_s if spec else None)
@@ -123,6 +148,7 @@ def _device_from_gpu(gpu: GpuSnapshot, catalog: Catalog) -> Device:
         memory_type=spec.memory_type if spec else inferred_memory,
         kind=spec.kind if spec else None,
         architecture=spec.architecture if spec else None,
+        link_bytes_per_s=pcie_link_bytes_per_s(gpu.pcie),
     )
 
 
@@ -145,6 +171,7 @@ def budget_from_snapshot(snapshot: HardwareSnapshot, catalog: Catalog) -> Budget
         cpu_cores=host.cpu_cores,
         host_bandwidth_assumed=not known,
         cpu_arch=host.cpu_arch,
+        cpu_class=host.cpu_class,
     )
 
 

@@ -103,13 +103,18 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
     keys = sorted(
         {f"bytes:{c}" for r in gpu_rows for c in decode_cost(r).weight_s}
         | {f"layers:{f}" for r in gpu_rows for f in decode_cost(r).layers}
+        | ({"dispatch:embedded"} if any(decode_cost(r).dispatch_layers for r in gpu_rows) else set())
     )
+    # the logits' read-back is priced by physics alone (link rate × link_efficiency): known seconds
+    rhs = np.array([1 - decode_cost(r).readback_s / base.link_efficiency * r.measured for r in gpu_rows])
     cal = base
     for _ in range(4):
 
         def column(r: Observation, k: str, cal: Calibration = cal) -> float:
             cost = decode_cost(r)
             kind, name = k.split(":", 1)
+            if kind == "dispatch":
+                return cost.dispatch_layers * r.measured
             if kind == "layers":
                 value = cost.layers.get(name, 0.0)
             else:
@@ -118,7 +123,7 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
             return value * r.measured / (base.tensor_parallel_efficiency if cost.tensor_parallel else 1)
 
         a = np.array([[column(r, k) for k in keys] for r in gpu_rows])
-        solution, *_ = np.linalg.lstsq(a, np.ones(len(gpu_rows)), rcond=None)
+        solution, *_ = np.linalg.lstsq(a, rhs, rcond=None)
         values = dict(zip(keys, solution))
         cal = replace(
             cal,
@@ -129,6 +134,9 @@ def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:
             layer_seconds_by_class={
                 k[7:]: round(float(v), 7) for k, v in values.items() if k.startswith("layers:") and k != "layers:gpu"
             },
+            embedded_host_layer_seconds=round(
+                float(values.get("dispatch:embedded", base.embedded_host_layer_seconds)), 7
+            ),
         )
         deep = [r for r in gpu_rows if _kv_share(r, cal) > 0.02]
         for name, flag in (("kv_read_factor", False), ("kv_read_factor_nofa", True)):

@@ -35,6 +35,7 @@ class HostSnapshot:
     # optional extras
     cpu_threads: int | None = None
     cpu_arch: str | None = None  # "x86" or "arm": what a core's share of the RAM bandwidth follows
+    cpu_class: str | None = None  # "embedded": Cortex-A cores (Raspberry Pi, Jetson), slow to drive a GPU
     memory_limit_bytes: int | None = None  # cgroup limit, when one caps RAM
     memory_limit_source: str | None = None
     container: str | None = None
@@ -208,6 +209,7 @@ _HOST_SPEC = {
     "memory_bandwidth_source": (str,),
     "cpu_threads": _N,
     "cpu_arch": _S,
+    "cpu_class": _S,
     "memory_limit_bytes": _N,
     "memory_limit_source": _S,
     "container": _S,

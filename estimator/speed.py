@@ -3,7 +3,9 @@
 Decode is memory-bound: each token reads the active weights (MoE: only the routed experts
 and the shared ones) and the KV cache up to the current depth, from wherever they sit, at
 that memory's effective bandwidth, plus a fixed cost per layer (kernel launches and
-synchronisation, which dominate small models on fast GPUs). Prefill is compute-bound: 2 FLOPs
+synchronisation, which dominate small models on fast GPUs), the logits read back over the GPU's
+link to the host, and — behind a single-board computer's cores — the time the host takes to
+drive each layer. Prefill is compute-bound: 2 FLOPs
 per active parameter per token plus attention, at a share of the device's FLOPS; weights left
 in RAM are streamed to the GPU once per micro-batch, and a micro-batch reads every expert it
 touches.
@@ -21,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..catalog.types import Architecture
-from .budget import Budget, Device
+from .budget import ASSUMED_LINK_BYTES_PER_S, Budget, Device
 from .calibration import Calibration
 from .calibration import speed_range as calibration_speed_range
 from .placement import MemoryParts, Placement
@@ -78,13 +80,17 @@ class DecodeCost:
     """One decode step, by what prices it. ``weight_s`` / ``kv_s``: per device class, the bytes a GPU
     reads ÷ its peak bandwidth (seconds at 100 %), priced at 1/efficiency (the KV read also × κ);
     ``layers``: per runtime family, the layers run there (× a time per layer); ``crossings``:
-    GPU↔CPU crossings per token (× τ_cpu); ``host``: the work left in RAM."""
+    GPU↔CPU crossings per token (× τ_cpu); ``host``: the work left in RAM; ``readback_s``: the
+    logits (vocabulary × 4 bytes) over the host link at its nominal rate (÷ the link efficiency);
+    ``dispatch_layers``: GPU layers an embedded-class host drives (× its time per layer)."""
 
     weight_s: Mapping[str, float] = field(default_factory=dict)
     kv_s: Mapping[str, float] = field(default_factory=dict)
     layers: Mapping[str, float] = field(default_factory=dict)
     crossings: float = 0.0
     host: HostRead | None = None
+    readback_s: float = 0.0
+    dispatch_layers: float = 0.0
     tensor_parallel: bool = False
     flash_attention: bool = True
 
@@ -162,7 +168,27 @@ def decode_terms(
             host_read, budget.host_bandwidth_bytes_per_s, max(1, budget.cpu_cores), budget.cpu_arch == "arm"
         )
         crossings = float(placement.n_cpu_moe or (1 if placement.shares else 0))
-    return DecodeCost(weight_s, kv_s, layers, crossings, host, tensor_parallel=placement.tensor_parallel)
+    return DecodeCost(
+        weight_s,
+        kv_s,
+        layers,
+        crossings,
+        host,
+        readback_s=_logits_readback_seconds(placement, arch) if all_on_gpu else 0.0,
+        dispatch_layers=float(placement.gpu_layers) if budget.cpu_class == "embedded" else 0.0,
+        tensor_parallel=placement.tensor_parallel,
+    )
+
+
+def _logits_readback_seconds(placement: Placement, arch: Architecture) -> float:
+    """Seconds, at the link's nominal rate, to copy one token's logits (f32) from the GPU holding
+    the head to the host, which samples from them. Nothing crosses on memory shared with the CPU.
+    A full-width link takes ~20 µs for a 128K vocabulary; a single-lane riser or a Raspberry Pi's
+    PCIe Gen3 x1 takes half a millisecond (speed-critical for small models on fast GPUs)."""
+    holder = next((s.device for s in placement.shares if s.holds_head), placement.shares[-1].device)
+    if holder.unified:
+        return 0.0
+    return arch.vocab_size * 4 / (holder.link_bytes_per_s or ASSUMED_LINK_BYTES_PER_S)
 
 
 def decode_seconds(cost: DecodeCost, calibration: Calibration) -> float:
@@ -177,6 +203,8 @@ def decode_seconds(cost: DecodeCost, calibration: Calibration) -> float:
     seconds += cost.crossings * calibration.cpu_layer_seconds
     if cost.tensor_parallel:
         seconds /= calibration.tensor_parallel_efficiency
+    seconds += cost.readback_s / calibration.link_efficiency
+    seconds += cost.dispatch_layers * calibration.embedded_host_layer_seconds
     if cost.host is not None:
         host = cost.host
         seconds += host.bytes / calibration.host_bandwidth(host.peak_bytes_per_s, host.cores, arm=host.arm)

@@ -273,6 +273,59 @@ def test_mig_instances_hidden_gpus_cgroup_limits_and_unknown_bandwidth_round_tri
     ]
 
 
+PI_WITH_A_RISER = {
+    "schema": "fitagent.hardware/1",
+    "taken_at": "2026-12-04T06:00:00Z",
+    "host": {
+        "hostname": "cm5",
+        "os": "Linux 6.12.47+rpt-rpi-2712",
+        "cpu_model": "Raspberry Pi Compute Module 5 Rev 1.0",
+        "cpu_cores": 4,
+        "cpu_arch": "arm",
+        "cpu_class": "embedded",
+        "memory_total_bytes": 16_000_000_000,
+        "memory_available_bytes": 15_000_000_000,
+        "memory_bandwidth_bytes_per_s": 17_068_000_000,
+        "memory_bandwidth_source": "table",
+    },
+    "gpus": [
+        {
+            "index": 0,
+            "vendor": "nvidia",
+            "name": "NVIDIA GeForce RTX 3060",
+            "uuid": "GPU-3060",
+            "pci_id": "10de:2504",
+            "memory_total_bytes": 12_884_901_888,
+            "memory_free_bytes": 12_500_000_000,
+            "memory_used_bytes": 384_901_888,
+            "memory_bandwidth_bytes_per_s": 360_000_000_000,
+            "bandwidth_source": "nvml",
+            "compute_capability": "8.6",
+            "driver_version": "580.95.05",
+            "mig": None,
+            "pcie": {"max_generation": 3, "max_width": 1, "current_generation": 1, "current_width": 1},
+        }
+    ],
+    "problems": [],
+}
+
+
+def test_an_embedded_host_and_its_gpus_link_round_trip(catalog):
+    """The fleet prices a GPU behind a Raspberry Pi as the agent does: the host's class and the link's
+    max generation and width travel in the series (the current ones, which drop at idle, do not)."""
+    app, _ = scanned_app(snapshot_from_dict(PI_WITH_A_RISER), SMALL)
+    text = scrape(app).data.decode()
+    budget = app.extensions[EXTENSION].state.computed.budget
+    assert (budget.cpu_class, budget.devices[0].link_bytes_per_s) == ("embedded", 0.985e9)
+    assert budget_from_samples(samples_of(text), catalog) == budget
+    assert series(text, "fitagent_host_info")[0].labels["cpu_class"] == "embedded"
+    link = [
+        (s.name, s.value)
+        for s in series(text, "fitagent_gpu_pcie_link_generation") + series(text, "fitagent_gpu_pcie_link_width")
+    ]
+    assert link == [("fitagent_gpu_pcie_link_generation", 3), ("fitagent_gpu_pcie_link_width", 1)]
+
+
 def test_before_the_first_scan_and_after_a_failed_one():
     snapshot = load_snapshot_file(SNAPSHOTS / "rtx4090.json")
     prober = Prober(

@@ -277,6 +277,24 @@ def test_arm_cpu_named_from_its_part_numbers(tmp_path):
     host = probe(root)["host"]
     assert (host["cpu_model"], host["cpu_cores"], host["cpu_threads"]) == ("ARM Cortex-X925 + Cortex-A725", 20, 20)
     assert host["cpu_arch"] == "arm"  # an Arm core moves less of the RAM bandwidth (calibration.host_bandwidth)
+    assert "cpu_class" not in host  # Cortex-X925 cores are not an embedded board's
+
+
+def test_a_raspberry_pi_is_an_embedded_host(tmp_path):
+    """A Raspberry Pi 5's /proc/cpuinfo: four Cortex-A76 (implementer 0x41, part 0xd0b), no model name."""
+    pi = "".join(
+        f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics "
+        f"fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+        f"CPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
+        for i in range(4)
+    )
+    root = linux_host(
+        tmp_path,
+        extra={"proc/cpuinfo": pi, "sys/firmware/devicetree/base/model": "Raspberry Pi 5 Model B Rev 1.0\x00"},
+    )
+    host = probe(root)["host"]
+    assert (host["cpu_model"], host["cpu_cores"], host["cpu_arch"]) == ("Raspberry Pi 5 Model B Rev 1.0", 4, "arm")
+    assert host["cpu_class"] == "embedded"  # it drives a GPU's layers slower (calibration.embedded_host_layer_seconds)
 
 
 def test_context_reads_only_under_its_root(tmp_path):

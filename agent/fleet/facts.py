@@ -123,6 +123,8 @@ _READ = frozenset(
         "fitagent_gpu_memory_used_bytes",
         "fitagent_gpu_memory_bandwidth_bytes_per_second",
         "fitagent_gpu_fp16_flops",
+        "fitagent_gpu_pcie_link_generation",
+        "fitagent_gpu_pcie_link_width",
         "fitagent_gpu_usable",
         "fitagent_host_memory_limit_bytes",
     }
@@ -286,6 +288,7 @@ def snapshot_document(by_name: dict[str, list[Sample]]) -> dict | None:
         "cpu_model": labels.get("cpu_model") or None,
         "cpu_cores": int(cores),
         "cpu_arch": labels.get("cpu_arch") or None,
+        "cpu_class": labels.get("cpu_class") or None,
         "memory_total_bytes": int(total if total is not None else available),
         "memory_available_bytes": int(available),
         "memory_bandwidth_bytes_per_s": bandwidth or None,
@@ -299,6 +302,8 @@ def snapshot_document(by_name: dict[str, list[Sample]]) -> dict | None:
     free = _by_gpu(by_name, "fitagent_gpu_memory_free_bytes")
     used = _by_gpu(by_name, "fitagent_gpu_memory_used_bytes")
     gpu_bandwidth = _by_gpu(by_name, "fitagent_gpu_memory_bandwidth_bytes_per_second")
+    link_generation = _by_gpu(by_name, "fitagent_gpu_pcie_link_generation")
+    link_width = _by_gpu(by_name, "fitagent_gpu_pcie_link_width")
     gpus = []
     for position, key in enumerate(sorted(info, key=_gpu_order)):
         if key not in free or key not in gpu_total:
@@ -321,6 +326,11 @@ def snapshot_document(by_name: dict[str, list[Sample]]) -> dict | None:
                 "driver_version": labels.get("driver") or None,
                 "mig": {"role": role, "parent_uuid": labels.get("parent_uuid") or None} if role else None,
                 "unified_memory": labels.get("unified_memory") == "true",
+                "pcie": (
+                    {"max_generation": int(link_generation[key]), "max_width": int(link_width[key])}
+                    if key in link_generation and key in link_width
+                    else None
+                ),
                 "visible": usable.get(key) == 1,
             }
         )

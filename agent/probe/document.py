@@ -21,7 +21,16 @@ HOST_REQUIRED = (
     "memory_bandwidth_bytes_per_s",
     "memory_bandwidth_source",
 )
-HOST_OPTIONAL = ("cpu_threads", "cpu_arch", "memory_limit_bytes", "memory_limit_source", "container", "wsl", "notes")
+HOST_OPTIONAL = (
+    "cpu_threads",
+    "cpu_arch",
+    "cpu_class",
+    "memory_limit_bytes",
+    "memory_limit_source",
+    "container",
+    "wsl",
+    "notes",
+)
 
 GPU_REQUIRED = (
     "index",

@@ -12,15 +12,45 @@ import re
 from . import cgroup
 
 # MIDR implementer/part → core name (Arm's TRMs; the same table util-linux's lscpu uses)
+# /proc/cpuinfo's (CPU implementer, CPU part) of Arm's own cores (Linux arch/arm64/include/asm/cputype.h).
 _ARM_PARTS = {
+    ("0x41", "0xd03"): "Cortex-A53",
+    ("0x41", "0xd04"): "Cortex-A35",
+    ("0x41", "0xd05"): "Cortex-A55",
+    ("0x41", "0xd07"): "Cortex-A57",
+    ("0x41", "0xd08"): "Cortex-A72",
+    ("0x41", "0xd09"): "Cortex-A73",
+    ("0x41", "0xd0a"): "Cortex-A75",
     ("0x41", "0xd0b"): "Cortex-A76",
     ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd0d"): "Cortex-A77",
+    ("0x41", "0xd0e"): "Cortex-A76AE",
     ("0x41", "0xd40"): "Neoverse-V1",
+    ("0x41", "0xd41"): "Cortex-A78",
+    ("0x41", "0xd42"): "Cortex-A78AE",
+    ("0x41", "0xd44"): "Cortex-X1",
+    ("0x41", "0xd46"): "Cortex-A510",
+    ("0x41", "0xd47"): "Cortex-A710",
+    ("0x41", "0xd48"): "Cortex-X2",
     ("0x41", "0xd49"): "Neoverse-N2",
+    ("0x41", "0xd4b"): "Cortex-A78C",
+    ("0x41", "0xd4d"): "Cortex-A715",
+    ("0x41", "0xd4e"): "Cortex-X3",
     ("0x41", "0xd4f"): "Neoverse-V2",
+    ("0x41", "0xd80"): "Cortex-A520",
+    ("0x41", "0xd81"): "Cortex-A720",
+    ("0x41", "0xd82"): "Cortex-X4",
+    ("0x41", "0xd84"): "Neoverse-V3",
     ("0x41", "0xd85"): "Cortex-X925",
     ("0x41", "0xd87"): "Cortex-A725",
 }
+
+
+def cpu_class_of(parts: list[str]) -> str | None:
+    """ "embedded" when every core is a Cortex-A (Raspberry Pi, Jetson, Rockchip boards): cores that
+    take several times a desktop CPU's time to build llama.cpp's graph and drive a GPU through it
+    (estimator.speed: embedded_host_layer_seconds). Neoverse, Cortex-X, Apple and x86 cores: None."""
+    return "embedded" if parts and all(p.startswith("Cortex-A") for p in parts) else None
 
 
 def probe(ctx) -> dict:
@@ -44,8 +74,8 @@ def _meminfo(ctx) -> dict[str, int]:
     return values
 
 
-def _cpuinfo(ctx) -> tuple[str | None, int, int, str | None]:
-    """(model, physical cores, logical CPUs, architecture class) from /proc/cpuinfo."""
+def _cpuinfo(ctx) -> tuple[str | None, int, int, str | None, list[str]]:
+    """(model, physical cores, logical CPUs, architecture class, Arm core names) from /proc/cpuinfo."""
     model, processors, cores, parts = None, 0, set(), []
     arch = None
     physical_id, implementer = None, ""
@@ -71,7 +101,7 @@ def _cpuinfo(ctx) -> tuple[str | None, int, int, str | None]:
         board = ctx.read_text("/sys/firmware/devicetree/base/model")
         model = board.rstrip("\x00") if board else ("ARM " + " + ".join(parts) if parts else None)
     processors = processors or os.cpu_count() or 1
-    return model, len(cores) or processors, processors, arch
+    return model, len(cores) or processors, processors, arch, parts
 
 
 def _linux(ctx) -> dict:
@@ -80,7 +110,7 @@ def _linux(ctx) -> dict:
     available = mem.get("MemAvailable")
     if available is None:  # kernels before 3.14
         available = mem.get("MemFree", 0) + mem.get("Buffers", 0) + mem.get("Cached", 0)
-    model, cores, processors, arch = _cpuinfo(ctx)
+    model, cores, processors, arch, parts = _cpuinfo(ctx)
     threads = processors
     if ctx.fs_root in ("", "/") and hasattr(os, "sched_getaffinity"):
         threads = len(os.sched_getaffinity(0))  # taskset / cpuset narrow what we may use
@@ -92,6 +122,7 @@ def _linux(ctx) -> dict:
         "cpu_cores": min(cores, threads),
         "cpu_threads": threads,
         "cpu_arch": arch,
+        "cpu_class": cpu_class_of(parts),
         "memory_total_bytes": total,
         "memory_available_bytes": min(available, total),
         "container": _container(ctx),

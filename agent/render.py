@@ -316,3 +316,38 @@ def render_plan(p, shown: int) -> str:
             lines.append(f"… {len(p.options) - shown} more (--json lists them all)")
     lines += [f"note: {n}" for n in p.notes]
     return "\n".join(lines)
+
+
+def render_serve(e) -> str:
+    """A vLLM estimate (estimator.vllm.ServeEstimate): the memory its profiler would log, the KV
+    cache in blocks and sessions, the speeds, and the command."""
+    m = e.memory
+    gpus = f"{e.tensor_parallel_size} × {e.gpu}" if e.tensor_parallel_size > 1 else e.gpu
+    verdict = (
+        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of 16) = "
+        f"{e.max_concurrency:.1f} sequences of {e.max_model_len:,} tokens"
+        if e.loads
+        else "does not start: the KV cache left cannot hold one sequence"
+    )
+    if not e.free_ok:
+        verdict = "does not start: too little free memory for its share"
+    serves = "serves" if e.serves else "does not hold"
+    lines = [
+        f"{e.model} · {e.quant} · vLLM · max-model-len {e.max_model_len:,}",
+        f"on {gpus} · gpu-memory-utilization {e.gpu_memory_utilization:.2f} · max-num-seqs {e.max_num_seqs}",
+        "",
+        f"per GPU    {gb(m.budget_bytes, 2)} of {gb(m.total_bytes, 2)}: weights {gb(m.weights_bytes, 2)} + "
+        f"non-torch {gb(m.non_torch_bytes, 2)} + activations {gb(m.activation_bytes, 2)} + "
+        f"CUDA graphs {gb(m.cuda_graph_bytes, 2)} + KV cache {gb(max(0, m.kv_cache_bytes), 2)}",
+        f"verdict    {verdict}",
+        f"sessions   {e.concurrency} × {e.max_model_len:,} tokens: {serves} them all at full length",
+        f"decode     {rate(e.decode_tokens_per_s)} for one stream",
+    ]
+    if e.concurrency > 1 and e.per_user_tokens_per_s:
+        lines.append(
+            f"batch      {rate(e.per_user_tokens_per_s)} a session, {rate(e.aggregate_tokens_per_s)} in all "
+            f"({e.batch_sessions} sessions half-way through their context; {e.batch_bound}-bound)"
+        )
+    lines += ["launch     " + " ".join(e.args)]
+    lines += [f"note: {n}" for n in e.notes]
+    return "\n".join(lines)

@@ -118,6 +118,11 @@ SPEED_RANGES: dict = {'decode': {'*': (0.848, 1.111, 289),
                                  'nvidia-unified': (0.724, 0.966, 32)},
                      'prefill-all': {'*': (0.68, 1.213, 301)},
                      'prefill-host': {'*': (0.508, 1.072, 11)}}
+# VLLM_FITTED: vLLM's decode constants (estimator.fitting.fit_vllm) on tests/data/vllm_measurements.csv.
+VLLM_FITTED: dict = {'allreduce_seconds': 1.6e-05,
+                    'bandwidth_efficiency': {'16-bit': 0.892, '4-bit': 0.715, '8-bit': 0.81},
+                    'layer_seconds': 9.86e-05,
+                    'matmul_efficiency': 0.419}
 # ---- end of generated block ----
 # fmt: on
 
@@ -234,6 +239,53 @@ class Calibration:
         """The RAM bandwidth llama.cpp's CPU threads reach on this host."""
         per_core = self.cpu_core_bytes_per_s_arm if arm else self.cpu_core_bytes_per_s
         return min(peak_bytes_per_s * self.cpu_decode_efficiency, cores * per_core)
+
+
+@dataclass(frozen=True)
+class VllmConstants:
+    """vLLM's serving model (estimator/vllm.py): its defaults, the memory its profiler finds beside
+    the weights, and the speed constants fitted to public vLLM runs (docs/accuracy.md, "vLLM")."""
+
+    # `vllm serve` defaults (vllm/config/cache.py; vllm/engine/arg_utils.py get_batch_defaults):
+    # 0.9 of each GPU's total memory, blocks of 16 tokens; (max_num_seqs, max_num_batched_tokens)
+    # of (1024, 8192) on GPUs of 70 GiB or more but the A100, else (256, 2048).
+    gpu_memory_utilization: float = 0.9
+    block_size: int = 16
+    big_gpu_batch: tuple[int, int] = (1024, 8192)
+    small_gpu_batch: tuple[int, int] = (256, 2048)
+    # Memory the start-up profile logs beside the weights, per GPU. non_torch (CUDA context parts,
+    # cuBLAS, NCCL): 0.35 GiB on an RTX 3090 (issue #10517), 0.16 on an H100 (PR #12126), 0.03-0.07
+    # elsewhere, 1.79 in one dev build (PR #10511); 0.25-0.43 a GPU at TP 2-4 (#13061, #15815,
+    # #16570). CUDA graphs, counted since v0.21: 0.65 GiB for Gemma-3-4B (PR #21489), 0.36 over two
+    # GPUs (gpustack/runner#251).
+    non_torch_bytes: int = int(0.3 * 1024**3)
+    non_torch_tp_bytes: int = int(0.05 * 1024**3)
+    cuda_graph_bytes: int = int(0.5 * 1024**3)
+    # The activation peak of the profile run: a fixed part plus, per dummy token, this many
+    # hidden-size 16-bit activations and the MLP's gate and up outputs. Llama-3.1-8B on an RTX 3090
+    # logs 2.07 and 2.99 GiB at 20,000 and 29,000 tokens (issue #10517: 110 KB a token, this gives
+    # 106); Qwen2.5-32B at TP 2, 1.26 GiB at 10,000 (#15815: this gives 1.21); Qwen2.5-14B at TP 2,
+    # 0.19 GiB at 512 (#13061: 0.16).
+    activation_fixed_bytes: int = int(0.12 * 1024**3)
+    activation_hidden_copies: int = 6
+    # Decode (fitted, docs/accuracy.md "vLLM"): the share of peak bandwidth its kernels reach reading
+    # 16-bit (and FP8) weights and the KV cache, 8-bit and 4-bit weights (GPTQ, AWQ, bitsandbytes); a
+    # fixed time per layer and step (launches, sampling and scheduling spread over the layers) and
+    # per layer's two all-reduces under tensor parallel; the share of the FP16 tensor rate its GEMMs
+    # reach once a batch is compute-bound.
+    bandwidth_efficiency: Mapping[str, float] = field(
+        default_factory=lambda: {"16-bit": 0.75, "8-bit": 0.75, "4-bit": 0.75}
+    )
+    layer_seconds: float = 30e-6
+    allreduce_seconds: float = 30e-6
+    matmul_efficiency: float = 0.6
+
+    def read_efficiency(self, family: str) -> float:
+        """Share of peak bandwidth reached reading weights of this kernel family (vllm.kernel_family)."""
+        return self.bandwidth_efficiency.get(family) or self.bandwidth_efficiency["16-bit"]
+
+
+DEFAULT_VLLM = VllmConstants(**VLLM_FITTED)
 
 
 def compute_chain(device_class: str) -> list[str]:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-from . import speed
-from .calibration import Calibration, memory_class
+from . import speed, vllm
+from .calibration import Calibration, VllmConstants, memory_class
 
 
 def _with(cal: Calibration, name: str, value: Any) -> Calibration:
@@ -313,3 +313,77 @@ def residuals(rows: Sequence[Obs], cal: Calibration) -> dict:
         if errors:
             out[name] = {"rows": len(errors), "median": statistics.median(errors), "max": max(errors)}
     return out
+
+
+# ---------------------------------------------------------------- vLLM (estimator/vllm.py)
+
+
+class StepObservation(Protocol):
+    """One measured vLLM decode step: its cost on the row's hardware and the measured seconds."""
+
+    @property
+    def step(self) -> vllm.StepCost: ...
+    @property
+    def seconds(self) -> float: ...  # measured seconds per step (1 / tokens/s of one stream, or TPOT)
+
+
+VLLM_FAMILIES = ("16-bit", "8-bit", "4-bit")
+
+
+def fit_vllm(rows: Sequence[StepObservation], base: VllmConstants | None = None) -> VllmConstants:
+    """vLLM's decode constants by weighted least squares on Σ (estimate/measured − 1)²: each step's
+    seconds are linear in 1/efficiency per kernel family, the fixed times per layer and per layer's
+    all-reduces, and 1/matmul efficiency, once each row is known to be memory- or compute-bound.
+    Alternated: the bound is decided under the last solution. A constant no row depends on keeps the
+    base value. (A fixed time per step as well explains the rows no better in sample and far worse
+    with a GPU left out: 65 % against 21 % median, docs/accuracy.md.)"""
+    import numpy as np
+
+    cal = base or VllmConstants()
+    if not rows:
+        return cal
+    for _ in range(6):
+        columns: list[list[float]] = []
+        for r in rows:
+            cost, inv = r.step, 1 / r.seconds
+            compute_bound = cost.compute_s / cal.matmul_efficiency > cost.memory_seconds(cal)
+            memory = [0.0 if compute_bound else cost.read_s.get(f, 0.0) * inv for f in VLLM_FAMILIES]
+            compute = cost.compute_s * inv if compute_bound else 0.0
+            columns.append([*memory, cost.layers * inv, cost.allreduce_layers * inv, compute])
+        a = np.array(columns)
+        used = [j for j in range(a.shape[1]) if np.any(a[:, j])]
+        solution, *_ = np.linalg.lstsq(a[:, used], np.ones(len(rows)), rcond=None)
+        values: dict[int, float | None] = dict.fromkeys(range(a.shape[1]))
+        values.update(zip(used, (float(v) for v in solution)))
+        inverse = _inverse_of(values)
+        seconds = _seconds_of(values)
+        cal = replace(
+            cal,
+            bandwidth_efficiency={
+                f: inverse(j, cal.bandwidth_efficiency.get(f, 0.75)) for j, f in enumerate(VLLM_FAMILIES)
+            },
+            layer_seconds=seconds(3, cal.layer_seconds),
+            allreduce_seconds=seconds(4, cal.allreduce_seconds),
+            matmul_efficiency=inverse(5, cal.matmul_efficiency),
+        )
+    return cal
+
+
+def _inverse_of(values: dict[int, float | None]):
+    """A constant fitted as its inverse (1/efficiency), rounded; the old value where unfitted."""
+
+    def inverse(j: int, old: float) -> float:
+        v = values[j]
+        return round(1 / v, 3) if v and v > 0 else old
+
+    return inverse
+
+
+def _seconds_of(values: dict[int, float | None]):
+    """A fitted time, never negative; the old value where unfitted."""
+
+    def seconds(j: int, old: float) -> float:
+        v = values[j]
+        return round(max(0.0, v), 7) if v is not None else old
+
+    return seconds

@@ -1,9 +1,9 @@
 """Weights of quantized safetensors checkpoints (#15): which tensors each format quantizes and how
 its groups are stored (data/quantizations.yaml), on Llama-3.1-8B-Instruct.
 
-The BF16 size is the published one. The quantized sizes follow each tool's documented layout; no
-published byte count of those repositories could be read from here, so the expected values below
-are that layout worked out by hand from the model's shapes, not measurements."""
+The BF16 size is the published one. The layouts are worked out by hand from the model's shapes
+below; test_published_repository_sizes then holds each format to a published repository's size
+(the bitsandbytes file's exact bytes; Hugging Face's rounded listings for the others)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,32 @@ def test_an_estimate_says_when_its_gpu_cannot_run_the_format(catalog):
     assert any("weight-only (Marlin)" in n for n in notes("FP8", "RTX 3090"))  # runs, slower
     assert not any("FP8" in n for n in notes("FP8", "H100 SXM"))
     assert not any("cannot" in n or "only" in n for n in notes("Q4_K_M", "RTX 4090"))
+
+
+# (model, quant, published bytes, tolerance): tests/data/measurements.csv carries each row's source.
+PUBLISHED = [
+    # unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit model.safetensors, its Git LFS pointer's size
+    ("meta-llama/Llama-3.1-8B-Instruct", "BNB-NF4", 5_702_746_383, 0.0002),
+    # Hugging Face listings (decimal GB to 2-3 digits; the sum of the shards): within their rounding
+    ("meta-llama/Llama-3.1-8B-Instruct", "AWQ-INT4", 5.73e9, 0.002),  # hugging-quants, 4.68 + 1.05 GB
+    ("meta-llama/Llama-3.1-8B-Instruct", "GPTQ-INT4", 5.734e9, 0.002),  # hugging-quants, 4.97 GB + 764 MB
+    ("Qwen/Qwen2.5-7B-Instruct", "AWQ-INT4", 5.57e9, 0.002),  # Qwen's own, 4 + 1.57 GB
+    ("Qwen/Qwen2.5-7B-Instruct", "GPTQ-INT4", 5.58e9, 0.003),  # Qwen's own, 4 + 1.58 GB (g_idx left out)
+    ("meta-llama/Llama-3.1-8B-Instruct", "FP8", 9.08e9, 0.002),  # neuralmagic, 5 + 4.08 GB
+    ("meta-llama/Llama-3.1-8B-Instruct", "MLX-4BIT", 4.52e9, 0.002),  # mlx-community, one 4.52 GB file
+    ("meta-llama/Llama-3.1-8B-Instruct", "MLX-8BIT", 8.53e9, 0.002),  # mlx-community, 5.36 + 3.17 GB
+]
+
+
+@pytest.mark.parametrize("model_id, quant, published, tolerance", PUBLISHED)
+def test_published_repository_sizes(catalog, model_id, quant, published, tolerance):
+    assert weights(catalog, catalog.model(model_id), quant) == pytest.approx(published, rel=tolerance)
+
+
+def test_nf4_layout(catalog, llama):
+    """bitsandbytes NF4 with double quantization: 32 bytes of codes and an 8-bit absmax per 64 weights,
+    an FP32 absmax per 256 such blocks; the embedding table and head stay BF16, the norms F32."""
+    model, linear, table, norms = llama
+    blocks = -(-linear // 16384)  # per tensor in the file; whole here, every matrix is a multiple of 16,384
+    assert linear % 16384 == 0
+    assert weights(catalog, model, "BNB-NF4") == blocks * 8452 + 2 * table * 2 + norms * 4

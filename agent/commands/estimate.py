@@ -6,7 +6,16 @@ import argparse
 from dataclasses import replace
 
 from ...catalog.errors import UsageError
-from .common import add_hardware, add_json, context_tokens, host_overrides, non_negative_int, print_json, prompt_tokens
+from .common import (
+    add_hardware,
+    add_json,
+    context_tokens,
+    host_overrides,
+    non_negative_int,
+    positive_int,
+    print_json,
+    prompt_tokens,
+)
 
 DEFAULT_CONTEXT = 8192
 DEFAULT_QUANT = "Q4_K_M"
@@ -71,7 +80,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--use-case", default="general", help="weights the quality score: general, code, tool-calling, math, vision"
     )
+    add_runtime(parser)
     add_json(parser)
+
+
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    """The serving engine and, for vLLM, the flags its memory and batches follow."""
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="llama.cpp",
+        help="the engine: llama.cpp (GGUF, one stream) or vllm (safetensors, paged KV cache, batches)",
+    )
+    vllm = parser.add_argument_group("vLLM (with --runtime vllm)")
+    vllm.add_argument(
+        "--concurrency", type=positive_int, default=1, metavar="N", help="sessions served at once (default 1)"
+    )
+    vllm.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        metavar="F",
+        help="share of each GPU's total memory vLLM takes (default 0.9)",
+    )
+    vllm.add_argument(
+        "--tensor-parallel-size",
+        type=positive_int,
+        metavar="N",
+        help="GPUs one model spans (default: the fewest of 1, 2, 4, 8 that serve every session)",
+    )
+    vllm.add_argument(
+        "--kv-cache-dtype", default="auto", help="auto (the model's 16-bit) or fp8: half the KV cache per token"
+    )
+    vllm.add_argument("--max-num-seqs", type=positive_int, metavar="N", help="vLLM's batch limit (default by GPU)")
+    vllm.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (saves their memory, slower)")
+
+
+RUNTIMES = ("llama.cpp", "vllm")
 
 
 def resolve_model(args, catalog):
@@ -89,6 +133,8 @@ def resolve_model(args, catalog):
 def resolve_quant_name(args, model) -> str:
     if args.quant:
         return args.quant
+    if getattr(args, "runtime", "llama.cpp") == "vllm":
+        return "BF16"  # vLLM loads the published safetensors checkpoint
     if model.file_weights is not None:
         if model.file_weights.file_type:
             return model.file_weights.file_type
@@ -106,9 +152,13 @@ def run(args) -> int:
     from ..hardware import resolve_hardware
 
     catalog = load_catalog()
+    if args.runtime == "vllm" and args.gguf:
+        raise UsageError("--runtime vllm loads safetensors checkpoints, not a GGUF file: use --model or --config")
     model = resolve_model(args, catalog)
     quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
+    if args.runtime == "vllm":
+        return _run_vllm(args, catalog, model, quant, context)
     options = Options(
         context=context,
         use_case=args.use_case,
@@ -140,4 +190,37 @@ def run(args) -> int:
         from ..render import render_estimate
 
         print(render_estimate(result, snapshot))
+    return 0
+
+
+def _run_vllm(args, catalog, model, quant, context: int) -> int:
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.vllm import ServeSettings, serve_estimate
+    from ..hardware import resolve_hardware
+
+    settings = ServeSettings(
+        max_model_len=context,
+        concurrency=args.concurrency,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        tensor_parallel_size=args.tensor_parallel_size,
+        kv_cache_dtype=args.kv_cache_dtype,
+        max_num_seqs=args.max_num_seqs,
+        enforce_eager=args.enforce_eager,
+        prompt_tokens=args.prompt_tokens,
+    ).check()
+    snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    result = serve_estimate(model, quant, budget.devices, catalog, settings)
+    # the host's RAM plays no part: vLLM holds everything on its GPUs
+    gpu_notes = tuple(n for n in hardware_notes if not n.startswith("what-if host"))
+    result = replace(result, notes=result.notes + gpu_notes)
+    if context > model.max_context:
+        note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
+        result = replace(result, notes=result.notes + (note,))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        from ..render import render_serve
+
+        print(render_serve(result))
     return 0

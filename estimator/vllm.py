@@ -1,0 +1,434 @@
+"""vLLM's serving model (issue 15): its memory, its KV blocks, and decode at a batch.
+
+vLLM takes a share of every GPU's *total* memory (``--gpu-memory-utilization``), loads the weights
+split over ``--tensor-parallel-size`` GPUs, profiles one forward pass of ``max_num_batched_tokens``
+dummy tokens (the activation peak), captures CUDA graphs, and gives what is left to the KV cache,
+in blocks of 16 tokens. It refuses to start when that cache cannot hold one ``--max-model-len``
+sequence, or when the GPU has less free memory than its share. The numbers it logs at start-up
+("model weights take …; non_torch_memory takes …; PyTorch activation peak memory takes …; the rest
+of the memory reserved for KV Cache is …", "GPU KV cache size: N tokens") are what this module
+reproduces; tests/test_vllm.py checks it against logs posted in vLLM's issues.
+
+A decode step of B sequences reads the active weights once (a MoE's experts as many as the batch
+touches) and every sequence's KV cache, and multiplies 2 FLOPs per active weight per sequence: it is
+memory-bound at small B and compute-bound past the knee where B × 2 × params ÷ FLOPS overtakes the
+bytes ÷ bandwidth. Plus a fixed time per layer (kernel launches under CUDA graphs) and, across GPUs,
+two all-reduces per layer. Each user gets one token per step; the batch gets B.
+
+Pure: the model, the quantization's weights, the GPUs and the settings in; a ServeEstimate out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..catalog.errors import UsageError
+from ..catalog.types import Architecture, Catalog, Model, Quantization
+from .budget import Device
+from .calibration import DEFAULT_VLLM, VllmConstants
+from .candidates import model_weights
+from .speed import _touched_fraction
+from .support import unsupported
+from .tensors import active_parameter_count, parameter_count, routed_active_parameter_count
+
+GiB = 1024**3
+TP_SIZES = (1, 2, 4, 8)
+_FP8_CORES = ("Ada Lovelace", "Hopper", "Blackwell", "CDNA3", "RDNA4")
+KV_CACHE_DTYPES = {"auto": None, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "bfloat16": 2, "float16": 2}
+FLOAT_FORMATS = ("float",)  # F16 / BF16 / F32 checkpoints: the KV cache ("auto") is 16-bit
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What `vllm serve` is told (None: vLLM's default, or the one this box needs)."""
+
+    max_model_len: int
+    concurrency: int = 1  # sessions served at once, each up to max_model_len
+    gpu_memory_utilization: float | None = None  # default DEFAULT_VLLM.gpu_memory_utilization
+    tensor_parallel_size: int | None = None  # default: the fewest GPUs (1, 2, 4, 8) that serve
+    kv_cache_dtype: str = "auto"
+    max_num_seqs: int | None = None  # default by GPU (vLLM's get_batch_defaults)
+    max_num_batched_tokens: int | None = None  # default by GPU
+    enforce_eager: bool = False
+    prompt_tokens: int = 512  # the single stream's depth
+
+    def check(self) -> ServeSettings:
+        if self.max_model_len < 1:
+            raise UsageError(f"--context must be at least 1 token, got {self.max_model_len}")
+        if not 1 <= self.concurrency <= 4096:
+            raise UsageError(f"--concurrency must be between 1 and 4096, got {self.concurrency}")
+        u = self.gpu_memory_utilization
+        if u is not None and not 0 < u <= 1:
+            raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
+        if self.tensor_parallel_size is not None and self.tensor_parallel_size not in TP_SIZES:
+            raise UsageError(f"--tensor-parallel-size must be 1, 2, 4 or 8, got {self.tensor_parallel_size}")
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise UsageError(
+                f"--kv-cache-dtype {self.kv_cache_dtype}: choose one of {', '.join(sorted(KV_CACHE_DTYPES))}"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """One GPU's share as vLLM's profiler splits it (bytes)."""
+
+    total_bytes: int
+    budget_bytes: int  # total × gpu_memory_utilization
+    weights_bytes: int
+    non_torch_bytes: int
+    activation_bytes: int
+    cuda_graph_bytes: int
+    kv_cache_bytes: int  # what is left (negative: vLLM does not start)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ServeEstimate:
+    model: str
+    quant: str
+    gpu: str
+    gpu_count: int  # GPUs the box has of that kind
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    kv_cache_dtype: str
+    memory: GpuMemory
+    kv_bytes_per_token: int  # on each GPU
+    kv_blocks: int
+    kv_tokens: int
+    max_concurrency: float  # sequences of max_model_len the cache holds at once
+    concurrency: int
+    loads: bool  # vLLM starts: the cache holds one max_model_len sequence
+    free_ok: bool  # each GPU has the utilization's share free now
+    serves: bool  # it holds `concurrency` sequences of max_model_len at once
+    decode_tokens_per_s: float | None  # one stream, at the prompt's depth
+    per_user_tokens_per_s: float | None  # each of `concurrency` sessions, half-way through its context
+    aggregate_tokens_per_s: float | None  # all of them together
+    batch_bound: str | None  # "memory" or "compute": what sets the batched step's pace
+    batch_sessions: int  # sessions in the batched step: `concurrency`, or as many as the cache holds
+    args: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    runtime: str = "vllm"
+
+    @property
+    def fits(self) -> bool:
+        return self.loads and self.free_ok
+
+    def to_dict(self) -> dict:
+        r2 = lambda v: None if v is None else round(v, 2)  # noqa: E731
+        return {
+            "runtime": self.runtime,
+            "model": self.model,
+            "quant": self.quant,
+            "gpu": self.gpu,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "memory_per_gpu": self.memory.to_dict(),
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "kv_blocks": self.kv_blocks,
+            "kv_tokens": self.kv_tokens,
+            "max_concurrency": round(self.max_concurrency, 2),
+            "concurrency": self.concurrency,
+            "fits": self.fits,
+            "loads": self.loads,
+            "free_ok": self.free_ok,
+            "serves": self.serves,
+            "decode_tokens_per_s": r2(self.decode_tokens_per_s),
+            "per_user_tokens_per_s": r2(self.per_user_tokens_per_s),
+            "aggregate_tokens_per_s": r2(self.aggregate_tokens_per_s),
+            "batch_bound": self.batch_bound,
+            "batch_sessions": self.batch_sessions,
+            "launch": {"vllm": list(self.args)},
+            "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+def batch_defaults(device: Device, constants: VllmConstants = DEFAULT_VLLM) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) `vllm serve` picks for this GPU: 1024 and 8192 on one
+    of 70 GiB or more that is not an A100 (H100, H200, MI300X), else 256 and 2048
+    (vllm/engine/arg_utils.py, get_batch_defaults; PR #17885 leaves the A100 out)."""
+    big = device.total_bytes >= 70 * GiB and "A100" not in device.name.upper()
+    return constants.big_gpu_batch if big else constants.small_gpu_batch
+
+
+def kv_bytes_per_token(arch: Architecture, tp: int, dtype_bytes: int) -> int:
+    """KV cache bytes a token takes on each GPU: K and V of every layer for the KV heads that GPU
+    holds (heads split over the GPUs, one each when there are more GPUs than heads); MLA keeps one
+    compressed latent and its rope key per layer, on every GPU."""
+    if arch.uses_mla:
+        return arch.layers * ((arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)) * dtype_bytes
+    heads = max(1, arch.kv_heads // tp)
+    return arch.layers * 2 * heads * arch.head_dim * dtype_bytes
+
+
+def activation_bytes(arch: Architecture, tokens: int, tp: int, constants: VllmConstants = DEFAULT_VLLM) -> int:
+    """The profiler's activation peak: a fixed part (sampler, workspaces) plus, per dummy token, a
+    few hidden-size activations in 16 bits and the MLP's gate and up outputs (this GPU's share)."""
+    width = arch.intermediate_size
+    if arch.experts:
+        width = arch.experts_per_token * (arch.moe_intermediate_size or width)
+        width += arch.shared_experts * (arch.shared_expert_intermediate_size or arch.moe_intermediate_size or 0)
+    per_token = 2 * (constants.activation_hidden_copies * arch.hidden_size + 2 * width / tp)
+    return int(constants.activation_fixed_bytes + tokens * per_token)
+
+
+def _kv_dtype_bytes(quant: Quantization, kv_cache_dtype: str) -> int:
+    explicit = KV_CACHE_DTYPES[kv_cache_dtype]
+    if explicit is not None:
+        return explicit
+    return 4 if quant.base_type == "F32" else 2  # "auto": the model's activation dtype
+
+
+def memory_split(
+    model: Model,
+    quant: Quantization,
+    catalog: Catalog,
+    device: Device,
+    tp: int,
+    utilization: float,
+    batched_tokens: int,
+    enforce_eager: bool,
+    constants: VllmConstants = DEFAULT_VLLM,
+) -> GpuMemory:
+    arch = model.architecture
+    weights = model_weights(model, quant, catalog).total_bytes
+    budget = int(device.total_bytes * utilization)
+    parts = {
+        "weights_bytes": math.ceil(weights / tp),
+        "non_torch_bytes": constants.non_torch_bytes + (constants.non_torch_tp_bytes if tp > 1 else 0),
+        "activation_bytes": activation_bytes(arch, batched_tokens, tp, constants),
+        "cuda_graph_bytes": 0 if enforce_eager else constants.cuda_graph_bytes,
+    }
+    return GpuMemory(device.total_bytes, budget, kv_cache_bytes=budget - sum(parts.values()), **parts)
+
+
+# ------------------------------------------------------------------------------------ speed
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One decode step of a batch, on each GPU, by what prices it: ``read_s`` — the bytes read ÷ the
+    peak bandwidth, keyed by the weights' kernel family ("16-bit", "8-bit", "4-bit"; the KV cache
+    counts as 16-bit); ``compute_s`` — the FLOPs ÷ the peak tensor rate; ``layers`` — layers run;
+    ``allreduce_layers`` — layers that all-reduce across GPUs (tensor parallel)."""
+
+    read_s: dict[str, float]
+    compute_s: float
+    layers: int
+    allreduce_layers: int
+
+    def memory_seconds(self, constants: VllmConstants) -> float:
+        return sum(v / constants.read_efficiency(k) for k, v in self.read_s.items())
+
+
+def kernel_family(quant: Quantization) -> str:
+    if quant.format in ("int", "nf4"):
+        return "4-bit" if quant.bits_per_weight <= 4.5 else "8-bit"
+    return "16-bit"  # BF16/F16 and FP8 (no public FP8 row tells it apart)
+
+
+def step_cost(
+    arch: Architecture,
+    quant: Quantization,
+    weights_bytes: int,
+    device: Device,
+    tp: int,
+    batch: int,
+    depth: int,
+    kv_token_bytes: int,
+) -> StepCost | None:
+    """One decode step of `batch` sequences at `depth` tokens each (None: no bandwidth known)."""
+    bandwidth = device.bandwidth_bytes_per_s
+    if not bandwidth:
+        return None
+    params = active_parameter_count(arch)
+    routed = routed_active_parameter_count(arch)
+    bytes_per_param = weights_bytes / max(1, parameter_count(arch))
+    read_params = float(params)
+    if arch.experts:  # the batch's tokens route to more experts than one token does
+        read_params += routed * arch.experts / arch.experts_per_token * _touched_fraction(arch, batch) - routed
+    weights_s = read_params * bytes_per_param / tp / bandwidth
+    kv_s = batch * depth * kv_token_bytes / bandwidth
+    family = kernel_family(quant)
+    read = {family: weights_s}
+    read["16-bit"] = read.get("16-bit", 0.0) + kv_s
+    # BF16 GEMMs with FP32 accumulation: the catalog's FP16 figure as it stands (GeForce's is that
+    # rate); FP8 weights on GPUs with FP8 tensor cores run at twice it.
+    flops = device.fp16_flops
+    if flops and quant.format == "fp8" and device.architecture in _FP8_CORES:
+        flops *= 2
+    compute_s = 0.0
+    if flops:
+        attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * depth
+        compute_s = batch * (2 * params + attention) / tp / flops
+    return StepCost(read, compute_s, arch.layers, arch.layers if tp > 1 else 0)
+
+
+def step_seconds(cost: StepCost, constants: VllmConstants) -> tuple[float, str]:
+    """Seconds of the step, and what bounds it: the weights and caches streaming through memory, or
+    the batch's FLOPs, whichever is slower; then the fixed costs of each layer."""
+    memory_s = cost.memory_seconds(constants)
+    compute_s = cost.compute_s / constants.matmul_efficiency
+    fixed = cost.layers * constants.layer_seconds + cost.allreduce_layers * constants.allreduce_seconds
+    return max(memory_s, compute_s) + fixed, "compute" if compute_s > memory_s else "memory"
+
+
+# ------------------------------------------------------------------------------------ the estimate
+
+
+def _tp_choices(arch: Architecture, gpus: int, asked: int | None) -> list[int]:
+    if asked is not None:
+        if asked > gpus:
+            raise UsageError(f"--tensor-parallel-size {asked}: this box has {gpus} such GPU(s)")
+        if arch.attention_heads % asked:
+            raise UsageError(
+                f"--tensor-parallel-size {asked} does not divide the model's {arch.attention_heads} attention heads"
+            )
+        return [asked]
+    return [t for t in TP_SIZES if t <= gpus and arch.attention_heads % t == 0] or [1]
+
+
+def serve_estimate(
+    model: Model,
+    quant: Quantization,
+    devices: tuple[Device, ...],
+    catalog: Catalog,
+    settings: ServeSettings,
+    constants: VllmConstants = DEFAULT_VLLM,
+) -> ServeEstimate:
+    """vLLM on these GPUs (all of one kind: vLLM's tensor parallel needs equal shares, so the
+    smallest sets them). Tensor parallel unless asked: the fewest GPUs that serve every session,
+    else the fewest that start, else all of them."""
+    settings.check()
+    if not devices:
+        raise UsageError("vLLM needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
+    if quant.format in ("gguf", "mlx"):
+        raise UsageError(
+            f"--runtime vllm loads safetensors checkpoints: BF16, FP16, FP8, AWQ-INT4, GPTQ-INT4, GPTQ-INT8, "
+            f"BNB-NF4; {quant.name} is a {'GGUF' if quant.format == 'gguf' else 'MLX'} type"
+        )
+    arch = model.architecture
+    device = min(devices, key=lambda d: d.total_bytes)
+    notes: list[str] = []
+    if len({d.name for d in devices}) > 1:
+        notes.append(f"GPUs differ: vLLM gives each the share of the smallest ({device.name})")
+    why = unsupported(quant, device)
+    if why:
+        notes.append(why)
+    seqs_default, tokens_default = batch_defaults(device, constants)
+    max_num_seqs = settings.max_num_seqs or seqs_default
+    batched = settings.max_num_batched_tokens or tokens_default
+    utilization = settings.gpu_memory_utilization or constants.gpu_memory_utilization
+    weights_bytes = model_weights(model, quant, catalog).total_bytes
+    best = None
+    for tp in _tp_choices(arch, len(devices), settings.tensor_parallel_size):
+        per_token = kv_bytes_per_token(arch, tp, _kv_dtype_bytes(quant, settings.kv_cache_dtype))
+        memory = memory_split(
+            model, quant, catalog, device, tp, utilization, batched, settings.enforce_eager, constants
+        )
+        blocks = max(0, memory.kv_cache_bytes) // (constants.block_size * per_token)
+        tokens = blocks * constants.block_size
+        candidate = (tp, memory, per_token, blocks, tokens)
+        best = candidate
+        if tokens >= settings.max_model_len * settings.concurrency:
+            break
+    assert best is not None
+    tp, memory, per_token, blocks, tokens = best
+    loads = tokens >= settings.max_model_len
+    free_ok = all(d.free_bytes >= memory.budget_bytes for d in devices[:tp])
+    serves = loads and tokens >= settings.max_model_len * settings.concurrency
+    if not free_ok:
+        notes.append(
+            f"vLLM asks for {utilization:.2f} of each GPU's {memory.total_bytes / 1e9:.1f} GB "
+            f"({memory.budget_bytes / 1e9:.1f} GB) and refuses to start with less free; lower --gpu-memory-utilization"
+        )
+    if not loads:
+        notes.append(
+            f"the KV cache left ({max(0, memory.kv_cache_bytes) / 1e9:.2f} GB, {tokens:,} tokens) cannot hold one "
+            f"{settings.max_model_len:,}-token sequence: vLLM refuses to start; lower --max-model-len or add GPUs"
+        )
+    elif not serves:
+        notes.append(
+            f"{settings.concurrency} sessions of {settings.max_model_len:,} tokens need "
+            f"{settings.concurrency * settings.max_model_len:,} KV tokens; {tokens:,} fit: "
+            f"{int(tokens // settings.max_model_len)} at full length, more while they are shorter (vLLM preempts)"
+        )
+    if settings.concurrency > max_num_seqs:
+        notes.append(f"--max-num-seqs {max_num_seqs} runs at most that many at once; the rest wait")
+    if arch.sliding_window and arch.sliding_window_layers:
+        notes.append("sliding-window layers priced as full ones: vLLM's hybrid KV manager stores less for them")
+    sessions = min(settings.concurrency, max_num_seqs)
+    if loads and not serves:
+        # half-way through their context, this many sessions share the cache at once
+        sessions = max(1, min(sessions, tokens // max(1, settings.max_model_len // 2)))
+        notes.append(f"the batch speeds are for the {sessions} session(s) the cache holds at once half-way through")
+    single_cost = step_cost(arch, quant, weights_bytes, device, tp, 1, settings.prompt_tokens, per_token)
+    batch_cost = step_cost(arch, quant, weights_bytes, device, tp, sessions, settings.max_model_len // 2, per_token)
+    single = step_seconds(single_cost, constants) if single_cost else None
+    batched_step = step_seconds(batch_cost, constants) if batch_cost else None
+    decode = 1 / single[0] if single else None
+    per_user = 1 / batched_step[0] if batched_step else None
+    args = _args(model, settings, utilization, tp)
+    return ServeEstimate(
+        model=model.id,
+        quant=quant.name,
+        gpu=device.name,
+        gpu_count=len(devices),
+        tensor_parallel_size=tp,
+        gpu_memory_utilization=utilization,
+        max_model_len=settings.max_model_len,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=batched,
+        kv_cache_dtype=settings.kv_cache_dtype,
+        memory=memory,
+        kv_bytes_per_token=per_token,
+        kv_blocks=blocks,
+        kv_tokens=tokens,
+        max_concurrency=tokens / settings.max_model_len,
+        concurrency=settings.concurrency,
+        loads=loads,
+        free_ok=free_ok,
+        serves=serves,
+        decode_tokens_per_s=decode if loads else None,
+        per_user_tokens_per_s=per_user if loads else None,
+        aggregate_tokens_per_s=per_user * sessions if loads and per_user else None,
+        batch_sessions=sessions,
+        batch_bound=batched_step[1] if batched_step else None,
+        args=tuple(args),
+        notes=tuple(notes),
+    )
+
+
+def _args(model: Model, settings: ServeSettings, utilization: float, tp: int) -> list[str]:
+    args = [
+        "vllm",
+        "serve",
+        model.id,
+        "--max-model-len",
+        str(settings.max_model_len),
+        "--gpu-memory-utilization",
+        f"{utilization:.2f}",
+        "--tensor-parallel-size",
+        str(tp),
+    ]
+    seqs = settings.max_num_seqs or (settings.concurrency if settings.concurrency > 1 else None)
+    if seqs:
+        args += ["--max-num-seqs", str(seqs)]
+    if settings.kv_cache_dtype != "auto":
+        args += ["--kv-cache-dtype", settings.kv_cache_dtype]
+    if settings.enforce_eager:
+        args += ["--enforce-eager"]
+    return args

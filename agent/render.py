@@ -290,7 +290,8 @@ def render_plan(p, shown: int) -> str:
         f"{p.model} · {p.quant} · context {p.context:,}{sessions} · {p.runtime}{target}",
         "",
         f"GPU memory  {gb(p.gpu_bytes, 2)} whole on one GPU, {gb(p.gpu_bytes_comfortable, 2)} with 1 GB to spare",
-        f"RAM         {gb(p.host_bytes, 2)} on the CPU alone",
+        f"RAM         {gb(p.host_bytes, 2)} "
+        + ("to read the checkpoint at start" if p.runtime == "vllm" else "on the CPU alone"),
     ]
     if p.target_tokens_per_s:
         need = (

@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 
 from ..catalog.errors import UsageError
 from ..catalog.types import Catalog, GpuSpec, Model, Quantization
-from . import speed
+from . import speed, vllm
 from .budget import Budget, Device, device_from_spec
-from .candidates import place_candidate
+from .candidates import model_weights, place_candidate
 from .results import SAFE_HEADROOM_BYTES, Options
 from .support import unsupported
 
 COUNTS = (1, 2, 4, 8)
-RUNTIMES = ("llama.cpp",)
+RUNTIMES = ("llama.cpp", "vllm")
 UNLIMITED_BYTES = 10**15
 TRIAL_CORES = 16  # the host of a GPU option: its CPU only computes what a GPU does not hold
 
@@ -167,12 +167,14 @@ def plan(
 ) -> Plan:
     if runtime not in RUNTIMES:
         raise UsageError(
-            f"--runtime {runtime}: only llama.cpp is modelled so far (vLLM, SGLang, MLX and ExLlamaV2 are not yet)"
+            f"--runtime {runtime}: llama.cpp and vllm are modelled (SGLang, MLX and ExLlamaV2 are not yet)"
         )
     if not 1 <= concurrency <= 1024:
         raise UsageError(f"--concurrency must be between 1 and 1024, got {concurrency}")
     if target_tokens_per_s is not None and not 0 < target_tokens_per_s < 1e6:
         raise UsageError(f"--target-tps must be a positive number of tokens/s, got {target_tokens_per_s}")
+    if runtime == "vllm":
+        return _vllm_plan(model, quant, catalog, context, target_tokens_per_s, concurrency)
     # -np N -c N×context: the KV cache holds every session's context
     options = Options(context=context * concurrency, detail=False).check()
     one_gpu = Budget((_imagined_gpu(1e12),), UNLIMITED_BYTES, 100e9, TRIAL_CORES)
@@ -222,3 +224,94 @@ def plan(
         tuple(found),
         tuple(notes),
     )
+
+
+# ------------------------------------------------------------------------------------ vLLM
+
+
+def _vllm_plan(
+    model: Model, quant: Quantization, catalog: Catalog, context: int, target: float | None, sessions: int
+) -> Plan:
+    """The same question for `vllm serve`: the GPU memory whose 0.9 share holds the weights, the
+    profiler's reserves and every session's KV cache; the bandwidth a GPU needs for `target` tokens/s
+    a session; the catalog GPUs (×1, 2, 4, 8, tensor parallel) on which vLLM starts and holds every
+    session at full length. Every figure is estimator.vllm's on imagined or catalog GPUs."""
+    settings = vllm.ServeSettings(max_model_len=context, concurrency=sessions).check()
+    constants = vllm.DEFAULT_VLLM
+    big = _imagined_gpu(1e12)
+    smallest_batch = constants.small_gpu_batch[1]  # the profile run of any GPU under 70 GiB
+    probe = vllm.serve_estimate(
+        model, quant, (big,), catalog, replace(settings, tensor_parallel_size=1, max_num_batched_tokens=smallest_batch)
+    )
+    memory = probe.memory
+    reserved = memory.weights_bytes + memory.non_torch_bytes + memory.activation_bytes + memory.cuda_graph_bytes
+    kv = probe.kv_bytes_per_token * context * sessions
+    gpu_bytes = math.ceil((reserved + kv) / constants.gpu_memory_utilization)
+    bandwidth = None
+    if target is not None:
+        bandwidth = _vllm_bandwidth(model, quant, catalog, settings, target)
+    found = []
+    refused: dict[str, str] = {}
+    for spec in catalog.gpus:
+        device = device_from_spec(spec)
+        why = unsupported(quant, device) or (
+            f"vLLM runs on CUDA and ROCm GPUs, not on {spec.name}" if spec.vendor in ("apple", "intel") else None
+        )
+        if why:
+            refused[spec.name] = why
+            continue
+        for count in (1,) if spec.unified_memory else COUNTS:
+            if spec.memory_bytes * count < gpu_bytes / 2 or model.architecture.attention_heads % count:
+                continue
+            devices = tuple(device_from_spec(spec, i) for i in range(count))
+            e = vllm.serve_estimate(model, quant, devices, catalog, replace(settings, tensor_parallel_size=count))
+            if not (e.fits and e.serves):
+                continue
+            per_session = e.per_user_tokens_per_s if sessions > 1 else e.decode_tokens_per_s
+            reaches = None if target is None else (per_session or 0) >= target
+            aggregate = e.aggregate_tokens_per_s if sessions > 1 else per_session
+            found.append(GpuOption(spec.name, count, spec.memory_bytes * count, True, per_session, aggregate, reaches))
+            break  # more GPUs of the same kind only add cost once it serves
+    found.sort(key=lambda o: (o.reaches_target is False, o.memory_bytes, o.count, -(o.decode_tokens_per_s or 0), o.gpu))
+    notes = [
+        f"vLLM takes {constants.gpu_memory_utilization:.0%} of each GPU (--gpu-memory-utilization); the weights, "
+        f"the start-up profile's reserves and {sessions} × {context:,} KV tokens must fit in it",
+        "host RAM: vLLM reads the checkpoint through it once at start; the figure is the checkpoint's size",
+    ]
+    if refused:
+        example = next(iter(refused.values()))
+        notes.append(f"left out: {len(refused)} GPUs that cannot run {quant.name} under vLLM (e.g. {example})")
+    return Plan(
+        model.id,
+        quant.name,
+        context,
+        "vllm",
+        sessions,
+        target,
+        gpu_bytes,
+        gpu_bytes + SAFE_HEADROOM_BYTES,
+        model_weights(model, quant, catalog).total_bytes,
+        bandwidth,
+        tuple(found),
+        tuple(notes),
+    )
+
+
+def _vllm_bandwidth(model, quant, catalog, settings, target: float) -> float | None:
+    """The least peak bandwidth at which one imagined GPU with room for everything serves each
+    session at `target` tokens/s under vLLM (None: the per-layer times alone are too slow)."""
+
+    def speed_at(bandwidth: float) -> float:
+        device = _imagined_gpu(bandwidth)
+        e = vllm.serve_estimate(model, quant, (device,), catalog, replace(settings, tensor_parallel_size=1))
+        return (e.per_user_tokens_per_s if settings.concurrency > 1 else e.decode_tokens_per_s) or 0.0
+
+    lo, hi = 1e9, 100e12
+    if speed_at(hi) < target:
+        return None
+    if speed_at(lo) >= target:
+        return lo
+    while hi / lo > 1.001:
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if speed_at(mid) < target else (lo, mid)
+    return hi

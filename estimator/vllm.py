@@ -35,6 +35,7 @@ from .tensors import active_parameter_count, parameter_count, routed_active_para
 GiB = 1024**3
 TP_SIZES = (1, 2, 4, 8)
 _FP8_CORES = ("Ada Lovelace", "Hopper", "Blackwell", "CDNA3", "RDNA4")
+_BEFORE_BF16 = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing")  # NVIDIA before compute capability 8.0
 KV_CACHE_DTYPES = {"auto": None, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "bfloat16": 2, "float16": 2}
 FLOAT_FORMATS = ("float",)  # F16 / BF16 / F32 checkpoints: the KV cache ("auto") is 16-bit
 
@@ -328,6 +329,12 @@ def serve_estimate(
     why = unsupported(quant, device)
     if why:
         notes.append(why)
+    half = quant.base_type == "BF16" and device.architecture in _BEFORE_BF16
+    if half:
+        notes.append(
+            f"{device.name} ({device.architecture}) has no BF16 (compute capability under 8.0): vLLM refuses "
+            "a BF16 checkpoint unless told --dtype half, which the launch line does"
+        )
     seqs_default, tokens_default = batch_defaults(device, constants)
     max_num_seqs = settings.max_num_seqs or seqs_default
     batched = settings.max_num_batched_tokens or tokens_default
@@ -381,7 +388,7 @@ def serve_estimate(
     batched_step = step_seconds(batch_cost, constants) if batch_cost else None
     decode = 1 / single[0] if single else None
     per_user = 1 / batched_step[0] if batched_step else None
-    args = _args(model, settings, utilization, tp)
+    args = _args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
     return ServeEstimate(
         model=model.id,
         quant=quant.name,

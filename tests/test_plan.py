@@ -79,7 +79,9 @@ def test_sessions_share_one_kv_cache_and_one_read_of_the_weights(catalog):
 
 def test_what_is_not_modelled_is_refused_in_one_line(catalog):
     model, quant = catalog.model("llama3.1-8b"), catalog.quant("Q4_K_M")
-    with pytest.raises(UsageError, match="only llama.cpp is modelled"):
+    with pytest.raises(UsageError, match="llama.cpp and vllm are modelled"):
+        plan(model, quant, catalog, 8192, runtime="sglang")
+    with pytest.raises(UsageError, match="Q4_K_M is a GGUF type"):
         plan(model, quant, catalog, 8192, runtime="vllm")
     with pytest.raises(UsageError, match="--concurrency"):
         plan(model, quant, catalog, 8192, concurrency=0)
@@ -94,3 +96,34 @@ def test_the_json_contract(cli):
     assert {"gpu", "count", "fits", "decode_tokens_per_s", "aggregate_tokens_per_s"} <= set(data["options"][0])
     bad = cli("plan", "--model", "llama3.1-8b", "--runtime", "mlx")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "llama.cpp" in bad.stderr
+
+
+def test_vllm_plan_is_the_vllm_estimate_on_each_gpu(catalog):
+    """`plan --runtime vllm`: the GPU memory whose 0.9 share holds the weights, the profile's reserves
+    and 32 × 8K KV tokens; each option is estimator.vllm's answer on those GPUs, tensor parallel."""
+    from fitagent.estimator.budget import device_from_spec
+    from fitagent.estimator.vllm import ServeSettings, serve_estimate
+
+    model, quant = catalog.model("llama3.1-8b"), catalog.quant("BF16")
+    answer = plan(model, quant, catalog, 8192, runtime="vllm", concurrency=32, target_tokens_per_s=50)
+    gib = 1024**3
+    reserves = 16_061_054_976 + int(0.3 * gib) + int(0.12 * gib) + 2048 * 2 * (6 * 4096 + 2 * 14336) + int(0.5 * gib)
+    assert answer.gpu_bytes == -(-(reserves + 131_072 * 8192 * 32) // 0.9)
+    assert answer.host_bytes == 16_061_054_976 and answer.runtime == "vllm"
+    h100 = next(o for o in answer.options if o.gpu == "NVIDIA H100 80GB HBM3")
+    same = serve_estimate(
+        model,
+        quant,
+        (device_from_spec(catalog.gpu("H100 80GB HBM3")),),
+        catalog,
+        ServeSettings(max_model_len=8192, concurrency=32, tensor_parallel_size=1),
+    )
+    assert (h100.count, h100.decode_tokens_per_s, h100.aggregate_tokens_per_s) == (
+        1,
+        same.per_user_tokens_per_s,
+        same.aggregate_tokens_per_s,
+    )
+    assert h100.reaches_target is True
+    # no Apple or Intel GPU: vLLM runs on CUDA and ROCm
+    assert not any(o.gpu.startswith(("Apple", "Intel")) for o in answer.options)
+    assert any("cannot run BF16 under vLLM" in n for n in answer.notes)

@@ -14,14 +14,19 @@ SHOWN = 15  # options in the human answer (the JSON has them all)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="NAME", help="a catalog model id or alias")
-    parser.add_argument("--quant", default="Q4_K_M", help="quantization (default Q4_K_M)")
+    parser.add_argument("--quant", help="quantization (default Q4_K_M; BF16 with --runtime vllm)")
     parser.add_argument(
         "--context",
         type=context_tokens,
         metavar="N",
         help=f"context of each session, e.g. 8192 or 32k (default {DEFAULT_CONTEXT}, or the model's maximum if smaller)",
     )
-    parser.add_argument("--runtime", default="llama.cpp", help="the serving engine (only llama.cpp is modelled yet)")
+    parser.add_argument(
+        "--runtime",
+        choices=("llama.cpp", "vllm"),
+        default="llama.cpp",
+        help="the serving engine: llama.cpp (GGUF; -np N sessions) or vllm (safetensors; tensor parallel)",
+    )
     parser.add_argument(
         "--target-tps", type=argument(tokens_per_s), metavar="T", help="decode tokens/s each session should reach"
     )
@@ -38,7 +43,7 @@ def run(args) -> int:
 
     catalog = load_catalog()
     model = catalog.model(args.model)
-    quant, quant_note = catalog.resolve_quant(args.quant)
+    quant, quant_note = catalog.resolve_quant(args.quant or ("BF16" if args.runtime == "vllm" else "Q4_K_M"))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     answer = plan(model, quant, catalog, context, args.runtime, args.target_tps, args.concurrency)
     if quant_note:

@@ -604,6 +604,8 @@ FITTED_FIELDS = (
     "cpu_core_bytes_per_s_arm",
     "cpu_layer_seconds",
     "embedded_host_layer_seconds",
+    "cpu_flops_per_core",
+    "cpu_flops_per_core_arm",
     "gpu_prefill_efficiency",
     "prefill_float_factor",
     "prefill_float_factor_by_class",
@@ -993,9 +995,22 @@ def _constants_section(cal: Calibration, rows: list[Row]) -> list[str]:
         f"{cal.prefill_attention_factor_nofa:.3f}",
         f"{refit.prefill_attention_factor_nofa:.3f}",
     )
-    row("CPU prefill per core", f"{cal.cpu_flops_per_core / 1e9:.0f} GFLOP/s", "not fitted (1 row)")
+    row(
+        "CPU prefill per x86 core",
+        f"{cal.cpu_flops_per_core / 1e9:.1f} GFLOP/s",
+        f"{refit.cpu_flops_per_core / 1e9:.1f} GFLOP/s",
+    )
+    row(
+        "CPU prefill per Arm core",
+        f"{cal.cpu_flops_per_core_arm / 1e9:.1f} GFLOP/s",
+        f"{refit.cpu_flops_per_core_arm / 1e9:.1f} GFLOP/s",
+    )
     row("runtime reserve per GPU", f"{cal.runtime_reserve_bytes / 2**20:.0f} MiB", "Ollama's figure (peers.md)")
-    row("tensor-parallel efficiency", f"{cal.tensor_parallel_efficiency:.2f}", "stated (seed 002); no llama.cpp rows")
+    row(
+        "tensor-parallel efficiency",
+        f"{cal.tensor_parallel_efficiency:.2f}",
+        "stated (seed 002) for --multi-gpu tensor; vLLM's own all-reduce time is fitted (section vLLM)",
+    )
     lines += ["", "Residuals of today's refit (absolute error):", ""]
     for name, r in residuals(rows, refit).items():
         lines.append(f"- {name}: {r['rows']} rows, median {r['median'] * 100:.1f} %, max {r['max'] * 100:.1f} %")

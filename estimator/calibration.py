@@ -46,6 +46,8 @@ FITTED: dict = {
     'cpu_core_bytes_per_s_arm': 2200000000.0,
     'cpu_layer_seconds': 0.00045,
     'embedded_host_layer_seconds': 1.97e-05,
+    'cpu_flops_per_core': 88000000000.0,
+    'cpu_flops_per_core_arm': 40800000000.0,
     'gpu_prefill_efficiency': {'amd': 0.398,
                                'amd-unified': 0.619,
                                'apple': 0.726,
@@ -116,8 +118,8 @@ SPEED_RANGES: dict = {'decode': {'*': (0.848, 1.111, 289),
                                  'nvidia': (0.634, 1.206, 165),
                                  'nvidia-hbm': (0.659, 1.213, 24),
                                  'nvidia-unified': (0.724, 0.966, 32)},
-                     'prefill-all': {'*': (0.68, 1.213, 301)},
-                     'prefill-host': {'*': (0.508, 1.072, 11)}}
+                     'prefill-all': {'*': (0.679, 1.214, 301)},
+                     'prefill-host': {'*': (0.551, 1.468, 11)}}
 # VLLM_FITTED: vLLM's decode constants (estimator.fitting.fit_vllm) on tests/data/vllm_measurements.csv.
 VLLM_FITTED: dict = {'allreduce_seconds': 1.6e-05,
                     'bandwidth_efficiency': {'16-bit': 0.892, '4-bit': 0.715, '8-bit': 0.81},
@@ -197,9 +199,12 @@ class Calibration:
     # fitted on the rows whose KV read is more than 2 % of the step).
     kv_read_factor: float = 1.0
     kv_read_factor_nofa: float = 1.0
-    # CPU matmul throughput per core for prefill (FLOP/s): AVX2/AVX-512 FMA at ~3 GHz reaches
-    # 50–100 GFLOP/s a core in llama.cpp's quantized kernels; provisional (one row).
+    # CPU matmul throughput per core for prefill (FLOP/s) in llama.cpp's quantized kernels, an x86
+    # core's and an Arm core's: AVX2 at ~3 GHz reaches ~58 GFLOP/s (i5-4278U), AVX-512 ~105 (EPYC
+    # 9274F), a Cortex-A76 ~40 (Raspberry Pi 5), Snapdragon's X1/A78 ~55. 1-D least squares each on
+    # the CPU-only prompt rows of its architecture.
     cpu_flops_per_core: float = 60e9
+    cpu_flops_per_core_arm: float = 40e9
     # Memory a GPU loses to the runtime before any tensor: CUDA context, cuBLAS workspace.
     # Ollama reserves 457 MiB per GPU for it (peers.md, "Ollama lets llama.cpp fit").
     runtime_reserve_bytes: int = 457 * MiB

@@ -89,7 +89,23 @@ def fit(rows: Sequence[Observation], base: Calibration | None = None) -> Calibra
     """
     cal = _fit_gpu_decode(fit_rows(rows, GPU_FIT_GROUPS), base or Calibration())
     cal = _fit_host(fit_rows(rows, CPU_FIT_GROUPS), cal)
+    cal = _fit_cpu_prefill(fit_rows(rows, ("prefill (CPU)",)), cal)
     return _fit_prefill(rows, cal)
+
+
+def _fit_cpu_prefill(cpu_rows: Sequence[Obs], cal: Calibration) -> Calibration:
+    """FLOP/s per core of a CPU-only prompt, an x86 core's and an Arm core's: seconds = FLOPs ÷
+    (cores × rate) is linear in 1/rate, so each is 1-D least squares on its architecture's rows."""
+    for name, arm in (("cpu_flops_per_core", False), ("cpu_flops_per_core_arm", True)):
+        members = [r for r in cpu_rows if prefill_cost(r).cpu_flops is not None and prefill_cost(r).cpu_arm == arm]
+        # o: the rate per core each row reached; minimising Σ (o/rate − 1)² gives rate = Σo² / Σo
+        o = [
+            prefill_cost(r).cpu_flops / prefill_cost(r).cpu_cores / _row_seconds(r)  # type: ignore[operator]
+            for r in members
+        ]
+        if o:
+            cal = _with(cal, name, round(sum(v * v for v in o) / sum(o), -8))
+    return cal
 
 
 def _fit_gpu_decode(gpu_rows: Sequence[Obs], base: Calibration) -> Calibration:

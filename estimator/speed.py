@@ -114,6 +114,7 @@ class PrefillCost:
     float_family: str | None = None
     cpu_flops: float | None = None
     cpu_cores: int = 1
+    cpu_arm: bool = False
     tensor_parallel: bool = False
     flash_attention: bool = True
 
@@ -329,7 +330,7 @@ def prefill_terms(
     ubatches = math.ceil(prompt_tokens / calibration.n_ubatch)
     tokens_per_ubatch = min(prompt_tokens, calibration.n_ubatch)
     if not placement.shares:
-        return PrefillCost(cpu_flops=flops, cpu_cores=max(1, budget.cpu_cores))
+        return PrefillCost(cpu_flops=flops, cpu_cores=max(1, budget.cpu_cores), cpu_arm=budget.cpu_arch == "arm")
     tables = _PrefillTables()
     touched = _touched_fraction(arch, tokens_per_ubatch)
     # each routed expert multiplies only its share of the micro-batch: the smaller that GEMM,
@@ -390,7 +391,8 @@ def prefill_fixed_seconds(cost: PrefillCost, calibration: Calibration) -> float:
 
 def prefill_seconds(cost: PrefillCost, calibration: Calibration) -> float:
     if cost.cpu_flops is not None:
-        return cost.cpu_flops / (cost.cpu_cores * calibration.cpu_flops_per_core)
+        per_core = calibration.cpu_flops_per_core_arm if cost.cpu_arm else calibration.cpu_flops_per_core
+        return cost.cpu_flops / (cost.cpu_cores * per_core)
     moe_factor = calibration.prefill_moe_factor * (
         1 + calibration.prefill_moe_half_batch / (cost.moe_tokens if cost.moe_tokens else math.inf)
     )

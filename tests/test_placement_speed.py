@@ -170,6 +170,19 @@ def test_an_arm_host_decodes_at_its_cores_rate(catalog):
     assert x86.decode_tokens_per_s > 1.3 * arm.decode_tokens_per_s
 
 
+def test_a_cpu_prompt_runs_at_its_architectures_rate_per_core(catalog):
+    """Raspberry Pi 5 (4 × Cortex-A76): Llama-3.2-1B-Instruct Q4_K_M pp512 at 72.93 tokens/s
+    (davidscarth/edge-ai-study RASPI5.md, commit 016c933). Priced at an x86 core's rate it would be
+    twice as fast."""
+    pi5 = Budget((), 16 * 10**9, 17.068e9, 4, cpu_arch="arm")
+    model, quant = catalog.model("meta-llama/Llama-3.2-1B-Instruct"), catalog.quant("Q4_K_M")
+    options = Options(context=4096, prompt_tokens=512)
+    arm = estimate(model, quant, pi5, catalog, options)
+    assert arm.prefill_tokens_per_s == pytest.approx(72.93, rel=0.2)
+    x86 = estimate(model, quant, replace(pi5, cpu_arch="x86"), catalog, options)
+    assert x86.prefill_tokens_per_s > 1.8 * arm.prefill_tokens_per_s
+
+
 def _behind(catalog, host_class, link_bytes_per_s):
     spec = catalog.gpu("RTX 4090")
     device = replace(device_from_spec(spec), link_bytes_per_s=link_bytes_per_s)

@@ -3,6 +3,7 @@ the JSON contract of its fields (``ESTIMATE_FIELDS``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..catalog.errors import UsageError
@@ -98,6 +99,8 @@ ESTIMATE_FIELDS: dict[str, str] = {
     "output_tokens": "answer length completion_time_s is quoted for (null: not asked)",
     "completion_time_s": "time to first token + each further token's decode time, the KV cache growing from the "
     "prompt's depth: the wait for a whole answer of `output_tokens` (null when not asked or no speed)",
+    "vision": "with --images N: {images, image_size, tokens_per_image, image_tokens, projector_bytes, "
+    "encoder_buffer_bytes, encode_seconds, encoder, source} — what the images add (null otherwise)",
     "kv_quant": "KV cache type: f16, q8_0 or q4_0 (llama.cpp -ctk/-ctv)",
     "quality": "benchmark score of the use case × the share the quantization keeps (default: measured KL divergence, "
     "less for larger models; seed: §4's factor × size penalty)",
@@ -178,6 +181,7 @@ class Estimate:
     prefill_tokens_per_s_range: tuple[float, float] | None = None
     output_tokens: int | None = None
     completion_time_s: float | None = None
+    vision: Mapping[str, object] | None = None  # with images asked: estimate.estimate_with_images
 
     def to_dict(self) -> dict:
         return {
@@ -210,6 +214,7 @@ class Estimate:
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "completion_time_s": _round(self.completion_time_s, 3),
+            "vision": dict(self.vision) if self.vision is not None else None,
             "kv_quant": self.kv_quant,
             "quality": round(self.quality, 2),
             "quality_source": self.quality_source,

@@ -80,8 +80,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--use-case", default="general", help="weights the quality score: general, code, tool-calling, math, vision"
     )
+    parser.add_argument(
+        "--images",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="a vision model with N images in the prompt: its projector (--mmproj) and the images' tokens and encoding",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=image_size,
+        default=(1024, 1024),
+        metavar="WxH",
+        help="each image's pixels (default 1024x1024)",
+    )
     add_runtime(parser)
     add_json(parser)
+
+
+def image_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().replace("×", "x").partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT in pixels, e.g. 1024x768") from None
+    if not all(16 <= v <= 16384 for v in size):
+        raise argparse.ArgumentTypeError(f"each side must be between 16 and 16384 pixels, got {text}")
+    return size
 
 
 def add_runtime(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +196,18 @@ def run(args) -> int:
         multi_gpu=args.multi_gpu,
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
-    result = estimate(model, quant, budget_from_snapshot(snapshot, catalog), catalog, options)
+    budget = budget_from_snapshot(snapshot, catalog)
+    if args.images:
+        from ...catalog.vision import tower_for, vision_towers
+        from ...estimator.estimate import estimate_with_images
+
+        tower = tower_for(model.id)
+        if tower is None:
+            known = ", ".join(sorted(vision_towers()))
+            raise UsageError(f"--images: fitagent knows the vision tower of {known}; not of {model.id}")
+        result = estimate_with_images(model, quant, budget, catalog, options, tower, args.images, args.image_size)
+    else:
+        result = estimate(model, quant, budget, catalog, options)
     result = replace(result, notes=result.notes + tuple(hardware_notes))
     file_type = model.file_weights.file_type if model.file_weights else None
     if file_type and quant.name != file_type:

@@ -1,0 +1,103 @@
+"""Vision models (#15): the projector llama.cpp loads beside the model (mmproj), the tokens an image
+becomes, and what they add to an estimate. Expected sizes are published files'."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fitagent.catalog.errors import DataError
+from fitagent.catalog.vision import parse_towers, tower_for
+from fitagent.estimator.vision import image_cost, projector_bytes
+
+# ggml-org's Gemma 3 mmproj-model-f16.gguf files: exact sizes (with sha256) as apps pin them
+# (tests/data/MEASUREMENTS.md, "Vision projectors"). The three differ only in the projector matrix
+# into the text width (2560, 3840, 5376), by exactly 1152 × Δwidth × 2 bytes.
+GEMMA3_MMPROJ = {
+    "google/gemma-3-4b-it": 851_251_104,
+    "google/gemma-3-12b-it": 854_200_224,
+    "google/gemma-3-27b-it": 857_739_168,
+}
+GGUF_HEADER_MAX = 64 * 1024  # metadata and tensor table: what a file holds beyond its tensors
+
+
+@pytest.mark.parametrize("model_id, published", GEMMA3_MMPROJ.items())
+def test_gemma3_projectors_are_the_published_files(catalog, model_id, published):
+    tensors = projector_bytes(tower_for(model_id), catalog.model(model_id).architecture.hidden_size)
+    assert 0 < published - tensors < GGUF_HEADER_MAX  # 25,056 bytes for all three: the same header
+
+
+@pytest.mark.parametrize(
+    "model_id, published, tolerance",
+    [
+        # bartowski's mmproj-…-f16.gguf, listed as 0.878 GB
+        ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", 0.878e9, 0.001),
+        # the f16 mmproj of Qwen2.5-VL-7B, which apps pin as ~1.35e9 bytes (no exact listing found)
+        ("Qwen/Qwen2.5-VL-7B-Instruct", 1.35e9, 0.01),
+    ],
+)
+def test_other_projectors_match_their_listings(catalog, model_id, published, tolerance):
+    tensors = projector_bytes(tower_for(model_id), catalog.model(model_id).architecture.hidden_size)
+    assert tensors == pytest.approx(published, rel=tolerance)
+
+
+@pytest.mark.parametrize(
+    "model_id, size, tokens",
+    [
+        ("google/gemma-3-4b-it", (1024, 1024), 256),  # every image resized to 896²: 256 tokens
+        ("google/gemma-3-4b-it", (4000, 300), 256),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", (1024, 1024), 37 * 37),  # sides rounded to 1036 = 37 × 28
+        ("Qwen/Qwen2.5-VL-7B-Instruct", (448, 448), 16 * 16),
+        ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", (1024, 1024), 37 * 37 + 37),  # + a break per row
+        # the longest edge scaled to 1540: 110 × 74 patches, 55 × 37 merged, 37 breaks
+        ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", (3000, 2000), 55 * 37 + 37),
+    ],
+)
+def test_an_images_tokens_follow_its_processor(catalog, model_id, size, tokens):
+    cost = image_cost(tower_for(model_id), *size, catalog.model(model_id).architecture.hidden_size)
+    assert cost.tokens == tokens
+
+
+def test_images_add_their_projector_tokens_and_encoding(cli):
+    base = ["estimate", "--model", "gemma3-27b", "--gpu", "RTX 4090", "--prompt-tokens", "200", "--json"]
+    plain = json.loads(cli(*base).stdout)
+    out = cli(*base, "--images", "2")
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    vision = seen["vision"]
+    assert plain["vision"] is None
+    assert (vision["tokens_per_image"], vision["image_tokens"], vision["projector_bytes"]) == (256, 512, 857_714_112)
+    assert seen["prompt_tokens"] == 200 + 512
+    extra = vision["projector_bytes"] + vision["encoder_buffer_bytes"]
+    assert seen["total_bytes"] - extra == plain["total_bytes"]  # the context is the same; the prompt fits in it
+    assert seen["headroom_bytes"] == seen["budget_bytes"] - seen["total_bytes"]
+    assert seen["time_to_first_token_s"] > plain["time_to_first_token_s"] + vision["encode_seconds"] * 0.99
+    assert 0.01 < vision["encode_seconds"] < 1.0  # two 896² SigLIP passes on an RTX 4090
+
+
+def test_images_on_a_text_model_are_one_line(cli):
+    out = cli("estimate", "--model", "llama3.1-8b", "--gpu", "RTX 4090", "--images", "1")
+    assert out.returncode == 2 and "--images: fitagent knows the vision tower of" in out.stderr
+    bad = cli("estimate", "--model", "gemma3-4b", "--gpu", "RTX 4090", "--images", "1", "--image-size", "big")
+    assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_tower_entry_names_the_field():
+    with pytest.raises(DataError, match=r"towers\[0\] \(x\): layers must be a positive whole number"):
+        parse_towers(
+            {
+                "towers": [
+                    {
+                        "model": "x",
+                        "encoder": "siglip",
+                        "projector": "gemma3",
+                        "layers": 0,
+                        "hidden_size": 1,
+                        "intermediate_size": 1,
+                        "patch_size": 1,
+                        "source": "s",
+                    }
+                ]
+            }
+        )

@@ -352,3 +352,31 @@ def render_serve(e) -> str:
     lines += ["launch     " + " ".join(e.args)]
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)
+
+
+def render_vllm_ranking(ranked, top: int, settings) -> str:
+    """`recommend --runtime vllm`: each model's best checkpoint that vLLM serves here."""
+    if not ranked:
+        return (
+            f"no catalog model's checkpoint starts under vLLM here and holds {settings.concurrency} session(s) of "
+            f"{settings.max_model_len:,} tokens at 5 tokens/s or more"
+        )
+    speed_head = "tokens/s a session" if settings.concurrency > 1 else "tokens/s"
+    rows = []
+    for i, r in enumerate(ranked[:top], 1):
+        e = r.estimate
+        rows.append(
+            (
+                i,
+                e.model,
+                e.quant,
+                e.tensor_parallel_size,
+                f"{r.quality:.1f}",
+                rate(r.speed, ""),
+                f"{e.max_concurrency:.1f}",
+            )
+        )
+    header = f"vLLM · {settings.concurrency} × {settings.max_model_len:,} tokens"
+    body = table(("#", "model", "checkpoint", "TP", "quality", speed_head, "sessions held"), rows)
+    best = ranked[0].estimate
+    return "\n".join([header, "", body, "", "launch #1: " + " ".join(best.args)])

@@ -35,6 +35,8 @@ from .tensors import active_parameter_count, parameter_count, routed_active_para
 GiB = 1024**3
 TP_SIZES = (1, 2, 4, 8)
 _FP8_CORES = ("Ada Lovelace", "Hopper", "Blackwell", "CDNA3", "RDNA4")
+# formats vLLM makes from the BF16 checkpoint at load time (docs.vllm.ai, "FP8 W8A8", "BitsAndBytes")
+ONLINE_QUANTIZATION = {"FP8": "fp8", "BNB-NF4": "bitsandbytes"}
 _BEFORE_BF16 = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing")  # NVIDIA before compute capability 8.0
 KV_CACHE_DTYPES = {"auto": None, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "bfloat16": 2, "float16": 2}
 FLOAT_FORMATS = ("float",)  # F16 / BF16 / F32 checkpoints: the KV cache ("auto") is 16-bit
@@ -389,6 +391,14 @@ def serve_estimate(
     decode = 1 / single[0] if single else None
     per_user = 1 / batched_step[0] if batched_step else None
     args = _args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
+    online = ONLINE_QUANTIZATION.get(quant.name)
+    if online:
+        args += ["--quantization", online]  # vLLM quantizes the BF16 checkpoint as it loads it
+    elif quant.format == "int":
+        notes.append(
+            f"serve the {quant.name} checkpoint of {model.id} in place of its id (vLLM reads the format from its "
+            "quantization_config)"
+        )
     return ServeEstimate(
         model=model.id,
         quant=quant.name,
@@ -439,3 +449,66 @@ def _args(model: Model, settings: ServeSettings, utilization: float, tp: int) ->
     if settings.enforce_eager:
         args += ["--enforce-eager"]
     return args
+
+
+# ------------------------------------------------------------------------------------ ranking
+
+VLLM_FORMATS = ("BF16", "FP8", "GPTQ-INT8", "AWQ-INT4", "GPTQ-INT4")  # what model makers publish for vLLM
+MIN_TOKENS_PER_S = 5.0  # a session slower than this is not usable
+SAME_QUALITY = 0.1  # formats within this many points: the faster one
+
+
+@dataclass(frozen=True)
+class RankedServe:
+    estimate: ServeEstimate
+    quality: float
+    quality_source: str
+
+    @property
+    def speed(self) -> float:
+        e = self.estimate
+        return (e.per_user_tokens_per_s if e.concurrency > 1 else e.decode_tokens_per_s) or 0.0
+
+    def to_dict(self) -> dict:
+        return {**self.estimate.to_dict(), "quality": round(self.quality, 2), "quality_source": self.quality_source}
+
+
+def rank_models(
+    catalog: Catalog,
+    devices: tuple[Device, ...],
+    settings: ServeSettings,
+    use_case: str,
+    models: tuple[Model, ...] | None = None,
+    constants: VllmConstants = DEFAULT_VLLM,
+) -> tuple[RankedServe, ...]:
+    """Each catalog model's best vLLM checkpoint on these GPUs: of the formats it is published in
+    that the GPUs run, those that start and hold every session at a usable speed; the best quality
+    (the fastest of those within 0.1 point); then the models by quality, then speed."""
+    from .candidates import quant_retention
+    from .quality import quantized, scored
+
+    settings.check()
+    formats = [catalog.quant(name) for name in VLLM_FORMATS]
+    picks = []
+    for model in models if models is not None else catalog.models:
+        if use_case == "vision" and model.modality != "vision":
+            continue
+        if settings.max_model_len > model.max_context:
+            continue
+        base, source = scored(model, use_case, catalog.benchmark_priors)
+        offered = []
+        for quant in formats:
+            if any(unsupported(quant, d) for d in devices[:1]):
+                continue
+            try:
+                e = serve_estimate(model, quant, devices, catalog, settings, constants)
+            except UsageError:  # e.g. no tensor-parallel size divides its heads on these GPUs
+                continue
+            served = RankedServe(e, quantized(base, quant_retention(quant, model, catalog), model.params_total), source)
+            if e.fits and e.serves and served.speed >= MIN_TOKENS_PER_S:
+                offered.append(served)
+        if offered:
+            best = max(r.quality for r in offered)
+            close = [r for r in offered if r.quality >= best - SAME_QUALITY]
+            picks.append(max(close, key=lambda r: r.speed))
+    return tuple(sorted(picks, key=lambda r: (-r.quality, -r.speed, r.estimate.model)))

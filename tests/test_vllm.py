@@ -189,3 +189,53 @@ def test_estimate_runtime_vllm_end_to_end(cli):
 def test_bad_vllm_input_is_one_line(cli, extra, message):
     out = cli("estimate", "--model", "llama3.1-8b", "--runtime", "vllm", "--gpu", "RTX 4090", *extra)
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_each_model_gets_its_best_checkpoint_that_serves(catalog):
+    """`recommend --runtime vllm`: of the formats each model is published in, the best quality that
+    starts and holds every session at 5 tokens/s or more; models by quality, then speed."""
+    from fitagent.estimator.vllm import VLLM_FORMATS, rank_models
+
+    pair = tuple(device_from_spec(catalog.gpu("RTX 4090"), i) for i in range(2))
+    settings = ServeSettings(max_model_len=8192, concurrency=8)
+    ranked = rank_models(catalog, pair, settings, "general")
+    assert len(ranked) > 20
+    assert [r.quality for r in ranked] == sorted((r.quality for r in ranked), reverse=True)
+    for r in ranked:
+        assert r.estimate.fits and r.estimate.serves and r.speed >= 5
+    qwen32 = next(r for r in ranked if r.estimate.model == "Qwen/Qwen2.5-32B-Instruct")
+    model = catalog.model("Qwen/Qwen2.5-32B-Instruct")
+    better = [q for q in VLLM_FORMATS if q in ("BF16", "FP8", "GPTQ-INT8")]
+    for name in better:  # the formats that keep more of its quality do not hold 8 × 8K on two 4090s
+        e = serve_estimate(model, catalog.quant(name), pair, catalog, settings)
+        assert not (e.fits and e.serves)
+    assert qwen32.estimate.quant in ("AWQ-INT4", "GPTQ-INT4")
+
+
+def test_recommend_and_pick_with_runtime_vllm(cli):
+    out = cli(
+        "recommend", "--runtime", "vllm", "--gpu", "H100 80GB HBM3", "--context", "32k", "--concurrency", "16", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["runtime"], data["concurrency"], data["context"]) == ("vllm", 16, 32768)
+    first = data["ranked"][0]
+    assert first["serves"] and first["quality"] >= data["ranked"][-1]["quality"]
+    line = cli("pick", "--runtime", "vllm", "--gpu", "H100 80GB HBM3", "--context", "32k", "--concurrency", "16")
+    assert line.stdout.split()[0] == first["model"] and line.stdout.split()[1] == first["quant"]
+    launch = cli(
+        "pick",
+        "--runtime",
+        "vllm",
+        "--gpu",
+        "H100 80GB HBM3",
+        "--context",
+        "32k",
+        "--concurrency",
+        "16",
+        "--format",
+        "vllm",
+    )
+    assert launch.stdout.strip() == " ".join(first["launch"]["vllm"])
+    wrong = cli("pick", "--runtime", "vllm", "--gpu", "RTX 4090", "--format", "ollama")
+    assert wrong.returncode == 2 and "launches llama.cpp" in wrong.stderr

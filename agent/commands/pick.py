@@ -17,7 +17,16 @@ import urllib.request
 
 from ...estimator.quality import USE_CASES
 from ..values import answer_seconds
-from .common import add_hardware, add_json, argument, context_tokens, host_overrides, print_json, prompt_tokens
+from .common import (
+    add_hardware,
+    add_json,
+    argument,
+    context_tokens,
+    host_overrides,
+    positive_int,
+    print_json,
+    prompt_tokens,
+)
 
 FORMATS = ("line", "llama.cpp", "ollama", "vllm")
 AGENT_TIMEOUT_S = 2.0
@@ -55,8 +64,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--local", action="store_true", help="do not ask an agent; probe and compute here")
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
+    parser.add_argument(
+        "--runtime",
+        choices=("llama.cpp", "vllm"),
+        default="llama.cpp",
+        help="vllm: the best safetensors checkpoint vLLM serves here, as its `vllm serve` line (computed here)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --runtime vllm: sessions served at once (default 1)",
+    )
     add_hardware(parser)
     add_json(parser)
+
+
+def pick_vllm(args) -> int:
+    """The best checkpoint vLLM serves on this box (estimator.vllm.rank_models), computed here: the
+    agent answers for llama.cpp."""
+    from ...catalog.errors import UsageError
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.vllm import ServeSettings, rank_models
+    from ..catalog_cache import load_catalog
+    from ..hardware import resolve_hardware
+
+    if args.max_latency is not None:
+        raise UsageError("--max-latency goes with llama.cpp's pick; --runtime vllm ranks by quality, then speed")
+    catalog = load_catalog()
+    snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    if not budget.devices:
+        raise UsageError("--runtime vllm needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
+    settings = ServeSettings(max_model_len=args.context or 8192, concurrency=args.concurrency)
+    ranked = rank_models(catalog, budget.devices, settings, args.use_case or "general")
+    if not ranked:
+        raise UsageError(
+            f"no catalog checkpoint starts under vLLM here and holds {settings.concurrency} session(s) of "
+            f"{settings.max_model_len:,} tokens at a usable speed"
+        )
+    best = ranked[0]
+    if args.json:
+        print_json({**best.to_dict(), "source": "local"})
+    elif args.format == "line":
+        e = best.estimate
+        print(f"{e.model} {e.quant} {e.tensor_parallel_size}")
+    else:
+        print(shlex.join(best.estimate.args))
+    return 0
 
 
 def _latency_query(args) -> dict:
@@ -214,6 +270,12 @@ def format_pick(pick: dict, fmt: str) -> str:
 
 
 def run(args) -> int:
+    if args.runtime == "vllm":
+        if args.format in ("llama.cpp", "ollama"):
+            from ...catalog.errors import UsageError
+
+            raise UsageError(f"--format {args.format} launches llama.cpp; with --runtime vllm use line or vllm")
+        return pick_vllm(args)
     pick = None
     source = "local"
     latency = _latency_query(args)

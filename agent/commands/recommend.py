@@ -39,10 +39,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the catalog models installed here (`fitagent models --local` lists what is)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("llama.cpp", "vllm"),
+        default="llama.cpp",
+        help="llama.cpp (GGUF types, frontiers) or vllm (safetensors checkpoints, each model's best that serves)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --runtime vllm: sessions served at once, each up to --context (default 1)",
+    )
     add_json(parser)
 
 
+def run_vllm(args) -> int:
+    """`recommend --runtime vllm`: each model's best checkpoint that vLLM serves here, ranked."""
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.vllm import ServeSettings, rank_models
+    from ..catalog_cache import load_catalog
+    from ..hardware import resolve_hardware
+    from ..render import render_vllm_ranking
+
+    catalog = load_catalog()
+    snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    if not budget.devices:
+        from ...catalog.errors import UsageError
+
+        raise UsageError("--runtime vllm needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
+    settings = ServeSettings(max_model_len=args.context, concurrency=args.concurrency)
+    ranked = rank_models(catalog, budget.devices, settings, args.use_case)
+    if args.json:
+        print_json(
+            {
+                "runtime": "vllm",
+                "context": args.context,
+                "concurrency": args.concurrency,
+                "use_case": args.use_case,
+                "ranked": [r.to_dict() for r in ranked[: args.top]],
+            }
+        )
+    else:
+        print(render_vllm_ranking(ranked, args.top, settings))
+    return 0
+
+
 def run(args) -> int:
+    if args.runtime == "vllm":
+        return run_vllm(args)
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.hardware import snapshot_to_dict
     from ...estimator.recommend import explain, recommend

@@ -64,6 +64,8 @@ SAME_SHAPES = {
     "deepseek-ai/DeepSeek-V2-Lite": "deepseek-ai/DeepSeek-V2-Lite-Chat",
     "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen/Qwen3-30B-A3B",
     "TinyLlama/TinyLlama-1.1B-intermediate-step-480k-1T": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    # an OpenOrca fine-tune of TinyLlama-1.1B's 1T-token checkpoint: the same shapes
+    "jeff31415/TinyLlama-1.1B-1T-OpenOrca": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
 }
 # Models no catalog entry shares shapes with: their config.json (tests/fixtures/hf_configs/SOURCES.md).
 CONFIG_FILES = {

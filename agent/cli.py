@@ -21,6 +21,7 @@ COMMANDS = {
     "pick": ("pick", "the one best model, quantization and GPU layers, on one line for a launcher"),
     "serve": ("serve", "run the agent: rescan on a schedule, answer launchers over HTTP"),
     "fleet": ("fleet", "where a model fits now across many hosts, via Prometheus or the agents directly"),
+    "runtimes": ("runtimes", "what llama-server, vLLM and SGLang serving here reach, beside fitagent's estimate"),
 }
 
 

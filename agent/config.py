@@ -70,6 +70,10 @@ class Config:
     # folders of model files (GGUF files, safetensors checkpoints) scanned besides the usual stores
     # (Hugging Face cache, Ollama, LM Studio, llama.cpp's cache): `fitagent models --local`, installed
     model_dirs: tuple[str, ...] = ()
+    # runtimes whose Prometheus metrics each scan reads (agent/runtimes.py): [{runtime: llama.cpp |
+    # vllm | sglang, url: http://…}]; null = llama-server, vLLM and SGLang on their default local
+    # ports; [] = none
+    runtimes: tuple[Mapping[str, str], ...] | None = None
     log_level: str = "info"
     source: str = field(default="defaults", compare=False)  # where it was read from, for messages
 
@@ -181,6 +185,19 @@ def _list(where: str, key: str, value: Any) -> list:
     return value
 
 
+def _runtimes(where: str, value: Any) -> tuple[dict[str, str], ...]:
+    out = []
+    for i, item in enumerate(_list(where, "runtimes", value)):
+        if not isinstance(item, dict) or set(item) != {"runtime", "url"}:
+            raise ConfigError(f"{where}: runtimes[{i}] must be {{runtime: …, url: …}}, got {_got('runtimes', item)}")
+        runtime = _choice(where, f"runtimes[{i}].runtime", item["runtime"], ("llama.cpp", "vllm", "sglang"))
+        url = _str(where, f"runtimes[{i}].url", item["url"])
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: runtimes[{i}].url must start with http:// or https://, got {shown(url)}")
+        out.append({"runtime": runtime, "url": url})
+    return tuple(out)
+
+
 def _watch(where: str, value: Any) -> tuple[WatchedModel, ...]:
     out = []
     for i, item in enumerate(_list(where, "watch_models", value)):
@@ -271,6 +288,8 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         return value
     if key == "model_dirs":
         return tuple(_str(where, f"model_dirs[{i}]", v) for i, v in enumerate(_list(where, key, value)))
+    if key == "runtimes":
+        return None if value is None else _runtimes(where, value)
     if key == "measure_bandwidth_at_start":
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: {key} must be true or false, got {shown(value)}")
@@ -303,8 +322,8 @@ def _consistent(config: Config) -> Config:
 def _env_value(name: str, key: str, text: str) -> Any:
     """Turns a variable's text into the type the key wants; the check is _check_value's."""
     default = getattr(Config(), key)
-    if key == "watch_models":
-        raise ConfigError(f"{name}: watch_models can only be set in the config file")
+    if key in ("watch_models", "runtimes"):
+        raise ConfigError(f"{name}: {key} can only be set in the config file")
     if key in ("contexts", "use_cases", "model_dirs"):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         return [_env_scalar(name, key, p, int if key == "contexts" else str) for p in parts]

@@ -68,7 +68,15 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
         )
     },
     "/openapi.json": {"get": ("This document", (), (), {})},
-    "/v1/hardware": {"get": ("The current hardware snapshot (same JSON as `fitagent probe --json`)", (), (), {})},
+    "/v1/hardware": {
+        "get": (
+            "The current hardware snapshot (`fitagent probe --json`), with `runtimes`: what llama-server, vLLM "
+            "and SGLang serving here reached (readings) and this box's measured ÷ estimated speed per runtime (factors)",
+            (),
+            (),
+            {},
+        )
+    },
     "/v1/recommendations": {
         "get": (
             "Frontiers and ranking for a use case and context, with runtime flags",

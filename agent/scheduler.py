@@ -135,8 +135,27 @@ class Agent:
             self._state = new
         if new.error is None:
             self._write_node_features(new, config)
+            self._read_runtimes(new, config)
         self._after_scan(new)
         return new
+
+    def _read_runtimes(self, state: AgentState, config: Config) -> None:
+        """What the runtimes serving here reach (agent/runtimes.py), kept in the cache dir for
+        /v1/hardware and the box's factor; a runtime that is not there, or a failure, is no failed scan."""
+        import os
+
+        from .paths import cache_dir
+        from .runtimes import endpoints, measure, save_store
+
+        where = endpoints(config.runtimes)
+        if not where or state.computed is None:
+            return
+        try:
+            readings, _ = measure(where, self.catalog, state.computed.budget)
+            if readings:
+                save_store(cache_dir(os.environ), readings)
+        except Exception as exc:  # noqa: BLE001 - a side output of the scan
+            log.warning("could not read the runtimes' metrics: %s", _one_line(exc))
 
     def _write_node_features(self, state: AgentState, config: Config) -> None:
         """The NFD feature file (``nfd_features_file``), after each good scan; a failure is logged

@@ -100,6 +100,22 @@ def installed_of(state: AgentState):
     return state.installed or NOTHING
 
 
+def runtimes_here() -> dict:
+    """The runtimes' readings the scans keep (agent/runtimes.py) and this box's factor per runtime."""
+    import os
+
+    from .paths import cache_dir
+    from .runtimes import box_factor, load_store
+
+    stored = load_store(cache_dir(os.environ))
+    factors = {}
+    for runtime in ("llama.cpp", "vllm", "sglang"):
+        found = box_factor(stored, runtime)
+        if found:
+            factors[runtime] = {"ratio": found[0], "readings": found[1]}
+    return {"readings": stored, "factors": factors}
+
+
 def health(agent: Agent, now: float | None = None) -> dict:
     state = agent.state
     now = time.time() if now is None else now
@@ -161,9 +177,11 @@ def register_views(app: Flask, agent: Agent) -> None:
     def hardware():
         parse_query(request.args, ())
         state = ready_state(agent)
-        return body_response(
-            state.cache.get_or_make(("hardware",), lambda: _json_bytes(snapshot_to_dict(state.snapshot))), state
-        )
+
+        def make() -> bytes:
+            return _json_bytes({**snapshot_to_dict(state.snapshot), "runtimes": runtimes_here()})
+
+        return body_response(state.cache.get_or_make(("hardware",), make), state)
 
     @app.get("/v1/recommendations")
     def recommendations():

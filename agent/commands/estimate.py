@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 
 from ...catalog.errors import UsageError
@@ -209,6 +210,11 @@ def run(args) -> int:
     else:
         result = estimate(model, quant, budget, catalog, options)
     result = replace(result, notes=result.notes + tuple(hardware_notes))
+    if not args.gpu:  # this box (probed, or its saved snapshot): what its runtimes measured
+        from ..paths import cache_dir
+        from ..runtimes import load_store, recalibrated
+
+        result = recalibrated(result, load_store(cache_dir(os.environ)))
     file_type = model.file_weights.file_type if model.file_weights else None
     if file_type and quant.name != file_type:
         note = f"weights are the file's exact sizes ({file_type}); --quant {quant.name} only sets the quality score"

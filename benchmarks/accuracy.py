@@ -44,7 +44,7 @@ from fitagent.estimator.fitting import (
 )
 from fitagent.estimator.results import Options
 
-from . import vllm_accuracy
+from . import mlx_accuracy, vllm_accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "tests" / "data" / "measurements.csv"
@@ -675,7 +675,9 @@ def class_counts(rows: list[Row]) -> dict:
     return counts
 
 
-def calibration_block(fitted: Calibration, ranges: dict, counts: dict, vllm_fitted: dict | None = None) -> str:
+def calibration_block(
+    fitted: Calibration, ranges: dict, counts: dict, vllm_fitted: dict | None = None, mlx_fitted: dict | None = None
+) -> str:
     """The generated block of estimator/calibration.py."""
     import pprint
 
@@ -701,6 +703,8 @@ def calibration_block(fitted: Calibration, ranges: dict, counts: dict, vllm_fitt
         "SPEED_RANGES: dict = " + literal(ranges).replace("\n", "\n" + " " * 20),
         "# VLLM_FITTED: vLLM's decode constants (estimator.fitting.fit_vllm) on tests/data/vllm_measurements.csv.",
         "VLLM_FITTED: dict = " + literal(vllm_fitted or {}).replace("\n", "\n" + " " * 19),
+        "# MLX_FITTED: MLX's decode constants (benchmarks/mlx_accuracy.fit) on tests/data/mlx_measurements.csv.",
+        "MLX_FITTED: dict = " + literal(mlx_fitted or {}).replace("\n", "\n" + " " * 18),
         "# ---- end of generated block ----",
     ]
     return "\n".join(lines)
@@ -714,7 +718,8 @@ def write_calibration(rows: list[Row]) -> str:
     fitted = fit(rows)
     ranges = speed_ranges(rows, cross_validate(rows, gpu_key))
     vllm_fitted = vllm_accuracy.fitted_fields(vllm_accuracy.refit(vllm_accuracy.evaluate()))
-    block = calibration_block(fitted, ranges, class_counts(rows), vllm_fitted)
+    mlx_fitted = mlx_accuracy.fitted_fields(mlx_accuracy.fit(mlx_accuracy.evaluate()))
+    block = calibration_block(fitted, ranges, class_counts(rows), vllm_fitted, mlx_fitted)
     text = CALIBRATION_PY.read_text(encoding="utf-8")
     CALIBRATION_PY.write_text(_BLOCK.sub(lambda _: block, text, count=1), encoding="utf-8")
     return block
@@ -831,6 +836,7 @@ def render(rows: list[Row], calibration: Calibration = DEFAULT_CALIBRATION, figu
     lines += _constants_section(calibration, rows)
     lines += _ranges_section()
     lines += ["", *vllm_accuracy.render(vllm_accuracy.evaluate())]
+    lines += ["", *mlx_accuracy.render(mlx_accuracy.evaluate())]
     for group in GROUP_ORDER:
         members = [r for r in rows if r.group == group]
         if not members:

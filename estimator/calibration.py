@@ -125,6 +125,8 @@ VLLM_FITTED: dict = {'allreduce_seconds': 1.6e-05,
                     'bandwidth_efficiency': {'16-bit': 0.892, '4-bit': 0.715, '8-bit': 0.81},
                     'layer_seconds': 9.86e-05,
                     'matmul_efficiency': 0.419}
+# MLX_FITTED: MLX's decode constants (benchmarks/mlx_accuracy.fit) on tests/data/mlx_measurements.csv.
+MLX_FITTED: dict = {'bandwidth_factor': 0.99, 'layer_seconds': 0.000122}
 # ---- end of generated block ----
 # fmt: on
 

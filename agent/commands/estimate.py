@@ -116,7 +116,8 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="llama.cpp",
-        help="the engine: llama.cpp (GGUF, one stream) or vllm (safetensors, paged KV cache, batches)",
+        help="the engine: llama.cpp (GGUF, one stream), vllm (safetensors, paged KV cache, batches) or mlx "
+        "(MLX checkpoints on Apple silicon)",
     )
     vllm = parser.add_argument_group("vLLM (with --runtime vllm)")
     vllm.add_argument(
@@ -141,7 +142,7 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     vllm.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (saves their memory, slower)")
 
 
-RUNTIMES = ("llama.cpp", "vllm")
+RUNTIMES = ("llama.cpp", "vllm", "mlx")
 
 
 def resolve_model(args, catalog):
@@ -161,6 +162,8 @@ def resolve_quant_name(args, model) -> str:
         return args.quant
     if getattr(args, "runtime", "llama.cpp") == "vllm":
         return "BF16"  # vLLM loads the published safetensors checkpoint
+    if getattr(args, "runtime", "llama.cpp") == "mlx":
+        return "MLX-4BIT"  # mlx_lm's default conversion
     if model.file_weights is not None:
         if model.file_weights.file_type:
             return model.file_weights.file_type
@@ -198,6 +201,11 @@ def run(args) -> int:
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
+    if args.runtime == "mlx":
+        from ...estimator.mlx import check_mlx, mlx_calibration
+
+        check_mlx(quant, budget)
+        options = replace(options, calibration=mlx_calibration(options.calibration))
     if args.images:
         from ...catalog.vision import tower_for, vision_towers
         from ...estimator.estimate import estimate_with_images
@@ -210,6 +218,12 @@ def run(args) -> int:
     else:
         result = estimate(model, quant, budget, catalog, options)
     result = replace(result, notes=result.notes + tuple(hardware_notes))
+    if args.runtime == "mlx":
+        note = (
+            f"MLX: one stream in unified memory, no offload; serve the {quant.name} conversion with "
+            f"`mlx_lm.server --model <its repo>` (e.g. mlx_lm.convert --hf-path {model.id} -q)"
+        )
+        result = replace(result, notes=result.notes + (note,))
     if not args.gpu:  # this box (probed, or its saved snapshot): what its runtimes measured
         from ..paths import cache_dir
         from ..runtimes import load_store, recalibrated

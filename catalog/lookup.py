@@ -134,6 +134,9 @@ def resolve_quant(quants, name: str) -> tuple[Quantization, str | None]:
             q,
             f"{raw} read as {q.name} ({' and '.join(dict.fromkeys(dropped))} is how the file was made, not its type)",
         )
+    exl = exl_quant(raw, quants)
+    if exl is not None:
+        return exl
     family = [q for q in quants if q.ftype is None and quant_key(q.name).startswith(stripped) and stripped]
     if len(family) == 1:
         return family[0], None
@@ -218,3 +221,42 @@ def find_gpu(gpus, name: str) -> GpuSpec:
     hint = _suggest(name, [g.name for g in gpus] + [a for g in gpus for a in g.aliases])
     tip = f" — did you mean {hint}?" if hint else ""
     raise NotFoundError(f"unknown GPU '{name}'{tip} (`fitagent catalog gpus` lists them)")
+
+
+_EXL = re.compile(r"(?i)^exl([23])[-_ ]?(\d+(?:\.\d+)?)(?:[-_ ]?bpw)?(?:[-_ ]?h(?:b)?(\d))?$")
+
+
+def exl_quant(raw: str, quants):
+    """ExLlamaV2 / V3 at any bits per weight ("EXL2-4.65", "exl3_4.0bpw", "EXL2-6.0-h8"): its matrices
+    at that average, its head at 6 bits unless told (-hb), embeddings in 16 bits; scored as the
+    llama.cpp type nearest in bits per weight. (None: the name is not one.)"""
+    from dataclasses import replace
+
+    match = _EXL.match(raw.strip())
+    if not match:
+        return None
+    version, bits, head = match[1], float(match[2]), int(match[3] or 6)
+    if not 2.0 <= bits <= 8.0 or not 2 <= head <= 8:
+        raise UsageError(f"'{raw}': ExLlama bits per weight run from 2.0 to 8.0, its head's from 2 to 8")
+    ggufs = [q for q in quants if q.format == "gguf" and q.recommend and q.kld_ref is not None]
+    nearest = min(ggufs, key=lambda q: abs(q.bits_per_weight - bits))
+    name = f"EXL{version}-{match[2]}" + (f"-H{head}" if match[3] else "")
+    quant = replace(
+        nearest,
+        name=name,
+        bits_per_weight=bits,
+        format="exl",
+        base_type=f"EXL_{round(bits * 1000)}",
+        output_type=f"EXL_{head * 1000}",
+        embedding_type=None,
+        ftype=None,
+        aliases=(),
+        recommend=False,
+        source=f"ExLlama{'V2' if version == '2' else 'V3'} at {bits:g} bits per weight, head at {head} "
+        "(turboderp-org/exllamav2 convert.py -b / -hb)",
+        notes=f"scored as {nearest.name} ({nearest.bits_per_weight:g} bits per weight), the nearest llama.cpp type",
+    )
+    return (
+        quant,
+        f"{raw}: ExLlama's {bits:g} bits per weight; its quality scored as {nearest.name}'s, the nearest in size",
+    )

@@ -318,9 +318,20 @@ def _checkpoint_type(group: TensorGroup, quant: Quantization) -> str:
     head included; routers stay 16-bit there too."""
     if group.role == "ffn_gate_inp":
         return "BF16"
+    if quant.format == "exl" and group.role == "output":
+        return quant.output_type or quant.base_type  # ExLlama's head at its own bits (-hb, 6 by default)
     if quant.format == "mlx" or group.per_layer:
         return quant.base_type
     return "BF16"
+
+
+def exl_type(name: str) -> GgmlType | None:
+    """ExLlamaV2/V3's weights at any bits per weight, as a type: "EXL_4650" holds 4.65 bits a
+    weight, 4,650 bytes per 8,000 weights (its matrices mix 2–8-bit groups to that average)."""
+    if not name.startswith("EXL_"):
+        return None
+    milli = int(name[4:])
+    return GgmlType(name, 8000, milli)
 
 
 def _fallback(type_name: str, row_size: int) -> str:
@@ -389,7 +400,8 @@ def _breakdown(
             tally = _TALLIES[(arch_key, q)] = group_types(g, arch, quant)
         size = 0
         for t, c in tally:
-            gt = types[t]
+            gt = types.get(t) or exl_type(t)
+            assert gt is not None, t
             size += (g.elements // gt.block_size * gt.type_size + (g.elements % gt.block_size and gt.type_size)) * c
         out.append((g.role, size, g.per_layer, g.expert))
     return tuple(out)

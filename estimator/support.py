@@ -6,6 +6,7 @@ architecture the catalog does not give is not judged):
 - MLX runs on Apple silicon only (ml-explore/mlx).
 - GPTQ and AWQ checkpoints run on CUDA and ROCm GPUs; vLLM's AWQ kernels need compute capability
   7.5 (Turing) or newer, and no Apple or Intel runtime loads them.
+- ExLlamaV2/V3 (EXL2/EXL3 at any bits per weight) run on CUDA and ROCm GPUs.
 - FP8 weights run natively on compute capability 8.9 and newer (Ada Lovelace, Hopper, Blackwell)
   and on CDNA3 / RDNA4; vLLM runs them weight-only (FP8 Marlin) on Ampere, which is noted, not
   refused (docs.vllm.ai, "FP8 W8A8").
@@ -32,6 +33,8 @@ def unsupported(quant: Quantization, device: Device) -> str | None:
             return (
                 f"{quant.name} kernels need an NVIDIA GPU of compute capability 7.5 or newer; {device.name} is {arch}"
             )
+    if quant.format == "exl" and device.vendor in ("apple", "intel"):
+        return f"{quant.name} runs in ExLlamaV2/V3 (TabbyAPI) on CUDA and ROCm GPUs, not on {device.name}"
     if quant.format == "fp8":
         if device.vendor in ("apple", "intel"):
             return f"FP8 checkpoints run on CUDA and ROCm GPUs, not on {device.name}"
@@ -44,4 +47,9 @@ def caveat(quant: Quantization, device: Device) -> str | None:
     """What runs, but not as fast as the estimate's bytes-read model assumes."""
     if quant.format == "fp8" and device.vendor == "nvidia" and device.architecture == "Ampere":
         return f"{device.name} (Ampere) has no FP8 tensor cores: vLLM runs FP8 weight-only (Marlin), prefill slower"
+    if quant.format == "exl":
+        return (
+            f"{quant.name} loads in ExLlamaV2/V3 (TabbyAPI), not llama.cpp: its speed here is llama.cpp's decode of "
+            "the same bytes (no ExLlama runs fitted)"
+        )
     return None

@@ -130,3 +130,33 @@ def test_nf4_layout(catalog, llama):
     blocks = -(-linear // 16384)  # per tensor in the file; whole here, every matrix is a multiple of 16,384
     assert linear % 16384 == 0
     assert weights(catalog, model, "BNB-NF4") == blocks * 8452 + 2 * table * 2 + norms * 4
+
+
+# turboderp's ExLlamaV2 branches (Hugging Face listings, decimal GB, rounded; the 70B the sum of its
+# six shards): Llama-3-8B-Instruct-exl2 2.5 / 4.0 / 6.0 bpw, priced on Llama-3.1-8B (the same shapes),
+# and Llama-3.1-70B-Instruct-exl2 5.0 bpw. Heads at 6 bits (convert.py's -hb default), embeddings FP16.
+EXL2_PUBLISHED = [
+    ("meta-llama/Llama-3.1-8B-Instruct", "EXL2-2.5", 3.65e9),
+    ("meta-llama/Llama-3.1-8B-Instruct", "EXL2-4.0", 4.96e9),
+    ("meta-llama/Llama-3.1-8B-Instruct", "EXL2-6.0", 6.70e9),
+    ("meta-llama/Llama-3.1-70B-Instruct", "EXL2-5.0", 45.71e9),
+]
+
+
+@pytest.mark.parametrize("model_id, quant, published", EXL2_PUBLISHED)
+def test_exllama_at_any_bits_per_weight(catalog, model_id, quant, published):
+    q, note = catalog.resolve_quant(quant)
+    assert q.format == "exl" and "bits per weight" in note
+    # within 1 %: the branches' matrices land a little above their target average
+    size = memory.weights(catalog.model(model_id).architecture, q, catalog.ggml_types).total_bytes
+    assert size == pytest.approx(published, rel=0.01)
+
+
+def test_exllama_names_and_limits(catalog):
+    from fitagent.catalog.errors import UsageError
+
+    assert catalog.resolve_quant("exl3_4.0bpw")[0].name == "EXL3-4.0"
+    head8 = catalog.resolve_quant("EXL2-6.0-h8")[0]
+    assert (head8.name, head8.output_type) == ("EXL2-6.0-H8", "EXL_8000")
+    with pytest.raises(UsageError, match="from 2.0 to 8.0"):
+        catalog.resolve_quant("EXL2-9")

@@ -342,7 +342,12 @@ def render_serve(e) -> str:
         f"CUDA graphs {gb(m.cuda_graph_bytes, 2)} + KV cache {gb(max(0, m.kv_cache_bytes), 2)}",
         f"verdict    {verdict}",
         f"sessions   {e.concurrency} × {e.max_model_len:,} tokens: {serves} them all at full length",
-        f"decode     {rate(e.decode_tokens_per_s)} for one stream",
+        f"decode     {rate(e.decode_tokens_per_s)} for one stream"
+        + (
+            f" · first token after {e.time_to_first_token_s:.2f} s ({e.prompt_tokens:,}-token prompt, idle server)"
+            if e.time_to_first_token_s is not None
+            else ""
+        ),
     ]
     if e.concurrency > 1 and e.per_user_tokens_per_s:
         lines.append(

@@ -51,13 +51,17 @@ class VllmRow:
     def group(self) -> str:
         if self.metric == "kv_cache":
             return "vLLM KV cache"
+        if self.metric == "ttft":
+            return "vLLM time to first token"
         return "vLLM decode, one stream" if int(self.raw["concurrency"]) == 1 else "vLLM decode, batched"
 
     @property
     def label(self) -> str:
         r = self.raw
         gpus = f"{r['gpu']}" + (f" ×{r['gpu_count']}" if r["gpu_count"] != "1" else "")
-        what = f"conc {r['concurrency']}" if self.metric == "decode" else f"len {r['max_model_len']}"
+        what = {"decode": f"conc {r['concurrency']}", "ttft": f"TTFT, {r['prompt_tokens']}-token prompt"}.get(
+            self.metric, f"len {r['max_model_len']}"
+        )
         return f"{r['model'].split('/')[-1]} {r['quant']} · {gpus} ({what})"
 
     def error(self) -> float | None:
@@ -69,7 +73,7 @@ def load_rows() -> list[VllmRow]:
         rows = []
         for i, r in enumerate(csv.DictReader(f)):
             value = float(r["value"])
-            measured = 1000 / value if r["unit"] == "ms/token" else value
+            measured = {"ms/token": lambda v: 1000 / v, "ms": lambda v: v / 1000}.get(r["unit"], lambda v: v)(value)
             rows.append(VllmRow(i, r, r["metric"], measured))
     return rows
 
@@ -90,6 +94,22 @@ def evaluate(constants: VllmConstants = DEFAULT_VLLM) -> list[VllmRow]:
             total = int(float(r["total_gib"]) * GiB)
             device = replace(device, total_bytes=total, free_bytes=total)
         tp = int(r["tensor_parallel"] or 1)
+        if row.metric == "ttft":
+            depth = int(r["prompt_tokens"])
+            step = vllm.step_cost(
+                model.architecture,
+                quant,
+                model_weights(model, quant, catalog).total_bytes,
+                device,
+                tp,
+                1,
+                depth,
+                vllm.kv_bytes_per_token(model.architecture, tp, 2),
+            )
+            prefill = vllm.prefill_seconds(model.architecture, quant, device, tp, depth, constants)
+            if step is not None and prefill is not None:
+                row.estimate = prefill + vllm.step_seconds(step, constants)[0]
+            continue
         if row.metric == "kv_cache":
             memory = vllm.memory_split(
                 model,
@@ -147,7 +167,7 @@ def _gpu(r: VllmRow) -> str:
     return r.raw["gpu"]
 
 
-GROUPS = ("vLLM decode, one stream", "vLLM decode, batched", "vLLM KV cache")
+GROUPS = ("vLLM decode, one stream", "vLLM decode, batched", "vLLM KV cache", "vLLM time to first token")
 
 
 def figures(rows: list[VllmRow]) -> dict:
@@ -181,7 +201,8 @@ def render(rows: list[VllmRow], constants: VllmConstants = DEFAULT_VLLM) -> list
         "with its source. Decode rows are one stream's tokens/s or the median time per output token at a",
         "concurrency; KV-cache rows are what vLLM's start-up log reports. Median / max absolute error;",
         "out of sample, each GPU's (each model's) rows predicted by constants fitted without them.",
-        "The KV cache has no fitted constant: its error is the memory model's.",
+        "The KV cache and the time to the first token have no constant of their own (the prompt runs at the",
+        "GEMM share fitted on the batched decode rows): their errors are the model's as it stands.",
         "",
         "| group | rows | in sample | GPU left out | model left out |",
         "|---|---|---|---|---|",
@@ -208,7 +229,7 @@ def render(rows: list[VllmRow], constants: VllmConstants = DEFAULT_VLLM) -> list
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        unit = "GiB" if r.metric == "kv_cache" else "t/s"
+        unit = {"kv_cache": "GiB", "ttft": "s"}.get(r.metric, "t/s")
         cells = []
         for name in ("GPU out", "model out"):
             p = fig["predictions"][name].get(r.index)

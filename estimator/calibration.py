@@ -121,9 +121,9 @@ SPEED_RANGES: dict = {'decode': {'*': (0.848, 1.111, 289),
                      'prefill-all': {'*': (0.679, 1.214, 301)},
                      'prefill-host': {'*': (0.551, 1.468, 11)}}
 # VLLM_FITTED: vLLM's decode constants (estimator.fitting.fit_vllm) on tests/data/vllm_measurements.csv.
-VLLM_FITTED: dict = {'allreduce_seconds': 1.6e-05,
-                    'bandwidth_efficiency': {'16-bit': 0.892, '4-bit': 0.715, '8-bit': 0.81},
-                    'layer_seconds': 9.86e-05,
+VLLM_FITTED: dict = {'allreduce_seconds': 1.02e-05,
+                    'bandwidth_efficiency': {'16-bit': 0.886, '4-bit': 0.681, '8-bit': 0.804},
+                    'layer_seconds': 9.8e-05,
                     'matmul_efficiency': 0.419}
 # MLX_FITTED: MLX's decode constants (benchmarks/mlx_accuracy.fit) on tests/data/mlx_measurements.csv.
 MLX_FITTED: dict = {'bandwidth_factor': 0.99, 'layer_seconds': 0.000122}

@@ -116,8 +116,10 @@ class ServeEstimate:
     batch_bound: str | None  # "memory" or "compute": what sets the batched step's pace
     batch_sessions: int  # sessions in the batched step: `concurrency`, or as many as the cache holds
     args: tuple[str, ...]
+    time_to_first_token_s: float | None = None  # one prompt of `prompt_tokens` on an idle server
     notes: tuple[str, ...] = field(default_factory=tuple)
     runtime: str = "vllm"
+    prompt_tokens: int = 0
 
     @property
     def fits(self) -> bool:
@@ -151,6 +153,10 @@ class ServeEstimate:
             "aggregate_tokens_per_s": r2(self.aggregate_tokens_per_s),
             "batch_bound": self.batch_bound,
             "batch_sessions": self.batch_sessions,
+            "prompt_tokens": self.prompt_tokens,
+            "time_to_first_token_s": None
+            if self.time_to_first_token_s is None
+            else round(self.time_to_first_token_s, 4),
             "launch": {"vllm": list(self.args)},
             "notes": list(self.notes),
         }
@@ -280,6 +286,22 @@ def step_cost(
     return StepCost(read, compute_s, arch.layers, arch.layers if tp > 1 else 0)
 
 
+def prefill_seconds(
+    arch: Architecture, quant: Quantization, device: Device, tp: int, prompt: int, constants: VllmConstants
+) -> float | None:
+    """One prompt on an idle server: 2 FLOPs per active weight per token and causal attention over the
+    prompt, at the GEMMs' share of the FP16 tensor rate (FP8's twice it where the GPU has FP8 cores),
+    in chunks of the same kernels as a compute-bound decode batch."""
+    flops = device.fp16_flops
+    if not flops or prompt <= 0:
+        return None
+    if quant.format == "fp8" and device.architecture in _FP8_CORES:
+        flops *= 2
+    attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * prompt * prompt / 2
+    work = 2 * active_parameter_count(arch) * prompt + attention
+    return work / tp / (flops * constants.matmul_efficiency) + arch.layers * constants.layer_seconds
+
+
 def step_seconds(cost: StepCost, constants: VllmConstants) -> tuple[float, str]:
     """Seconds of the step, and what bounds it: the weights and caches streaming through memory, or
     the batch's FLOPs, whichever is slower; then the fixed costs of each layer."""
@@ -389,6 +411,8 @@ def serve_estimate(
     single = step_seconds(single_cost, constants) if single_cost else None
     batched_step = step_seconds(batch_cost, constants) if batch_cost else None
     decode = 1 / single[0] if single else None
+    prefill = prefill_seconds(arch, quant, device, tp, settings.prompt_tokens, constants)
+    ttft = prefill + single[0] if prefill is not None and single else None
     per_user = 1 / batched_step[0] if batched_step else None
     args = _args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
     online = ONLINE_QUANTIZATION.get(quant.name)
@@ -423,6 +447,8 @@ def serve_estimate(
         per_user_tokens_per_s=per_user if loads else None,
         aggregate_tokens_per_s=per_user * sessions if loads and per_user else None,
         batch_sessions=sessions,
+        time_to_first_token_s=ttft if loads else None,
+        prompt_tokens=settings.prompt_tokens,
         batch_bound=batched_step[1] if batched_step else None,
         args=tuple(args),
         notes=tuple(notes),

@@ -47,6 +47,15 @@ _PARAM_DOCS = {
         "cache, model_dirs), each with its catalog id, how it fits now and its launch line",
     ),
     "explain": ({"type": "string"}, "a catalog model: say where it stands in the ranking and why (adds `explain`)"),
+    "runtime": (
+        {"type": "string", "enum": ["llama.cpp", "vllm", "mlx"], "default": "llama.cpp"},
+        "the engine: llama.cpp, vllm (answers the `estimate --runtime vllm` JSON) or mlx (Apple silicon)",
+    ),
+    "concurrency": ({"type": "integer", "minimum": 1, "maximum": 4096}, "runtime=vllm: sessions served at once"),
+    "gpu_memory_utilization": (
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "runtime=vllm: the share of each GPU's memory vLLM takes (default 0.9)",
+    ),
 }
 
 # path -> method -> (summary, query parameters, required parameters, extra responses)
@@ -96,8 +105,22 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
     },
     "/v1/estimate": {
         "get": (
-            "One candidate against the current snapshot, with runtime flags",
-            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers", "prompt_tokens", "output_tokens"),
+            "One candidate against the current snapshot, with runtime flags (runtime=vllm: vLLM's memory, KV "
+            "blocks and batch at `concurrency`, the `estimate --runtime vllm` JSON; runtime=mlx: an MLX checkpoint "
+            "on Apple silicon)",
+            (
+                "model",
+                "quant",
+                "context",
+                "use_case",
+                "kv_quant",
+                "gpu_layers",
+                "prompt_tokens",
+                "output_tokens",
+                "runtime",
+                "concurrency",
+                "gpu_memory_utilization",
+            ),
             ("model",),
             {"404": _ERROR},
         )

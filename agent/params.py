@@ -49,6 +49,16 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{value} is not in (0, 1]")
+    return value
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -85,6 +95,9 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "all_quants": (_flag, "true or false"),
     "installed": (_flag, "true or false"),
     "explain": (_text, "a catalog model id or alias whose place in the ranking to explain"),
+    "runtime": (_choice(("llama.cpp", "vllm", "mlx")), "llama.cpp, vllm, mlx"),
+    "concurrency": (_whole(1, 4096), "a whole number of sessions from 1 to 4096 (runtime=vllm)"),
+    "gpu_memory_utilization": (_share, "a share of each GPU's memory, more than 0 and at most 1 (runtime=vllm)"),
 }
 
 

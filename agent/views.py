@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
@@ -247,7 +248,19 @@ def register_views(app: Flask, agent: Agent) -> None:
     def estimate_one():
         q = parse_query(
             request.args,
-            ("model", "quant", "context", "use_case", "kv_quant", "gpu_layers", "prompt_tokens", "output_tokens"),
+            (
+                "model",
+                "quant",
+                "context",
+                "use_case",
+                "kv_quant",
+                "gpu_layers",
+                "prompt_tokens",
+                "output_tokens",
+                "runtime",
+                "concurrency",
+                "gpu_memory_utilization",
+            ),
             required=("model",),
         )
         state = ready_state(agent)
@@ -373,11 +386,17 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
         model = catalog.model(q["model"])
     except FitagentError as exc:
         raise type(exc)(f"model: {exc}") from None
+    runtime = q.get("runtime", "llama.cpp")
+    default_quant = {"vllm": "BF16", "mlx": "MLX-4BIT"}.get(runtime, "Q4_K_M")
     try:
-        quant, quant_note = catalog.resolve_quant(q.get("quant", "Q4_K_M"))
+        quant, quant_note = catalog.resolve_quant(q.get("quant", default_quant))
     except FitagentError as exc:
         raise type(exc)(f"quant: {exc}") from None
     context = q.get("context", min(agent.config.default_context, model.max_context))
+    if runtime == "vllm":
+        return _vllm_estimate_body(agent, state, q, model, quant, context)
+    if ("concurrency" in q or "gpu_memory_utilization" in q) and runtime != "vllm":
+        raise ParamError("concurrency and gpu_memory_utilization go with runtime=vllm")
     options = Options(
         context=context,
         use_case=q.get("use_case", agent.config.default_use_case),
@@ -391,6 +410,14 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     except UsageError as exc:
         raise ParamError(str(exc)) from None
     assert state.computed is not None
+    if runtime == "mlx":
+        from ..estimator.mlx import check_mlx, mlx_calibration
+
+        try:
+            check_mlx(quant, state.computed.budget)
+        except UsageError as exc:
+            raise ParamError(f"runtime: {exc}") from None
+        options = replace(options, calibration=mlx_calibration(options.calibration))
     result = estimate(model, quant, state.computed.budget, catalog, options)
     body = candidate_dict(result, state.computed.devices)
     body.update(installed_of(state).fields(result.model, result.quant))
@@ -400,6 +427,25 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
         ]
     if quant_note:
         body["notes"] = body["notes"] + [quant_note]
+    body["scanned_at"] = iso(state.scanned_at)
+    return body
+
+
+def _vllm_estimate_body(agent: Agent, state: AgentState, q: dict, model, quant, context: int) -> dict:
+    """runtime=vllm: estimator.vllm on the current snapshot's GPUs (the `estimate --runtime vllm` JSON)."""
+    from ..estimator.vllm import ServeSettings, serve_estimate
+
+    assert state.computed is not None
+    settings = ServeSettings(
+        max_model_len=context,
+        concurrency=q.get("concurrency", 1),
+        gpu_memory_utilization=q.get("gpu_memory_utilization"),
+        prompt_tokens=q.get("prompt_tokens", 512),
+    )
+    try:
+        body = serve_estimate(model, quant, state.computed.budget.devices, agent.catalog, settings).to_dict()
+    except UsageError as exc:
+        raise ParamError(f"runtime: {exc}") from None
     body["scanned_at"] = iso(state.scanned_at)
     return body
 

@@ -107,6 +107,30 @@ def test_estimate_and_models(agent):
     assert best[ranked[0].model]["quant"] == ranked[0].quant
 
 
+def test_estimate_for_vllm_and_mlx_over_http(agent, catalog):
+    """runtime=vllm answers with estimator.vllm on the agent's own snapshot (the RTX 4090 fixture)."""
+    from fitagent.agent.hardware import load_snapshot_file
+    from fitagent.estimator.budget import budget_from_snapshot
+    from fitagent.estimator.vllm import ServeSettings, serve_estimate
+
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&runtime=vllm&context=8192&concurrency=4")
+    assert status == 200, body
+    snapshot = load_snapshot_file(SNAPSHOTS / "rtx4090.json")
+    local = serve_estimate(
+        catalog.model("llama3.1-8b"),
+        catalog.quant("BF16"),
+        budget_from_snapshot(snapshot, catalog).devices,
+        catalog,
+        ServeSettings(max_model_len=8192, concurrency=4),
+    )
+    assert (body["runtime"], body["quant"], body["kv_blocks"]) == ("vllm", "BF16", local.kv_blocks)
+    assert body["aggregate_tokens_per_s"] == round(local.aggregate_tokens_per_s, 2)
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&runtime=mlx")
+    assert status == 400 and "Apple silicon only" in body["error"]
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&concurrency=4")
+    assert status == 400 and "go with runtime=vllm" in body["error"]
+
+
 def test_events_openapi_and_page_answer(agent):
     status, events = agent.get("/v1/events")
     assert status == 200 and events["events"] == [] and events["last_id"] == 0
@@ -132,6 +156,8 @@ def test_events_openapi_and_page_answer(agent):
         ("/v1/estimate?model=no-such-model", 404, ["model: unknown model 'no-such-model'"]),
         ("/v1/estimate?model=Qwen/Qwen2.5-7B-Instruct&kv_quant=q2", 400, ["kv_quant:", "f16, q8_0, q4_0"]),
         ("/v1/events?since=-1", 400, ["since:"]),
+        ("/v1/estimate?model=llama3.1-8b&runtime=tgi", 400, ["runtime:", "llama.cpp, vllm, mlx"]),
+        ("/v1/estimate?model=llama3.1-8b&runtime=vllm&gpu_memory_utilization=2", 400, ["gpu_memory_utilization:"]),
         ("/v2/nothing", 404, ["no such endpoint: /v2/nothing"]),
     ],
 )

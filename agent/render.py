@@ -325,7 +325,7 @@ def render_serve(e) -> str:
     m = e.memory
     gpus = f"{e.tensor_parallel_size} × {e.gpu}" if e.tensor_parallel_size > 1 else e.gpu
     verdict = (
-        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of 16) = "
+        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of {e.kv_tokens // max(1, e.kv_blocks)}) = "
         f"{e.max_concurrency:.1f} sequences of {e.max_model_len:,} tokens"
         if e.loads
         else "does not start: the KV cache left cannot hold one sequence"
@@ -334,8 +334,10 @@ def render_serve(e) -> str:
         verdict = "does not start: too little free memory for its share"
     serves = "serves" if e.serves else "does not hold"
     lines = [
-        f"{e.model} · {e.quant} · vLLM · max-model-len {e.max_model_len:,}",
-        f"on {gpus} · gpu-memory-utilization {e.gpu_memory_utilization:.2f} · max-num-seqs {e.max_num_seqs}",
+        f"{e.model} · {e.quant} · {'SGLang' if e.runtime == 'sglang' else 'vLLM'} · max-model-len {e.max_model_len:,}",
+        f"on {gpus} · "
+        + ("mem-fraction-static" if e.runtime == "sglang" else "gpu-memory-utilization")
+        + f" {e.gpu_memory_utilization:.2f} · max-num-seqs {e.max_num_seqs}",
         "",
         f"per GPU    {gb(m.budget_bytes, 2)} of {gb(m.total_bytes, 2)}: weights {gb(m.weights_bytes, 2)} + "
         f"non-torch {gb(m.non_torch_bytes, 2)} + activations {gb(m.activation_bytes, 2)} + "

@@ -50,7 +50,7 @@ class VllmRow:
     @property
     def group(self) -> str:
         if self.metric == "kv_cache":
-            return "vLLM KV cache"
+            return "SGLang KV pool" if self.raw.get("runtime") == "sglang" else "vLLM KV cache"
         if self.metric == "ttft":
             return "vLLM time to first token"
         return "vLLM decode, one stream" if int(self.raw["concurrency"]) == 1 else "vLLM decode, batched"
@@ -110,6 +110,12 @@ def evaluate(constants: VllmConstants = DEFAULT_VLLM) -> list[VllmRow]:
             if step is not None and prefill is not None:
                 row.estimate = prefill + vllm.step_seconds(step, constants)[0]
             continue
+        if row.metric == "kv_cache" and r["runtime"] == "sglang":
+            memory = vllm.memory_split(
+                model, quant, catalog, device, tp, float(r["gpu_memory_utilization"]), 0, True, constants, "sglang"
+            )
+            row.estimate = memory.kv_cache_bytes / vllm.kv_bytes_per_token(model.architecture, tp, 2)
+            continue
         if row.metric == "kv_cache":
             memory = vllm.memory_split(
                 model,
@@ -167,7 +173,13 @@ def _gpu(r: VllmRow) -> str:
     return r.raw["gpu"]
 
 
-GROUPS = ("vLLM decode, one stream", "vLLM decode, batched", "vLLM KV cache", "vLLM time to first token")
+GROUPS = (
+    "vLLM decode, one stream",
+    "vLLM decode, batched",
+    "vLLM KV cache",
+    "vLLM time to first token",
+    "SGLang KV pool",
+)
 
 
 def figures(rows: list[VllmRow]) -> dict:
@@ -229,7 +241,7 @@ def render(rows: list[VllmRow], constants: VllmConstants = DEFAULT_VLLM) -> list
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        unit = {"kv_cache": "GiB", "ttft": "s"}.get(r.metric, "t/s")
+        unit = {"kv_cache": "tokens" if r.raw.get("runtime") == "sglang" else "GiB", "ttft": "s"}.get(r.metric, "t/s")
         cells = []
         for name in ("GPU out", "model out"):
             p = fig["predictions"][name].get(r.index)

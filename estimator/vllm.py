@@ -55,6 +55,7 @@ class ServeSettings:
     max_num_batched_tokens: int | None = None  # default by GPU
     enforce_eager: bool = False
     prompt_tokens: int = 512  # the single stream's depth
+    runtime: str = "vllm"  # or "sglang": its static memory share and token pool (sglang_share)
 
     def check(self) -> ServeSettings:
         if self.max_model_len < 1:
@@ -66,6 +67,8 @@ class ServeSettings:
             raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
         if self.tensor_parallel_size is not None and self.tensor_parallel_size not in TP_SIZES:
             raise UsageError(f"--tensor-parallel-size must be 1, 2, 4 or 8, got {self.tensor_parallel_size}")
+        if self.runtime not in ("vllm", "sglang"):
+            raise UsageError(f"runtime {self.runtime}: this model serves vllm and sglang")
         if self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise UsageError(
                 f"--kv-cache-dtype {self.kv_cache_dtype}: choose one of {', '.join(sorted(KV_CACHE_DTYPES))}"
@@ -157,7 +160,7 @@ class ServeEstimate:
             "time_to_first_token_s": None
             if self.time_to_first_token_s is None
             else round(self.time_to_first_token_s, 4),
-            "launch": {"vllm": list(self.args)},
+            "launch": {self.runtime: list(self.args)},
             "notes": list(self.notes),
         }
 
@@ -211,15 +214,20 @@ def memory_split(
     batched_tokens: int,
     enforce_eager: bool,
     constants: VllmConstants = DEFAULT_VLLM,
+    runtime: str = "vllm",
 ) -> GpuMemory:
+    """One GPU's share as the runtime splits it. vLLM profiles activations and CUDA graphs inside its
+    share; SGLang's share (--mem-fraction-static) holds only the weights and the KV pool, the rest of
+    the GPU being left for activations and graphs."""
     arch = model.architecture
     weights = model_weights(model, quant, catalog).total_bytes
     budget = int(device.total_bytes * utilization)
+    inside = runtime == "vllm"
     parts = {
         "weights_bytes": math.ceil(weights / tp),
         "non_torch_bytes": constants.non_torch_bytes + (constants.non_torch_tp_bytes if tp > 1 else 0),
-        "activation_bytes": activation_bytes(arch, batched_tokens, tp, constants),
-        "cuda_graph_bytes": 0 if enforce_eager else constants.cuda_graph_bytes,
+        "activation_bytes": activation_bytes(arch, batched_tokens, tp, constants) if inside else 0,
+        "cuda_graph_bytes": 0 if enforce_eager or not inside else constants.cuda_graph_bytes,
     }
     return GpuMemory(device.total_bytes, budget, kv_cache_bytes=budget - sum(parts.values()), **parts)
 
@@ -362,40 +370,45 @@ def serve_estimate(
     seqs_default, tokens_default = batch_defaults(device, constants)
     max_num_seqs = settings.max_num_seqs or seqs_default
     batched = settings.max_num_batched_tokens or tokens_default
-    utilization = settings.gpu_memory_utilization or constants.gpu_memory_utilization
     weights_bytes = model_weights(model, quant, catalog).total_bytes
+    sglang = settings.runtime == "sglang"
+    block = 1 if sglang else constants.block_size  # SGLang's token pool has pages of one token
     best = None
     for tp in _tp_choices(arch, len(devices), settings.tensor_parallel_size):
+        utilization = settings.gpu_memory_utilization or (
+            sglang_share(tp) if sglang else constants.gpu_memory_utilization
+        )
         per_token = kv_bytes_per_token(arch, tp, _kv_dtype_bytes(quant, settings.kv_cache_dtype))
         memory = memory_split(
-            model, quant, catalog, device, tp, utilization, batched, settings.enforce_eager, constants
+            model, quant, catalog, device, tp, utilization, batched, settings.enforce_eager, constants, settings.runtime
         )
-        blocks = max(0, memory.kv_cache_bytes) // (constants.block_size * per_token)
-        tokens = blocks * constants.block_size
-        candidate = (tp, memory, per_token, blocks, tokens)
+        blocks = max(0, memory.kv_cache_bytes) // (block * per_token)
+        tokens = blocks * block
+        candidate = (tp, memory, per_token, blocks, tokens, utilization)
         best = candidate
         if tokens >= settings.max_model_len * settings.concurrency:
             break
     assert best is not None
-    tp, memory, per_token, blocks, tokens = best
+    tp, memory, per_token, blocks, tokens, utilization = best
+    engine = "SGLang" if sglang else "vLLM"
     loads = tokens >= settings.max_model_len
     free_ok = all(d.free_bytes >= memory.budget_bytes for d in devices[:tp])
     serves = loads and tokens >= settings.max_model_len * settings.concurrency
     if not free_ok:
         notes.append(
-            f"vLLM asks for {utilization:.2f} of each GPU's {memory.total_bytes / 1e9:.1f} GB "
+            f"{engine} asks for {utilization:.2f} of each GPU's {memory.total_bytes / 1e9:.1f} GB "
             f"({memory.budget_bytes / 1e9:.1f} GB) and refuses to start with less free; lower --gpu-memory-utilization"
         )
     if not loads:
         notes.append(
             f"the KV cache left ({max(0, memory.kv_cache_bytes) / 1e9:.2f} GB, {tokens:,} tokens) cannot hold one "
-            f"{settings.max_model_len:,}-token sequence: vLLM refuses to start; lower --max-model-len or add GPUs"
+            f"{settings.max_model_len:,}-token sequence: {engine} refuses to start; lower --max-model-len or add GPUs"
         )
     elif not serves:
         notes.append(
             f"{settings.concurrency} sessions of {settings.max_model_len:,} tokens need "
             f"{settings.concurrency * settings.max_model_len:,} KV tokens; {tokens:,} fit: "
-            f"{int(tokens // settings.max_model_len)} at full length, more while they are shorter (vLLM preempts)"
+            f"{int(tokens // settings.max_model_len)} at full length, more while they are shorter ({engine} preempts)"
         )
     if settings.concurrency > max_num_seqs:
         notes.append(f"--max-num-seqs {max_num_seqs} runs at most that many at once; the rest wait")
@@ -414,9 +427,15 @@ def serve_estimate(
     prefill = prefill_seconds(arch, quant, device, tp, settings.prompt_tokens, constants)
     ttft = prefill + single[0] if prefill is not None and single else None
     per_user = 1 / batched_step[0] if batched_step else None
-    args = _args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
+    if sglang:
+        notes.append("SGLang's decode is priced with vLLM's fitted constants (no public SGLang rows fitted)")
+        args = _sglang_args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
+    else:
+        args = _args(model, settings, utilization, tp) + (["--dtype", "half"] if half else [])
     online = ONLINE_QUANTIZATION.get(quant.name)
-    if online:
+    if online and sglang:
+        args += ["--quantization", online]
+    elif online:
         args += ["--quantization", online]  # vLLM quantizes the BF16 checkpoint as it loads it
     elif quant.format == "int":
         notes.append(
@@ -452,7 +471,39 @@ def serve_estimate(
         batch_bound=batched_step[1] if batched_step else None,
         args=tuple(args),
         notes=tuple(notes),
+        runtime=settings.runtime,
     )
+
+
+def sglang_share(tp: int) -> float:
+    """SGLang's default --mem-fraction-static by tensor-parallel size (sglang/srt/server_args.py of its
+    2024-25 releases: 0.88 on one GPU down to 0.79 on sixteen; newer releases reserve a fixed amount by
+    GPU class instead)."""
+    for size, share in ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87)):
+        if tp >= size:
+            return share
+    return 0.88
+
+
+def _sglang_args(model: Model, settings: ServeSettings, share: float, tp: int) -> list[str]:
+    args = [
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        model.id,
+        "--context-length",
+        str(settings.max_model_len),
+        "--mem-fraction-static",
+        f"{share:.2f}",
+        "--tp",
+        str(tp),
+    ]
+    if settings.concurrency > 1 or settings.max_num_seqs:
+        args += ["--max-running-requests", str(settings.max_num_seqs or settings.concurrency)]
+    if settings.kv_cache_dtype != "auto":
+        args += ["--kv-cache-dtype", "fp8_e4m3" if settings.kv_cache_dtype == "fp8" else settings.kv_cache_dtype]
+    return args
 
 
 def _args(model: Model, settings: ServeSettings, utilization: float, tp: int) -> list[str]:

@@ -116,10 +116,10 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="llama.cpp",
-        help="the engine: llama.cpp (GGUF, one stream), vllm (safetensors, paged KV cache, batches) or mlx "
-        "(MLX checkpoints on Apple silicon)",
+        help="the engine: llama.cpp (GGUF, one stream), vllm or sglang (safetensors, paged KV cache, batches) "
+        "or mlx (MLX checkpoints on Apple silicon)",
     )
-    vllm = parser.add_argument_group("vLLM (with --runtime vllm)")
+    vllm = parser.add_argument_group("vLLM and SGLang (with --runtime vllm or sglang)")
     vllm.add_argument(
         "--concurrency", type=positive_int, default=1, metavar="N", help="sessions served at once (default 1)"
     )
@@ -127,7 +127,8 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         "--gpu-memory-utilization",
         type=float,
         metavar="F",
-        help="share of each GPU's total memory vLLM takes (default 0.9)",
+        help="share of each GPU's total memory vLLM takes (default 0.9); SGLang's --mem-fraction-static "
+        "(default 0.88 on one GPU to 0.79 on sixteen)",
     )
     vllm.add_argument(
         "--tensor-parallel-size",
@@ -142,7 +143,7 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     vllm.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (saves their memory, slower)")
 
 
-RUNTIMES = ("llama.cpp", "vllm", "mlx")
+RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx")
 
 
 def resolve_model(args, catalog):
@@ -160,8 +161,8 @@ def resolve_model(args, catalog):
 def resolve_quant_name(args, model) -> str:
     if args.quant:
         return args.quant
-    if getattr(args, "runtime", "llama.cpp") == "vllm":
-        return "BF16"  # vLLM loads the published safetensors checkpoint
+    if getattr(args, "runtime", "llama.cpp") in ("vllm", "sglang"):
+        return "BF16"  # vLLM and SGLang load the published safetensors checkpoint
     if getattr(args, "runtime", "llama.cpp") == "mlx":
         return "MLX-4BIT"  # mlx_lm's default conversion
     if model.file_weights is not None:
@@ -181,12 +182,14 @@ def run(args) -> int:
     from ..hardware import resolve_hardware
 
     catalog = load_catalog()
-    if args.runtime == "vllm" and args.gguf:
-        raise UsageError("--runtime vllm loads safetensors checkpoints, not a GGUF file: use --model or --config")
+    if args.runtime in ("vllm", "sglang") and args.gguf:
+        raise UsageError(
+            f"--runtime {args.runtime} loads safetensors checkpoints, not a GGUF file: use --model or --config"
+        )
     model = resolve_model(args, catalog)
     quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
-    if args.runtime == "vllm":
+    if args.runtime in ("vllm", "sglang"):
         return _run_vllm(args, catalog, model, quant, context)
     options = Options(
         context=context,
@@ -263,6 +266,7 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
         max_num_seqs=args.max_num_seqs,
         enforce_eager=args.enforce_eager,
         prompt_tokens=args.prompt_tokens,
+        runtime=args.runtime,
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)

@@ -323,7 +323,7 @@ def estimate_from_candidate(
         loads=candidate.loads,
         quality_source=candidate.quality_source,
         quant_retention=candidate.retention,
-        notes=_notes(candidate, budget, options) + _support_notes(quant, placed),
+        notes=_notes(candidate, budget, options) + _support_notes(quant, placed, model.is_moe),
         decode_tokens_per_s_range=speed.speed_range(decode, "decode", placed),
         decode_tokens_per_s_at_context=at_context,
         prefill_tokens_per_s_range=speed.speed_range(prefill, "prefill", placed),
@@ -351,11 +351,11 @@ def _notes(candidate: Candidate, budget: Budget, options: Options) -> tuple[str,
     return ()
 
 
-def _support_notes(quant: Quantization, placed: place.Placement) -> tuple[str, ...]:
+def _support_notes(quant: Quantization, placed: place.Placement, moe: bool) -> tuple[str, ...]:
     """What the GPUs used cannot run of this quantization's kernels, or run only slowly."""
     seen: list[str] = []
     for share in placed.shares:
-        for note in (unsupported(quant, share.device), caveat(quant, share.device)):
+        for note in (unsupported(quant, share.device, moe=moe), caveat(quant, share.device)):
             if note and note not in seen:
                 seen.append(note)
     return tuple(seen)

@@ -187,7 +187,7 @@ def plan(
     found = []
     refused: dict[str, str] = {}
     for spec in catalog.gpus:
-        why = unsupported(quant, device_from_spec(spec))
+        why = unsupported(quant, device_from_spec(spec), moe=model.architecture.is_moe)
         if why:
             refused[spec.name] = why
             continue
@@ -254,7 +254,7 @@ def _vllm_plan(
     refused: dict[str, str] = {}
     for spec in catalog.gpus:
         device = device_from_spec(spec)
-        why = unsupported(quant, device) or (
+        why = unsupported(quant, device, moe=model.architecture.is_moe) or (
             f"vLLM runs on CUDA and ROCm GPUs, not on {spec.name}" if spec.vendor in ("apple", "intel") else None
         )
         if why:

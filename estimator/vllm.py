@@ -358,7 +358,7 @@ def serve_estimate(
     notes: list[str] = []
     if len({d.name for d in devices}) > 1:
         notes.append(f"GPUs differ: vLLM gives each the share of the smallest ({device.name})")
-    why = unsupported(quant, device)
+    why = unsupported(quant, device, moe=arch.is_moe)
     if why:
         notes.append(why)
     half = quant.base_type == "BF16" and device.architecture in _BEFORE_BF16
@@ -575,7 +575,7 @@ def rank_models(
         base, source = scored(model, use_case, catalog.benchmark_priors)
         offered = []
         for quant in formats:
-            if any(unsupported(quant, d) for d in devices[:1]):
+            if any(unsupported(quant, d, moe=model.architecture.is_moe) for d in devices[:1]):
                 continue
             try:
                 e = serve_estimate(model, quant, devices, catalog, settings, constants)

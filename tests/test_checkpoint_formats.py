@@ -160,3 +160,19 @@ def test_exllama_names_and_limits(catalog):
     assert (head8.name, head8.output_type) == ("EXL2-6.0-H8", "EXL_8000")
     with pytest.raises(UsageError, match="from 2.0 to 8.0"):
         catalog.resolve_quant("EXL2-9")
+
+
+def test_kernel_support_by_generation(catalog):
+    """vLLM's supported-hardware table: GPTQ from Volta, AWQ from Turing, bitsandbytes on NVIDIA only;
+    an FP8 mixture of experts from compute capability 8.9 (its fused-MoE kernels)."""
+    from fitagent.estimator.budget import device_from_spec
+    from fitagent.estimator.support import unsupported
+
+    v100 = device_from_spec(catalog.gpu("Tesla V100-SXM2-32GB"))
+    a100 = device_from_spec(catalog.gpu("A100-SXM4-80GB"))
+    mi300 = device_from_spec(catalog.gpu("MI300X"))
+    assert unsupported(catalog.quant("GPTQ-INT4"), v100) is None
+    assert "7.5 or newer" in unsupported(catalog.quant("AWQ-INT4"), v100)
+    assert "NVIDIA GPUs" in unsupported(catalog.quant("BNB-NF4"), mi300)
+    assert unsupported(catalog.quant("FP8"), a100) is None
+    assert "8.9" in unsupported(catalog.quant("FP8"), a100, moe=True)

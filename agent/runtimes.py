@@ -207,8 +207,8 @@ def scrape(runtime: str, url: str, now: float | None = None) -> tuple[list[Readi
 
 
 def endpoints(configured: Sequence[Mapping[str, str]] | None) -> list[tuple[str, str]]:
-    """The configured runtimes (`runtimes: [{runtime, url}]`), else the default local ports."""
-    if configured:
+    """The configured runtimes (`runtimes: [{runtime, url}]`; [] for none), else the default local ports."""
+    if configured is not None:
         return [(c["runtime"], c["url"]) for c in configured]
     return list(DEFAULT_ENDPOINTS)
 

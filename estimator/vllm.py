@@ -342,16 +342,17 @@ def serve_estimate(
     settings: ServeSettings,
     constants: VllmConstants = DEFAULT_VLLM,
 ) -> ServeEstimate:
-    """vLLM on these GPUs (all of one kind: vLLM's tensor parallel needs equal shares, so the
+    """vLLM (or SGLang) on these GPUs (all of one kind: tensor parallel needs equal shares, so the
     smallest sets them). Tensor parallel unless asked: the fewest GPUs that serve every session,
-    else the fewest that start, else all of them."""
+    else all of them."""
     settings.check()
     if not devices:
-        raise UsageError("vLLM needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
-    if quant.format in ("gguf", "mlx"):
+        raise UsageError(f"{settings.runtime} needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
+    if quant.format in ("gguf", "mlx", "exl"):
+        kind = {"gguf": "GGUF", "mlx": "MLX", "exl": "ExLlama"}[quant.format]
         raise UsageError(
-            f"--runtime vllm loads safetensors checkpoints: BF16, FP16, FP8, AWQ-INT4, GPTQ-INT4, GPTQ-INT8, "
-            f"BNB-NF4; {quant.name} is a {'GGUF' if quant.format == 'gguf' else 'MLX'} type"
+            f"--runtime {settings.runtime} loads safetensors checkpoints: BF16, FP16, FP8, AWQ-INT4, GPTQ-INT4, "
+            f"GPTQ-INT8, BNB-NF4; {quant.name} is a{'n' if kind == 'MLX' else ''} {kind} type"
         )
     arch = model.architecture
     device = min(devices, key=lambda d: d.total_bytes)

@@ -214,3 +214,13 @@ def test_a_runtime_that_is_not_there_is_said_in_one_line(cli):
     assert json.loads(out.stdout)["unreachable"][0].startswith("vllm at http://127.0.0.1:9:")
     bad = cli("runtimes", "--url", "tgi=http://x")
     assert bad.returncode == 2 and "RUNTIME=URL" in bad.stderr
+
+
+def test_an_empty_runtimes_list_reads_none(cli, tmp_path):
+    from fitagent.agent.runtimes import DEFAULT_ENDPOINTS, endpoints
+
+    assert endpoints(None) == list(DEFAULT_ENDPOINTS) and endpoints(()) == []
+    config = tmp_path / "fitagent.yaml"
+    config.write_text("runtimes: []\n")
+    out = cli("runtimes", "--config", str(config))
+    assert out.returncode == 2 and "the config's `runtimes` is empty" in out.stderr

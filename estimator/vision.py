@@ -62,11 +62,6 @@ def projector_bytes(t: VisionTower, text_hidden: int) -> int:
     return t.layers * (matrices * F16 + vectors * F32) + outer_f16 * F16 + outer_f32 * F32 + outer_f32_matrices * F32
 
 
-def tower_parameters(t: VisionTower) -> int:
-    matrices, vectors = _layer(t)
-    return t.layers * (matrices + vectors)
-
-
 def _round_to(value: float, step: int) -> int:
     return max(step, int(round(value / step)) * step)
 

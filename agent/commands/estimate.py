@@ -190,6 +190,10 @@ def run(args) -> int:
     quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     if args.runtime in ("vllm", "sglang"):
+        if args.images:
+            raise UsageError(
+                f"--images prices llama.cpp's projector (mmproj); {args.runtime}'s encoder is not modelled"
+            )
         return _run_vllm(args, catalog, model, quant, context)
     options = Options(
         context=context,
@@ -227,7 +231,7 @@ def run(args) -> int:
             f"`mlx_lm.server --model <its repo>` (e.g. mlx_lm.convert --hf-path {model.id} -q)"
         )
         result = replace(result, notes=result.notes + (note,))
-    if not args.gpu:  # this box (probed, or its saved snapshot): what its runtimes measured
+    if not args.gpu and args.runtime == "llama.cpp":  # this box (probed, or its snapshot): what its runtimes measured
         from ..paths import cache_dir
         from ..runtimes import load_store, recalibrated
 

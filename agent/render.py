@@ -291,11 +291,12 @@ def render_plan(p, shown: int) -> str:
         "",
         f"GPU memory  {gb(p.gpu_bytes, 2)} whole on one GPU, {gb(p.gpu_bytes_comfortable, 2)} with 1 GB to spare",
         f"RAM         {gb(p.host_bytes, 2)} "
-        + ("to read the checkpoint at start" if p.runtime == "vllm" else "on the CPU alone"),
+        + ("to read the checkpoint at start" if p.runtime in ("vllm", "sglang") else "on the CPU alone"),
     ]
     if p.target_tokens_per_s:
         need = (
-            f"{p.bandwidth_bytes_per_s / 1e9:,.0f} GB/s of peak memory bandwidth on a discrete GPU"
+            f"{p.bandwidth_bytes_per_s / 1e9:,.0f} GB/s of peak memory bandwidth on "
+            + ("an Apple chip" if p.runtime == "mlx" else "a discrete GPU")
             if p.bandwidth_bytes_per_s
             else "no GPU bandwidth reaches it (the per-layer times alone are slower)"
         )
@@ -365,7 +366,7 @@ def render_vllm_ranking(ranked, top: int, settings) -> str:
     """`recommend --runtime vllm`: each model's best checkpoint that vLLM serves here."""
     if not ranked:
         return (
-            f"no catalog model's checkpoint starts under vLLM here and holds {settings.concurrency} session(s) of "
+            f"no catalog model's checkpoint starts under {settings.runtime} here and holds {settings.concurrency} session(s) of "
             f"{settings.max_model_len:,} tokens at 5 tokens/s or more"
         )
     speed_head = "tokens/s a session" if settings.concurrency > 1 else "tokens/s"
@@ -383,7 +384,8 @@ def render_vllm_ranking(ranked, top: int, settings) -> str:
                 f"{e.max_concurrency:.1f}",
             )
         )
-    header = f"vLLM · {settings.concurrency} × {settings.max_model_len:,} tokens"
+    engine = "SGLang" if settings.runtime == "sglang" else "vLLM"
+    header = f"{engine} · {settings.concurrency} × {settings.max_model_len:,} tokens"
     body = table(("#", "model", "checkpoint", "TP", "quality", speed_head, "sessions held"), rows)
     best = ranked[0].estimate
     return "\n".join([header, "", body, "", "launch #1: " + " ".join(best.args)])

@@ -75,6 +75,11 @@ class Agent:
         )
         self._scan_lock = threading.Lock()
         self._scanned = threading.Condition()
+        # A rescan asked for while the job runs would be skipped by the scheduler (one instance at a
+        # time): the running job sees the flag and scans once more instead.
+        self._rescan_lock = threading.Lock()
+        self._rescan_pending = False
+        self._job_running = False
         self._stop = threading.Event()
         self._scheduler = None
         self._ready_sent = False
@@ -266,10 +271,19 @@ class Agent:
         return self._state
 
     def _scheduled_scan(self) -> None:
-        try:
-            self.scan_once()
-        except Exception:  # noqa: BLE001 - keep the job alive whatever happens
-            log.exception("scan crashed")
+        with self._rescan_lock:
+            self._job_running = True
+        while True:
+            with self._rescan_lock:
+                self._rescan_pending = False
+            try:
+                self.scan_once()
+            except Exception:  # noqa: BLE001 - keep the job alive whatever happens
+                log.exception("scan crashed")
+            with self._rescan_lock:
+                if not self._rescan_pending:
+                    self._job_running = False
+                    return
 
     # ------------------------------------------------------------ lifecycle
 
@@ -309,7 +323,12 @@ class Agent:
         self._scheduler = scheduler
 
     def request_rescan(self) -> None:
-        """Run the scan job now (in the scheduler's thread, so scans stay one at a time)."""
+        """Run the scan job now (in the scheduler's thread, so scans stay one at a time); a job that
+        is running scans once more when it finishes."""
+        with self._rescan_lock:
+            self._rescan_pending = True
+            if self._job_running:
+                return
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(timezone.utc))
         else:

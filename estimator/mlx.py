@@ -44,3 +44,34 @@ def check_mlx(quant: Quantization, budget: Budget) -> None:
     if not budget.devices or budget.devices[0].vendor != "apple":
         where = budget.devices[0].name if budget.devices else "no GPU"
         raise UsageError(f"--runtime mlx runs on Apple silicon only, not on {where} (use --gpu 'Apple M4 Max' to ask)")
+
+
+MLX_FORMATS = ("MLX-8BIT", "MLX-4BIT")
+MIN_TOKENS_PER_S = 5.0
+SAME_QUALITY = 0.1
+
+
+def rank_models(catalog, budget: Budget, options, models=None) -> tuple:
+    """Each catalog model's best MLX checkpoint on this Apple chip: of MLX-8BIT and MLX-4BIT, those
+    that fit whole and decode at 5 tokens/s or more; the best quality (the faster within 0.1 point);
+    then the models by quality, then speed. The estimates carry MLX's constants."""
+    from .estimate import estimate
+
+    check_mlx(catalog.quant(MLX_FORMATS[0]), budget)
+    options = replace(options, calibration=mlx_calibration(options.calibration))
+    picks = []
+    for model in models if models is not None else catalog.models:
+        if options.use_case == "vision" and model.modality != "vision":
+            continue
+        if options.context > model.max_context:
+            continue
+        offered = []
+        for name in MLX_FORMATS:
+            e = estimate(model, catalog.quant(name), budget, catalog, options)
+            if e.fits and e.loads and e.placement == "gpu" and (e.decode_tokens_per_s or 0) >= MIN_TOKENS_PER_S:
+                offered.append(e)
+        if offered:
+            best = max(e.quality for e in offered)
+            close = [e for e in offered if e.quality >= best - SAME_QUALITY]
+            picks.append(max(close, key=lambda e: e.decode_tokens_per_s or 0.0))
+    return tuple(sorted(picks, key=lambda e: (-e.quality, -(e.decode_tokens_per_s or 0), e.model)))

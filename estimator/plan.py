@@ -25,7 +25,7 @@ from .results import SAFE_HEADROOM_BYTES, Options
 from .support import unsupported
 
 COUNTS = (1, 2, 4, 8)
-RUNTIMES = ("llama.cpp", "vllm")
+RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx")
 UNLIMITED_BYTES = 10**15
 TRIAL_CORES = 16  # the host of a GPU option: its CPU only computes what a GPU does not hold
 
@@ -92,8 +92,12 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _imagined_gpu(bandwidth: float, flops: float | None = None) -> Device:
-    """A discrete NVIDIA GPU with room for anything, at a given bandwidth."""
+def _imagined_gpu(bandwidth: float, flops: float | None = None, apple: bool = False) -> Device:
+    """A discrete NVIDIA GPU (or an Apple chip, for MLX) with room for anything, at a given bandwidth."""
+    if apple:
+        return Device(
+            "plan:0", "imagined Apple chip", "apple", UNLIMITED_BYTES, UNLIMITED_BYTES, bandwidth, flops, True
+        )
     return Device("plan:0", "imagined GPU", "nvidia", UNLIMITED_BYTES, UNLIMITED_BYTES, bandwidth, flops)
 
 
@@ -115,14 +119,20 @@ def _speeds(model: Model, quant: Quantization, budget: Budget, catalog: Catalog,
 
 
 def needed_bandwidth(
-    model: Model, quant: Quantization, catalog: Catalog, options: Options, sessions: int, target: float
+    model: Model,
+    quant: Quantization,
+    catalog: Catalog,
+    options: Options,
+    sessions: int,
+    target: float,
+    apple: bool = False,
 ):
-    """The least peak bandwidth at which a discrete GPU holding everything reaches `target`
+    """The least peak bandwidth at which a discrete GPU (an Apple chip, `apple`) holding everything reaches `target`
     tokens/s per session (None: even 100 TB/s does not — the per-layer times alone are too slow).
     Bisection on the estimator's own speed, which grows with the bandwidth."""
 
     def speed_at(bandwidth: float) -> float:
-        budget = Budget((_imagined_gpu(bandwidth),), UNLIMITED_BYTES, 100e9, TRIAL_CORES)
+        budget = Budget((_imagined_gpu(bandwidth, apple=apple),), UNLIMITED_BYTES, 100e9, TRIAL_CORES)
         _, per_session, _ = _speeds(model, quant, budget, catalog, options, sessions)
         return per_session or 0.0
 
@@ -166,24 +176,30 @@ def plan(
     concurrency: int = 1,
 ) -> Plan:
     if runtime not in RUNTIMES:
-        raise UsageError(
-            f"--runtime {runtime}: llama.cpp and vllm are modelled (SGLang, MLX and ExLlamaV2 are not yet)"
-        )
+        raise UsageError(f"--runtime {runtime}: llama.cpp, vllm, sglang and mlx are modelled (ExLlamaV2 is not yet)")
     if not 1 <= concurrency <= 1024:
         raise UsageError(f"--concurrency must be between 1 and 1024, got {concurrency}")
     if target_tokens_per_s is not None and not 0 < target_tokens_per_s < 1e6:
         raise UsageError(f"--target-tps must be a positive number of tokens/s, got {target_tokens_per_s}")
-    if runtime == "vllm":
-        return _vllm_plan(model, quant, catalog, context, target_tokens_per_s, concurrency)
+    if runtime in ("vllm", "sglang"):
+        return _vllm_plan(model, quant, catalog, context, target_tokens_per_s, concurrency, runtime)
     # -np N -c N×context: the KV cache holds every session's context
     options = Options(context=context * concurrency, detail=False).check()
+    if runtime == "mlx":  # llama.cpp's physics with MLX's constants; the support rules keep Apple chips only
+        from .mlx import mlx_calibration
+
+        if quant.format != "mlx":
+            raise UsageError(f"--runtime mlx plans MLX checkpoints (MLX-4BIT, MLX-8BIT); {quant.name} is not one")
+        options = replace(options, calibration=mlx_calibration(options.calibration))
     one_gpu = Budget((_imagined_gpu(1e12),), UNLIMITED_BYTES, 100e9, TRIAL_CORES)
     on_gpu = place_candidate(model, quant, one_gpu, catalog, options)
     cpu_only = place_candidate(model, quant, Budget((), UNLIMITED_BYTES, 100e9, TRIAL_CORES), catalog, options)
     gpu_bytes = int(on_gpu.total_bytes)
     bandwidth = None
     if target_tokens_per_s is not None:
-        bandwidth = needed_bandwidth(model, quant, catalog, options, concurrency, target_tokens_per_s)
+        bandwidth = needed_bandwidth(
+            model, quant, catalog, options, concurrency, target_tokens_per_s, apple=runtime == "mlx"
+        )
     found = []
     refused: dict[str, str] = {}
     for spec in catalog.gpus:
@@ -230,14 +246,22 @@ def plan(
 
 
 def _vllm_plan(
-    model: Model, quant: Quantization, catalog: Catalog, context: int, target: float | None, sessions: int
+    model: Model,
+    quant: Quantization,
+    catalog: Catalog,
+    context: int,
+    target: float | None,
+    sessions: int,
+    runtime: str = "vllm",
 ) -> Plan:
-    """The same question for `vllm serve`: the GPU memory whose 0.9 share holds the weights, the
-    profiler's reserves and every session's KV cache; the bandwidth a GPU needs for `target` tokens/s
-    a session; the catalog GPUs (×1, 2, 4, 8, tensor parallel) on which vLLM starts and holds every
-    session at full length. Every figure is estimator.vllm's on imagined or catalog GPUs."""
-    settings = vllm.ServeSettings(max_model_len=context, concurrency=sessions).check()
+    """The same question for `vllm serve` (or SGLang): the GPU memory whose share (0.9; SGLang's 0.88)
+    holds the weights, the profiler's reserves and every session's KV cache; the bandwidth a GPU needs
+    for `target` tokens/s a session; the catalog GPUs (×1, 2, 4, 8, tensor parallel) on which it starts
+    and holds every session at full length. Every figure is estimator.vllm's on imagined or catalog GPUs."""
+    settings = vllm.ServeSettings(max_model_len=context, concurrency=sessions, runtime=runtime).check()
     constants = vllm.DEFAULT_VLLM
+    share = vllm.sglang_share(1) if runtime == "sglang" else constants.gpu_memory_utilization
+    engine = "SGLang" if runtime == "sglang" else "vLLM"
     big = _imagined_gpu(1e12)
     smallest_batch = constants.small_gpu_batch[1]  # the profile run of any GPU under 70 GiB
     probe = vllm.serve_estimate(
@@ -246,7 +270,7 @@ def _vllm_plan(
     memory = probe.memory
     reserved = memory.weights_bytes + memory.non_torch_bytes + memory.activation_bytes + memory.cuda_graph_bytes
     kv = probe.kv_bytes_per_token * context * sessions
-    gpu_bytes = math.ceil((reserved + kv) / constants.gpu_memory_utilization)
+    gpu_bytes = math.ceil((reserved + kv) / share)
     bandwidth = None
     if target is not None:
         bandwidth = _vllm_bandwidth(model, quant, catalog, settings, target)
@@ -255,7 +279,7 @@ def _vllm_plan(
     for spec in catalog.gpus:
         device = device_from_spec(spec)
         why = unsupported(quant, device, moe=model.architecture.is_moe) or (
-            f"vLLM runs on CUDA and ROCm GPUs, not on {spec.name}" if spec.vendor in ("apple", "intel") else None
+            f"{engine} runs on CUDA and ROCm GPUs, not on {spec.name}" if spec.vendor in ("apple", "intel") else None
         )
         if why:
             refused[spec.name] = why
@@ -274,18 +298,20 @@ def _vllm_plan(
             break  # more GPUs of the same kind only add cost once it serves
     found.sort(key=lambda o: (o.reaches_target is False, o.memory_bytes, o.count, -(o.decode_tokens_per_s or 0), o.gpu))
     notes = [
-        f"vLLM takes {constants.gpu_memory_utilization:.0%} of each GPU (--gpu-memory-utilization); the weights, "
+        f"{engine} takes {share:.0%} of each GPU (--"
+        + ("mem-fraction-static" if runtime == "sglang" else "gpu-memory-utilization")
+        + "); the weights, "
         f"the start-up profile's reserves and {sessions} × {context:,} KV tokens must fit in it",
-        "host RAM: vLLM reads the checkpoint through it once at start; the figure is the checkpoint's size",
+        f"host RAM: {engine} reads the checkpoint through it once at start; the figure is the checkpoint's size",
     ]
     if refused:
         example = next(iter(refused.values()))
-        notes.append(f"left out: {len(refused)} GPUs that cannot run {quant.name} under vLLM (e.g. {example})")
+        notes.append(f"left out: {len(refused)} GPUs that cannot run {quant.name} under {engine} (e.g. {example})")
     return Plan(
         model.id,
         quant.name,
         context,
-        "vllm",
+        runtime,
         sessions,
         target,
         gpu_bytes,

@@ -142,3 +142,37 @@ def test_page_renders_for_each_kind_of_machine(name):
     other = client.get("/?use_case=code&context=16384").get_data(as_text=True)
     assert "Pareto frontiers · code · context 16,384" in other
     assert client.get("/?context=abc").status_code == 400
+
+
+def test_a_rescan_asked_for_during_a_scan_runs_after_it():
+    """The scheduler skips a job that is already running; a rescan asked for then must not be lost
+    (POST /v1/rescan?wait= would time out): the running job scans once more."""
+    app = create_app(SMALL, prober=Prober(snapshot()), start=False)
+    agent = app.extensions[EXTENSION]
+    started, release = threading.Event(), threading.Event()
+    real_scan = agent.scan_once
+    calls = []
+
+    def slow_scan():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        return real_scan()
+
+    class BusyScheduler:  # APScheduler with the scan job's one instance running: a modify_job is skipped
+        running = True
+
+        def modify_job(self, *args, **kwargs):
+            pass
+
+    agent.scan_once = slow_scan
+    agent._scheduler = BusyScheduler()
+    job = threading.Thread(target=agent._scheduled_scan)
+    job.start()
+    assert started.wait(5)
+    agent.request_rescan()  # while the first scan runs: the running job takes it
+    release.set()
+    job.join(10)
+    agent._scheduler = None
+    assert calls == [0, 1] and agent.state.generation == 2

@@ -51,3 +51,24 @@ def test_mlx_is_refused_off_apple_and_for_other_formats(cli):
     assert gguf.returncode == 2 and "loads MLX checkpoints" in gguf.stderr
     ok = cli("estimate", "--model", "llama3.1-8b", "--runtime", "mlx", "--gpu", "Apple M4 Pro", "--json")
     assert ok.returncode == 0 and '"quant": "MLX-4BIT"' in ok.stdout and "mlx_lm.server" in ok.stdout
+
+
+def test_plan_recommend_and_pick_for_mlx(cli, catalog):
+    from fitagent.estimator.plan import plan
+
+    answer = plan(
+        catalog.model("llama3.1-8b"), catalog.quant("MLX-4BIT"), catalog, 8192, runtime="mlx", target_tokens_per_s=40
+    )
+    assert answer.options and all(o.gpu.startswith("Apple") for o in answer.options)
+    assert any("cannot run MLX-4BIT" in n for n in answer.notes)
+    out = cli("recommend", "--runtime", "mlx", "--gpu", "Apple M4 Pro", "--top", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    ranked = json.loads(out.stdout)["ranked"]
+    assert ranked and all(e["quant"].startswith("MLX-") and e["placement"] == "gpu" for e in ranked)
+    assert [e["quality"] for e in ranked] == sorted((e["quality"] for e in ranked), reverse=True)
+    line = cli("pick", "--runtime", "mlx", "--gpu", "Apple M4 Pro").stdout.split()
+    assert line == [ranked[0]["model"], ranked[0]["quant"]]
+    off = cli("recommend", "--runtime", "mlx", "--gpu", "RTX 4090")
+    assert off.returncode == 2 and "Apple silicon only" in off.stderr

@@ -238,7 +238,7 @@ def test_recommend_and_pick_with_runtime_vllm(cli):
     )
     assert launch.stdout.strip() == " ".join(first["launch"]["vllm"])
     wrong = cli("pick", "--runtime", "vllm", "--gpu", "RTX 4090", "--format", "ollama")
-    assert wrong.returncode == 2 and "launches llama.cpp" in wrong.stderr
+    assert wrong.returncode == 2 and "launches another runtime" in wrong.stderr
 
 
 def test_the_first_token_of_an_idle_server(rows, catalog):
@@ -271,3 +271,22 @@ def test_sglang_keeps_its_static_share_for_weights_and_the_token_pool(rows, cata
     assert e.kv_blocks == e.kv_tokens  # one token a page
     assert e.args[:3] == ("python", "-m", "sglang.launch_server") and "--mem-fraction-static" in e.args
     assert e.to_dict()["launch"]["sglang"] == list(e.args)
+
+
+def test_plan_recommend_and_pick_for_sglang(cli, catalog):
+    from fitagent.estimator.plan import plan
+
+    model, quant = catalog.model("llama3.1-8b"), catalog.quant("BF16")
+    answer = plan(model, quant, catalog, 8192, runtime="sglang", concurrency=32)
+    gib = 1024**3
+    # SGLang's 0.88 share holds the weights, non-torch memory and the pool; activations live outside it
+    assert answer.gpu_bytes == -(-(16_061_054_976 + int(0.3 * gib) + 131_072 * 8192 * 32) // 0.88)
+    assert answer.runtime == "sglang" and any("mem-fraction-static" in n for n in answer.notes)
+    out = cli("recommend", "--runtime", "sglang", "--gpu", "RTX 4090", "--top", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)["ranked"][0]
+    assert first["runtime"] == "sglang" and first["launch"]["sglang"][:3] == ["python", "-m", "sglang.launch_server"]
+    launch = cli("pick", "--runtime", "sglang", "--gpu", "RTX 4090", "--format", "sglang").stdout.strip()
+    assert launch == " ".join(first["launch"]["sglang"])
+    mismatch = cli("pick", "--gpu", "RTX 4090", "--format", "sglang")
+    assert mismatch.returncode == 2 and "give --runtime sglang" in mismatch.stderr

@@ -28,7 +28,7 @@ from .common import (
     prompt_tokens,
 )
 
-FORMATS = ("line", "llama.cpp", "ollama", "vllm")
+FORMATS = ("line", "llama.cpp", "ollama", "vllm", "sglang")
 AGENT_TIMEOUT_S = 2.0
 
 
@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=FORMATS,
         default="line",
-        help="line: 'MODEL QUANT GPU_LAYERS' (GPU layers as llama.cpp's -ngl takes them); "
-        "llama.cpp / vllm: that runtime's flags; ollama: its options as JSON",
+        help="line: 'MODEL QUANT GPU_LAYERS' (GPU layers as llama.cpp's -ngl takes them; with --runtime vllm or "
+        "sglang 'MODEL CHECKPOINT TP'); llama.cpp / vllm / sglang: that runtime's flags; ollama: its options as JSON",
     )
     where = parser.add_argument_group("where the answer comes from")
     where.add_argument(
@@ -66,16 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx"),
         default="llama.cpp",
-        help="vllm: the best safetensors checkpoint vLLM serves here, as its `vllm serve` line (computed here)",
+        help="vllm / sglang: the best safetensors checkpoint it serves here, as its launch line; mlx: the best "
+        "MLX checkpoint on this Apple chip (computed here)",
     )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
         default=1,
         metavar="N",
-        help="with --runtime vllm: sessions served at once (default 1)",
+        help="with --runtime vllm or sglang: sessions served at once (default 1)",
     )
     add_hardware(parser)
     add_json(parser)
@@ -91,13 +92,19 @@ def pick_vllm(args) -> int:
     from ..hardware import resolve_hardware
 
     if args.max_latency is not None:
-        raise UsageError("--max-latency goes with llama.cpp's pick; --runtime vllm ranks by quality, then speed")
+        raise UsageError(
+            f"--max-latency goes with llama.cpp's pick; --runtime {args.runtime} ranks by quality, then speed"
+        )
     catalog = load_catalog()
     snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
+    if args.runtime == "mlx":
+        return _pick_mlx(args, catalog, budget)
     if not budget.devices:
-        raise UsageError("--runtime vllm needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
-    settings = ServeSettings(max_model_len=args.context or 8192, concurrency=args.concurrency)
+        raise UsageError(
+            f"--runtime {args.runtime} needs a GPU; this box has none usable (use --gpu NAME to ask about one)"
+        )
+    settings = ServeSettings(max_model_len=args.context or 8192, concurrency=args.concurrency, runtime=args.runtime)
     ranked = rank_models(catalog, budget.devices, settings, args.use_case or "general")
     if not ranked:
         raise UsageError(
@@ -269,12 +276,36 @@ def format_pick(pick: dict, fmt: str) -> str:
     return f"{pick['model']} {pick['quant']} {ngl}"
 
 
+def _pick_mlx(args, catalog, budget) -> int:
+    from ...catalog.errors import UsageError
+    from ...estimator.mlx import rank_models
+    from ...estimator.results import Options
+
+    options = Options(context=args.context or 8192, use_case=args.use_case or "general", detail=False).check()
+    ranked = rank_models(catalog, budget, options)
+    if not ranked:
+        raise UsageError(f"no catalog model's MLX checkpoint fits here at {options.context:,} tokens and 5 tokens/s")
+    best = ranked[0]
+    if args.json:
+        print_json({**best.to_dict(), "runtime": "mlx", "source": "local"})
+    else:
+        print(f"{best.model} {best.quant}")
+    return 0
+
+
 def run(args) -> int:
-    if args.runtime == "vllm":
-        if args.format in ("llama.cpp", "ollama"):
+    if args.format == "sglang" and args.runtime != "sglang":
+        from ...catalog.errors import UsageError
+
+        raise UsageError("--format sglang prints SGLang's launch line: give --runtime sglang")
+    if args.runtime != "llama.cpp":
+        if args.format not in ("line", args.runtime):
             from ...catalog.errors import UsageError
 
-            raise UsageError(f"--format {args.format} launches llama.cpp; with --runtime vllm use line or vllm")
+            raise UsageError(
+                f"--format {args.format} launches another runtime; with --runtime {args.runtime} use line"
+                + (f" or {args.runtime}" if args.runtime in FORMATS else "")
+            )
         return pick_vllm(args)
     pick = None
     source = "local"

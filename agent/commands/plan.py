@@ -14,7 +14,9 @@ SHOWN = 15  # options in the human answer (the JSON has them all)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="NAME", help="a catalog model id or alias")
-    parser.add_argument("--quant", help="quantization (default Q4_K_M; BF16 with --runtime vllm)")
+    parser.add_argument(
+        "--quant", help="quantization (default Q4_K_M; BF16 with --runtime vllm or sglang; MLX-4BIT with mlx)"
+    )
     parser.add_argument(
         "--context",
         type=context_tokens,
@@ -23,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx"),
         default="llama.cpp",
-        help="the serving engine: llama.cpp (GGUF; -np N sessions) or vllm (safetensors; tensor parallel)",
+        help="the serving engine: llama.cpp (GGUF; -np N sessions), vllm or sglang (safetensors; tensor "
+        "parallel), mlx (MLX checkpoints; Apple silicon)",
     )
     parser.add_argument(
         "--target-tps", type=argument(tokens_per_s), metavar="T", help="decode tokens/s each session should reach"
@@ -43,7 +46,8 @@ def run(args) -> int:
 
     catalog = load_catalog()
     model = catalog.model(args.model)
-    quant, quant_note = catalog.resolve_quant(args.quant or ("BF16" if args.runtime == "vllm" else "Q4_K_M"))
+    default = {"vllm": "BF16", "sglang": "BF16", "mlx": "MLX-4BIT"}.get(args.runtime, "Q4_K_M")
+    quant, quant_note = catalog.resolve_quant(args.quant or default)
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     answer = plan(model, quant, catalog, context, args.runtime, args.target_tps, args.concurrency)
     if quant_note:

@@ -41,16 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx"),
         default="llama.cpp",
-        help="llama.cpp (GGUF types, frontiers) or vllm (safetensors checkpoints, each model's best that serves)",
+        help="llama.cpp (GGUF types, frontiers); vllm or sglang (safetensors checkpoints, each model's best that "
+        "serves); mlx (MLX checkpoints on Apple silicon)",
     )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
         default=1,
         metavar="N",
-        help="with --runtime vllm: sessions served at once, each up to --context (default 1)",
+        help="with --runtime vllm or sglang: sessions served at once, each up to --context (default 1)",
     )
     add_json(parser)
 
@@ -69,13 +70,15 @@ def run_vllm(args) -> int:
     if not budget.devices:
         from ...catalog.errors import UsageError
 
-        raise UsageError("--runtime vllm needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
-    settings = ServeSettings(max_model_len=args.context, concurrency=args.concurrency)
+        raise UsageError(
+            f"--runtime {args.runtime} needs a GPU; this box has none usable (use --gpu NAME to ask about one)"
+        )
+    settings = ServeSettings(max_model_len=args.context, concurrency=args.concurrency, runtime=args.runtime)
     ranked = rank_models(catalog, budget.devices, settings, args.use_case)
     if args.json:
         print_json(
             {
-                "runtime": "vllm",
+                "runtime": args.runtime,
                 "context": args.context,
                 "concurrency": args.concurrency,
                 "use_case": args.use_case,
@@ -87,9 +90,47 @@ def run_vllm(args) -> int:
     return 0
 
 
+def run_mlx(args) -> int:
+    """`recommend --runtime mlx`: each model's best MLX checkpoint that fits this Apple chip, ranked."""
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.mlx import rank_models
+    from ...estimator.results import Options
+    from ..catalog_cache import load_catalog
+    from ..hardware import resolve_hardware
+    from ..render import rate, table
+
+    catalog = load_catalog()
+    snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    options = Options(context=args.context, use_case=args.use_case, detail=False).check()
+    ranked = rank_models(catalog, budget, options)
+    if args.json:
+        print_json(
+            {
+                "runtime": "mlx",
+                "context": args.context,
+                "use_case": args.use_case,
+                "ranked": [e.to_dict() for e in ranked[: args.top]],
+            }
+        )
+        return 0
+    if not ranked:
+        print(f"no catalog model's MLX checkpoint fits here at {args.context:,} tokens and 5 tokens/s or more")
+        return 0
+    rows = [
+        (i, e.model, e.quant, f"{e.quality:.1f}", rate(e.decode_tokens_per_s), f"{e.total_bytes / 1e9:.1f} GB")
+        for i, e in enumerate(ranked[: args.top], 1)
+    ]
+    print(f"MLX · {args.context:,} tokens\n")
+    print(table(("#", "model", "checkpoint", "quality", "decode", "memory"), rows))
+    return 0
+
+
 def run(args) -> int:
-    if args.runtime == "vllm":
+    if args.runtime in ("vllm", "sglang"):
         return run_vllm(args)
+    if args.runtime == "mlx":
+        return run_mlx(args)
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.hardware import snapshot_to_dict
     from ...estimator.recommend import explain, recommend

@@ -189,7 +189,7 @@ def parse_models(doc: object, origin: str = "models.yaml") -> tuple[Model, ...]:
     return tuple(models)
 
 
-_FORMATS = ("gguf", "float", "fp8", "int", "mlx")
+_FORMATS = ("gguf", "float", "fp8", "fp4", "int", "mlx")
 
 
 def parse_quantizations(

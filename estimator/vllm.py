@@ -252,7 +252,7 @@ class StepCost:
 
 
 def kernel_family(quant: Quantization) -> str:
-    if quant.format in ("int", "nf4"):
+    if quant.format in ("int", "fp4"):
         return "4-bit" if quant.bits_per_weight <= 4.5 else "8-bit"
     return "16-bit"  # BF16/F16 and FP8 (no public FP8 row tells it apart)
 
@@ -352,7 +352,7 @@ def serve_estimate(
         kind = {"gguf": "GGUF", "mlx": "MLX", "exl": "ExLlama"}[quant.format]
         raise UsageError(
             f"--runtime {settings.runtime} loads safetensors checkpoints: BF16, FP16, FP8, AWQ-INT4, GPTQ-INT4, "
-            f"GPTQ-INT8, BNB-NF4; {quant.name} is a{'n' if kind == 'MLX' else ''} {kind} type"
+            f"GPTQ-INT8, BNB-NF4, NVFP4; {quant.name} is a{'n' if kind == 'MLX' else ''} {kind} type"
         )
     arch = model.architecture
     device = min(devices, key=lambda d: d.total_bytes)
@@ -438,7 +438,7 @@ def serve_estimate(
         args += ["--quantization", online]
     elif online:
         args += ["--quantization", online]  # vLLM quantizes the BF16 checkpoint as it loads it
-    elif quant.format == "int":
+    elif quant.format in ("int", "fp4"):
         notes.append(
             f"serve the {quant.name} checkpoint of {model.id} in place of its id (vLLM reads the format from its "
             "quantization_config)"
@@ -531,7 +531,13 @@ def _args(model: Model, settings: ServeSettings, utilization: float, tp: int) ->
 
 # ------------------------------------------------------------------------------------ ranking
 
-VLLM_FORMATS = ("BF16", "FP8", "GPTQ-INT8", "AWQ-INT4", "GPTQ-INT4")  # what model makers publish for vLLM
+VLLM_FORMATS = (
+    "BF16",
+    "FP8",
+    "GPTQ-INT8",
+    "AWQ-INT4",
+    "GPTQ-INT4",
+)  # NVFP4: few models are published in it  # what model makers publish for vLLM
 MIN_TOKENS_PER_S = 5.0  # a session slower than this is not usable
 SAME_QUALITY = 0.1  # formats within this many points: the faster one
 

@@ -176,3 +176,47 @@ def test_kernel_support_by_generation(catalog):
     assert "NVIDIA GPUs" in unsupported(catalog.quant("BNB-NF4"), mi300)
     assert unsupported(catalog.quant("FP8"), a100) is None
     assert "8.9" in unsupported(catalog.quant("FP8"), a100, moe=True)
+
+
+def test_nvfp4_layout_and_where_it_runs(catalog, llama):
+    """NVIDIA ModelOpt NVFP4: 4-bit codes and an FP8 scale per 16 weights (9 bytes per 16) in the
+    blocks' linear layers; embeddings and head BF16, norms F32. FP4 tensor cores on Blackwell; vLLM's
+    Marlin runs it weight-only from Ampere; NVIDIA only."""
+    from fitagent.estimator.budget import device_from_spec
+    from fitagent.estimator.support import caveat, unsupported
+
+    model, linear, table, norms = llama
+    quant = catalog.quant("NVFP4")
+    assert weights(catalog, model, "NVFP4") == linear // 16 * 9 + 2 * table * 2 + norms * 4
+    assert unsupported(quant, device_from_spec(catalog.gpu("RTX 5090"))) is None
+    assert caveat(quant, device_from_spec(catalog.gpu("RTX 5090"))) is None
+    assert "weight-only" in caveat(quant, device_from_spec(catalog.gpu("H100 80GB HBM3")))
+    assert "NVIDIA's format" in unsupported(quant, device_from_spec(catalog.gpu("MI300X")))
+    assert "8.0 or newer" in unsupported(quant, device_from_spec(catalog.gpu("RTX 2080 Ti")))
+
+
+# turboderp/exllamav2 README at 01d01a1, "Performance": EXL2 single-stream tokens/s on an RTX 3090 Ti
+# and an RTX 4090 (Llama2-7B at 3.0 / 4.0 / 5.0 bpw, TinyLlama at 3.0 / 4.0 bpw).
+EXL2_SPEEDS = [
+    ("meta-llama/Llama-2-7b-hf", "EXL2-3.0", 211, 245),
+    ("meta-llama/Llama-2-7b-hf", "EXL2-4.0", 179, 207),
+    ("meta-llama/Llama-2-7b-hf", "EXL2-5.0", 159, 170),
+    ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", "EXL2-3.0", 623, 730),
+    ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", "EXL2-4.0", 560, 643),
+]
+
+
+@pytest.mark.parametrize("model_id, quant, on_3090ti, on_4090", EXL2_SPEEDS)
+def test_exllama_speed_is_its_bytes_at_the_gpus_pace(catalog, model_id, quant, on_3090ti, on_4090):
+    """An EXL2 estimate prices its bytes with llama.cpp's CUDA decode constants (no ExLlama row is
+    fitted): the README's own table lands within 15 % (median 6 %)."""
+    from benchmarks.accuracy import bench_model
+    from fitagent.estimator.budget import Budget, device_from_spec
+    from fitagent.estimator.estimate import estimate
+    from fitagent.estimator.results import Options
+
+    model, q = bench_model(model_id, catalog), catalog.resolve_quant(quant)[0]
+    for gpu, measured in (("RTX 3090 Ti", on_3090ti), ("RTX 4090", on_4090)):
+        budget = Budget((device_from_spec(catalog.gpu(gpu)),), 512 * 2**30, 100e9, 16)
+        e = estimate(model, q, budget, catalog, Options(context=2048, prompt_tokens=128, decode_depth=128))
+        assert e.decode_tokens_per_s == pytest.approx(measured, rel=0.16)

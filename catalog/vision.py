@@ -8,7 +8,7 @@ from functools import lru_cache
 from .errors import DataError
 from .files import read_data_file
 
-ENCODERS = ("siglip", "qwen2.5-vl", "pixtral")
+ENCODERS = ("siglip", "qwen2.5-vl", "qwen3-vl", "pixtral")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class VisionTower:
     temporal_patch: int = 1
     window: int | None = None  # window attention span in pixels (Qwen2.5-VL)
     full_attention_layers: int | None = None
+    positions: int | None = None  # a learned position table of this many patches (Qwen3-VL)
+    deepstack: int = 0  # extra patch mergers fed from inner layers (Qwen3-VL's DeepStack)
     source: str = ""
 
 

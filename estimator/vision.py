@@ -31,7 +31,7 @@ class ImageCost:
 def _layer(t: VisionTower) -> tuple[int, int]:
     """(matrix weights, vector elements) of one encoder layer."""
     h, i = t.hidden_size, t.intermediate_size
-    if t.encoder == "siglip":  # q, k, v, o with biases; fc1, fc2 with biases; two LayerNorms
+    if t.encoder in ("siglip", "qwen3-vl"):  # q, k, v, o with biases; fc1, fc2 with biases; two LayerNorms
         return 4 * h * h + 2 * h * i, 4 * h + i + h + 4 * h
     if t.encoder == "qwen2.5-vl":  # fused qkv and proj with biases; SwiGLU with biases; two RMSNorms
         return 3 * h * h + h * h + 3 * h * i, 3 * h + h + 2 * i + h + 2 * h
@@ -46,6 +46,15 @@ def _outer(t: VisionTower, text_hidden: int) -> tuple[int, int, int]:
         # patch embedding (conv with bias) and position embedding are F32; final LayerNorm;
         # Gemma 3's projector: an RMSNorm and one matrix into the text model's width
         return h * text_hidden, h + 2 * h + h, 3 * p * p * h + patches * patches * h
+    if t.encoder == "qwen3-vl":
+        merged = h * t.merge * t.merge
+        mergers = 1 + t.deepstack
+        # a 3-D patch conv (two frames, F16, F32 bias), a learned position table (F32), and the patch
+        # merger plus the DeepStack ones: each a LayerNorm (of the patch width; of the merged width for
+        # DeepStack's) and a two-layer MLP with biases into the text width
+        f16 = 3 * t.temporal_patch * p * p * h + mergers * (merged * merged + merged * text_hidden)
+        f32 = h + 2 * h + t.deepstack * 2 * merged + mergers * (merged + text_hidden)
+        return f16, f32, (t.positions or 0) * h
     if t.encoder == "qwen2.5-vl":
         merged = h * t.merge * t.merge
         # a 3-D patch conv (two frames), the merger's RMSNorm and its two-layer MLP with biases
@@ -69,13 +78,14 @@ def _round_to(value: float, step: int) -> int:
 def image_cost(t: VisionTower, width: int, height: int, text_hidden: int) -> ImageCost:
     """Patches, tokens and FLOPs of one image of width × height pixels, as the model's processor
     prepares it: Gemma 3 resizes every image to 896² (256 tokens); Qwen2.5-VL rounds each side to a
-    multiple of 28 (between 56² and 12.8 M pixels) and merges 2×2 patches into a token; Pixtral
+    multiple of 28 (between 56² and 12.8 M pixels) and merges 2×2 patches into a token, Qwen3-VL the
+    same with patches of 16 (multiples of 32); Pixtral
     scales the longest edge to at most 1540 and adds a break token after each row of merged patches."""
     h, p = t.hidden_size, t.patch_size
     if t.encoder == "siglip":
         side = (t.image_size or 0) // p
         patches, tokens = side * side, t.tokens_per_image or side * side
-    elif t.encoder == "qwen2.5-vl":
+    elif t.encoder in ("qwen2.5-vl", "qwen3-vl"):
         unit = p * t.merge
         w, hh = _round_to(width, unit), _round_to(height, unit)
         pixels = w * hh

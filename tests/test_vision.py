@@ -28,6 +28,14 @@ def test_gemma3_projectors_are_the_published_files(catalog, model_id, published)
     assert 0 < published - tensors < GGUF_HEADER_MAX  # 25,056 bytes for all three: the same header
 
 
+def test_qwen3_vl_projector_is_the_published_file(catalog):
+    """Qwen/Qwen3-VL-8B-Instruct-GGUF mmproj-Qwen3VL-8B-Instruct-F16.gguf: 1,159,029,824 bytes as an app
+    pins it with its download URL. Its tensors: the SigLIP-like tower, a learned position table (F32),
+    the patch merger and three DeepStack mergers; 20,608 bytes left for the header."""
+    tensors = projector_bytes(tower_for("Qwen/Qwen3-VL-8B-Instruct"), 4096)
+    assert 0 < 1_159_029_824 - tensors < GGUF_HEADER_MAX
+
+
 @pytest.mark.parametrize(
     "model_id, published, tolerance",
     [
@@ -49,6 +57,7 @@ def test_other_projectors_match_their_listings(catalog, model_id, published, tol
         ("google/gemma-3-4b-it", (4000, 300), 256),
         ("Qwen/Qwen2.5-VL-7B-Instruct", (1024, 1024), 37 * 37),  # sides rounded to 1036 = 37 × 28
         ("Qwen/Qwen2.5-VL-7B-Instruct", (448, 448), 16 * 16),
+        ("Qwen/Qwen3-VL-8B-Instruct", (1024, 1024), 32 * 32),  # patches of 16, 2×2 merged: sides of 32
         ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", (1024, 1024), 37 * 37 + 37),  # + a break per row
         # the longest edge scaled to 1540: 110 × 74 patches, 55 × 37 merged, 37 breaks
         ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", (3000, 2000), 55 * 37 + 37),

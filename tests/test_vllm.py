@@ -184,6 +184,7 @@ def test_estimate_runtime_vllm_end_to_end(cli):
         (["--kv-cache-dtype", "fp9"], "--kv-cache-dtype fp9"),
         (["--tensor-parallel-size", "2"], "this box has 1 such GPU"),
         (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be in (0, 1]"),
+        (["--runtime", "llama.cpp", "--concurrency", "8"], "--concurrency go with --runtime vllm or sglang"),
     ],
 )
 def test_bad_vllm_input_is_one_line(cli, extra, message):

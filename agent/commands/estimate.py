@@ -189,6 +189,22 @@ def run(args) -> int:
     model = resolve_model(args, catalog)
     quant, quant_note = catalog.resolve_quant(resolve_quant_name(args, model))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
+    serving_flags = [
+        flag
+        for flag, given in (
+            ("--concurrency", args.concurrency != 1),
+            ("--gpu-memory-utilization", args.gpu_memory_utilization is not None),
+            ("--tensor-parallel-size", args.tensor_parallel_size is not None),
+            ("--kv-cache-dtype", args.kv_cache_dtype != "auto"),
+            ("--max-num-seqs", args.max_num_seqs is not None),
+            ("--enforce-eager", args.enforce_eager),
+        )
+        if given
+    ]
+    if serving_flags and args.runtime not in ("vllm", "sglang"):
+        raise UsageError(
+            f"{', '.join(serving_flags)} go with --runtime vllm or sglang (llama.cpp: --kv-quant, --multi-gpu)"
+        )
     if args.runtime in ("vllm", "sglang"):
         if args.images:
             raise UsageError(

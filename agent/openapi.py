@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .params import ESTIMATE_PARAMS
+
 _JSON = {"application/json": {"schema": {"type": "object"}}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -108,19 +110,7 @@ ROUTES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], dict]]]
             "One candidate against the current snapshot, with runtime flags (runtime=vllm: vLLM's memory, KV "
             "blocks and batch at `concurrency`, the `estimate --runtime vllm` JSON; runtime=mlx: an MLX checkpoint "
             "on Apple silicon)",
-            (
-                "model",
-                "quant",
-                "context",
-                "use_case",
-                "kv_quant",
-                "gpu_layers",
-                "prompt_tokens",
-                "output_tokens",
-                "runtime",
-                "concurrency",
-                "gpu_memory_utilization",
-            ),
+            ESTIMATE_PARAMS,
             ("model",),
             {"404": _ERROR},
         )

@@ -74,6 +74,21 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+# /v1/estimate's query: the view parses these and the OpenAPI document lists them
+ESTIMATE_PARAMS = (
+    "model",
+    "quant",
+    "context",
+    "use_case",
+    "kv_quant",
+    "gpu_layers",
+    "prompt_tokens",
+    "output_tokens",
+    "runtime",
+    "concurrency",
+    "gpu_memory_utilization",
+)
+
 # name -> (parser, what is allowed, in words)
 PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "use_case": (_choice(USE_CASES), ", ".join(USE_CASES)),

@@ -21,7 +21,7 @@ from ..estimator.recommend import Recommendations, explain, pick_within, recomme
 from ..estimator.results import Options
 from . import package_version
 from .openapi import openapi_document
-from .params import ParamError, parse_query
+from .params import ESTIMATE_PARAMS, ParamError, parse_query
 from .scheduler import Agent
 from .state import AgentState, candidate_dict, slim
 
@@ -246,23 +246,7 @@ def register_views(app: Flask, agent: Agent) -> None:
 
     @app.get("/v1/estimate")
     def estimate_one():
-        q = parse_query(
-            request.args,
-            (
-                "model",
-                "quant",
-                "context",
-                "use_case",
-                "kv_quant",
-                "gpu_layers",
-                "prompt_tokens",
-                "output_tokens",
-                "runtime",
-                "concurrency",
-                "gpu_memory_utilization",
-            ),
-            required=("model",),
-        )
+        q = parse_query(request.args, ESTIMATE_PARAMS, required=("model",))
         state = ready_state(agent)
         key = ("estimate",) + tuple(sorted(q.items()))
         return body_response(state.cache.get_or_make(key, lambda: _json_bytes(_estimate_body(agent, state, q))), state)

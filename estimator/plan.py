@@ -136,6 +136,12 @@ def needed_bandwidth(
         _, per_session, _ = _speeds(model, quant, budget, catalog, options, sessions)
         return per_session or 0.0
 
+    return _least_bandwidth(speed_at, target)
+
+
+def _least_bandwidth(speed_at, target: float) -> float | None:
+    """Bisection, on a log scale from 1 GB/s to 100 TB/s, for the least bandwidth at which
+    `speed_at` (growing with it) reaches `target` (None: not even at 100 TB/s)."""
     lo, hi = 1e9, 100e12
     if speed_at(hi) < target:
         return None
@@ -332,12 +338,4 @@ def _vllm_bandwidth(model, quant, catalog, settings, target: float) -> float | N
         e = vllm.serve_estimate(model, quant, (device,), catalog, replace(settings, tensor_parallel_size=1))
         return (e.per_user_tokens_per_s if settings.concurrency > 1 else e.decode_tokens_per_s) or 0.0
 
-    lo, hi = 1e9, 100e12
-    if speed_at(hi) < target:
-        return None
-    if speed_at(lo) >= target:
-        return lo
-    while hi / lo > 1.001:
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if speed_at(mid) < target else (lo, mid)
-    return hi
+    return _least_bandwidth(speed_at, target)

@@ -260,9 +260,7 @@ def run(args) -> int:
         result = replace(result, notes=result.notes + (quant_note,))
     if model.notes:
         result = replace(result, notes=result.notes + model.notes)
-    if context > model.max_context:
-        note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
-        result = replace(result, notes=result.notes + (note,))
+    result = replace(result, notes=result.notes + _beyond_window(model, context))
     if args.json:
         print_json(result.to_dict())
     else:
@@ -294,9 +292,7 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
     # the host's RAM plays no part: vLLM holds everything on its GPUs
     gpu_notes = tuple(n for n in hardware_notes if not n.startswith("what-if host"))
     result = replace(result, notes=result.notes + gpu_notes)
-    if context > model.max_context:
-        note = f"context {context} is beyond the model's trained window of {model.max_context} tokens"
-        result = replace(result, notes=result.notes + (note,))
+    result = replace(result, notes=result.notes + _beyond_window(model, context))
     if args.json:
         print_json(result.to_dict())
     else:
@@ -304,3 +300,9 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
 
         print(render_serve(result))
     return 0
+
+
+def _beyond_window(model, context: int) -> tuple[str, ...]:
+    if context > model.max_context:
+        return (f"context {context} is beyond the model's trained window of {model.max_context} tokens",)
+    return ()

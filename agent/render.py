@@ -326,13 +326,15 @@ def render_serve(e) -> str:
     m = e.memory
     gpus = f"{e.tensor_parallel_size} × {e.gpu}" if e.tensor_parallel_size > 1 else e.gpu
     verdict = (
-        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of {e.kv_tokens // max(1, e.kv_blocks)}) = "
+        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of {1 if e.runtime == 'sglang' else 16} tokens) = "
         f"{e.max_concurrency:.1f} sequences of {e.max_model_len:,} tokens"
         if e.loads
         else "does not start: the KV cache left cannot hold one sequence"
     )
     if not e.free_ok:
         verdict = "does not start: too little free memory for its share"
+    if e.refused:
+        verdict = f"does not run: {e.refused}"
     serves = "serves" if e.serves else "does not hold"
     lines = [
         f"{e.model} · {e.quant} · {'SGLang' if e.runtime == 'sglang' else 'vLLM'} · max-model-len {e.max_model_len:,}",

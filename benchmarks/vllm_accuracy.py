@@ -128,6 +128,9 @@ def evaluate(constants: VllmConstants = DEFAULT_VLLM) -> list[VllmRow]:
                 # before v0.21 the profile did not count CUDA graphs' memory (PR #30515)
                 r["enforce_eager"] == "true" or r["cuda_graphs_profiled"] == "false",
                 constants,
+                # the V1 engine's profile samples max_num_seqs dummy requests; V0's pass is in the fixed part
+                max_num_seqs=0 if r["engine"] == "v0" else vllm.batch_defaults(device, constants)[0],
+                mxfp4_backend="marlin" if "Marlin" in r["notes"] else None,
             )
             row.estimate = memory.kv_cache_bytes / GiB
             continue

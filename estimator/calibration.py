@@ -275,6 +275,13 @@ class VllmConstants:
     # 0.19 GiB at 512 (#13061: 0.16).
     activation_fixed_bytes: int = int(0.12 * 1024**3)
     activation_hidden_copies: int = 6
+    # The V1 engine's profile also samples max_num_seqs dummy requests over the whole vocabulary
+    # (FP32 logits, their top-k/top-p sort with int64 indices, probabilities, masks): bytes per
+    # logit. 34 from vllm#23278 (gpt-oss-120b on one H100, v0.10.1 defaults: 1,024 × 201,088
+    # logits; "Model loading took 65.97 GiB", "Available KV cache memory: -2.14 GiB"); Gemma-3-4B's
+    # 9.96 GiB activation peak in PR #21489 (1,024 × 262,208 logits) is 9.2 with it. The V0 logs
+    # of tests/data/vllm_measurements.csv carry their smaller sampler pass in the fixed part.
+    sampler_bytes_per_logit: float = 34.0
     # Decode (fitted, docs/accuracy.md "vLLM"): the share of peak bandwidth its kernels reach reading
     # 16-bit (and FP8) weights and the KV cache, 8-bit and 4-bit weights (GPTQ, AWQ, bitsandbytes); a
     # fixed time per layer and step (launches, sampling and scheduling spread over the layers) and

@@ -30,7 +30,7 @@ from .calibration import DEFAULT_VLLM, VllmConstants
 from .candidates import model_weights
 from .speed import _touched_fraction
 from .support import unsupported
-from .tensors import active_parameter_count, parameter_count, routed_active_parameter_count
+from .tensors import active_parameter_count, native_expert_type, parameter_count, routed_active_parameter_count
 
 GiB = 1024**3
 TP_SIZES = (1, 2, 4, 8)
@@ -123,6 +123,7 @@ class ServeEstimate:
     notes: tuple[str, ...] = field(default_factory=tuple)
     runtime: str = "vllm"
     prompt_tokens: int = 0
+    refused: str | None = None  # why the engine cannot run this checkpoint on these GPUs at all
 
     @property
     def fits(self) -> bool:
@@ -160,6 +161,7 @@ class ServeEstimate:
             "time_to_first_token_s": None
             if self.time_to_first_token_s is None
             else round(self.time_to_first_token_s, 4),
+            "refused": self.refused,
             "launch": {self.runtime: list(self.args)},
             "notes": list(self.notes),
         }
@@ -186,15 +188,20 @@ def kv_bytes_per_token(arch: Architecture, tp: int, dtype_bytes: int) -> int:
     return arch.layers * 2 * heads * arch.head_dim * dtype_bytes
 
 
-def activation_bytes(arch: Architecture, tokens: int, tp: int, constants: VllmConstants = DEFAULT_VLLM) -> int:
-    """The profiler's activation peak: a fixed part (sampler, workspaces) plus, per dummy token, a
-    few hidden-size activations in 16 bits and the MLP's gate and up outputs (this GPU's share)."""
+def activation_bytes(
+    arch: Architecture, tokens: int, tp: int, constants: VllmConstants = DEFAULT_VLLM, sequences: int = 0
+) -> int:
+    """The profiler's activation peak: a fixed part (workspaces) plus, per dummy token, a few
+    hidden-size activations in 16 bits and the MLP's gate and up outputs (this GPU's share); and
+    the V1 engine's dummy sampler run, `sequences` (max_num_seqs) rows of logits over the whole
+    vocabulary sorted for top-k and top-p (gpu_model_runner._dummy_sampler_run)."""
     width = arch.intermediate_size
     if arch.experts:
         width = arch.experts_per_token * (arch.moe_intermediate_size or width)
         width += arch.shared_experts * (arch.shared_expert_intermediate_size or arch.moe_intermediate_size or 0)
     per_token = 2 * (constants.activation_hidden_copies * arch.hidden_size + 2 * width / tp)
-    return int(constants.activation_fixed_bytes + tokens * per_token)
+    sampler = constants.sampler_bytes_per_logit * sequences * arch.vocab_size
+    return int(constants.activation_fixed_bytes + tokens * per_token + sampler)
 
 
 def _kv_dtype_bytes(quant: Quantization, kv_cache_dtype: str) -> int:
@@ -202,6 +209,94 @@ def _kv_dtype_bytes(quant: Quantization, kv_cache_dtype: str) -> int:
     if explicit is not None:
         return explicit
     return 4 if quant.base_type == "F32" else 2  # "auto": the model's activation dtype
+
+
+def kv_pool(arch: Architecture, per_token: int, max_model_len: int, batched_tokens: int, block: int) -> tuple[int, int]:
+    """(bytes one block of the shared pool takes, blocks one max_model_len request needs).
+
+    vLLM's hybrid KV manager (vllm/v1/core/kv_cache_utils.py, kv_cache_interface.py): layers of one
+    kind form groups of the smaller kind's count (the larger's when it is under 1.5 times that), a
+    block holds 16 tokens of one layer from every group at once, and a sliding-window layer keeps
+    only ``min(window − 1 + max_num_batched_tokens, max_model_len)`` tokens, plus one block since the
+    window need not start at a block's edge. A model with one kind of layer is one group of all."""
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    sliding = arch.local_attention_layers if arch.sliding_window and not arch.uses_mla else 0
+    full = arch.layers - sliding
+    layer_page = block * per_token // arch.layers
+    if not sliding or not full:
+        return block * per_token, cdiv(max_model_len, block)
+    small, large = sorted((full, sliding))
+    group = large if large < 1.5 * small else small
+    window = min((arch.sliding_window or 0) - 1 + batched_tokens, max_model_len)
+    per_request = cdiv(full, group) * cdiv(max_model_len, block) + cdiv(sliding, group) * (cdiv(window, block) + 1)
+    return layer_page * group, per_request
+
+
+# MXFP4 mixture of experts (gpt-oss) in vLLM (vllm/model_executor/layers/quantization/mxfp4.py,
+# get_mxfp4_backend, minimum capability 8.0): OpenAI's Triton kernels on Hopper, FlashInfer's native
+# MXFP4 on datacenter Blackwell (SM100), weight-only Marlin on Ampere, Ada and RTX Blackwell (SM120),
+# Triton on ROCm. Each pads the experts to its tiles: Marlin the hidden size to 256 and the
+# intermediate to 128, FlashInfer both to 256 (mxfp4.py); the Triton kernels' Hopper layout holds
+# 120b's experts in 64.38 GiB (vllm#33155) where the checkpoint has 60.8, which the contraction
+# dimension of each matrix padded to 256 gives (64.6).
+
+
+def _pad(n: int, tile: int) -> int:
+    return -(-n // tile) * tile
+
+
+def mxfp4_padding(backend: str | None, hidden: int, inter: int, hopper: bool = False) -> float:
+    """How much larger the experts are in this backend's layout than in the checkpoint."""
+    if backend == "marlin":
+        return _pad(hidden, 256) * _pad(inter, 128) / (hidden * inter)
+    if backend == "flashinfer":
+        return _pad(hidden, 256) * _pad(inter, 256) / (hidden * inter)
+    if backend == "triton" and hopper:  # gate-up [2 × inter, hidden] and down [hidden, inter], K padded
+        return (2 * inter * _pad(hidden, 256) + hidden * _pad(inter, 256)) / (3 * hidden * inter)
+    return _pad(inter, 64) / inter
+
+
+_MXFP4_NOTES = {
+    "triton": "MXFP4 experts on {gpu}: OpenAI's Triton kernels (vLLM's default on Hopper and ROCm)",
+    "flashinfer": "MXFP4 experts on {gpu}: FlashInfer's native FP4 kernels, tiles padded to 256",
+    "marlin": "MXFP4 experts on {gpu}: weight-only Marlin (16-bit math), padded to its tiles",
+}
+
+
+def mxfp4_checkpoint(model: Model, quant: Quantization) -> bool:
+    """The model is published with MXFP4 experts (gpt-oss) and this asks for that checkpoint."""
+    return native_expert_type(model.architecture) == "MXFP4" and quant.name in ("MXFP4", "BF16")
+
+
+def mxfp4_backend(device: Device) -> tuple[str | None, str | None]:
+    """(the MXFP4 MoE kernels vLLM picks on this GPU, why it cannot run them)."""
+    arch = device.architecture
+    if device.vendor == "nvidia":
+        if arch in _BEFORE_BF16:
+            return None, f"vLLM's MXFP4 experts need compute capability 8.0 or newer; {device.name} is {arch}"
+        if arch == "Hopper":
+            return "triton", None
+        if arch == "Blackwell" and device.kind == "datacenter":
+            return "flashinfer", None
+        return "marlin", None
+    if device.vendor == "amd":
+        return "triton", None
+    return None, f"vLLM runs MXFP4 experts on NVIDIA and AMD GPUs, not on {device.name}"
+
+
+def loaded_weights_bytes(
+    model: Model, quant: Quantization, catalog: Catalog, device: Device, backend: str | None = None
+) -> int:
+    """The weights as vLLM holds them: the checkpoint's bytes, MXFP4 experts padded to the tiles of
+    the kernels vLLM picks on this GPU (or of `backend`, as VLLM_MXFP4_USE_MARLIN=1 forces Marlin)."""
+    split = model_weights(model, quant, catalog)
+    arch = model.architecture
+    if not mxfp4_checkpoint(model, quant):
+        return split.total_bytes
+    backend = backend or mxfp4_backend(device)[0]
+    width = arch.moe_intermediate_size or arch.intermediate_size
+    factor = mxfp4_padding(backend, arch.hidden_size, width, hopper=device.architecture == "Hopper")
+    return split.total_bytes + int(split.expert_bytes * (factor - 1))
 
 
 def memory_split(
@@ -215,18 +310,20 @@ def memory_split(
     enforce_eager: bool,
     constants: VllmConstants = DEFAULT_VLLM,
     runtime: str = "vllm",
+    max_num_seqs: int = 0,
+    mxfp4_backend: str | None = None,
 ) -> GpuMemory:
     """One GPU's share as the runtime splits it. vLLM profiles activations and CUDA graphs inside its
     share; SGLang's share (--mem-fraction-static) holds only the weights and the KV pool, the rest of
     the GPU being left for activations and graphs."""
     arch = model.architecture
-    weights = model_weights(model, quant, catalog).total_bytes
+    weights = loaded_weights_bytes(model, quant, catalog, device, mxfp4_backend)
     budget = int(device.total_bytes * utilization)
     inside = runtime == "vllm"
     parts = {
         "weights_bytes": math.ceil(weights / tp),
         "non_torch_bytes": constants.non_torch_bytes + (constants.non_torch_tp_bytes if tp > 1 else 0),
-        "activation_bytes": activation_bytes(arch, batched_tokens, tp, constants) if inside else 0,
+        "activation_bytes": activation_bytes(arch, batched_tokens, tp, constants, max_num_seqs) if inside else 0,
         "cuda_graph_bytes": 0 if enforce_eager or not inside else constants.cuda_graph_bytes,
     }
     return GpuMemory(device.total_bytes, budget, kv_cache_bytes=budget - sum(parts.values()), **parts)
@@ -265,7 +362,7 @@ def step_cost(
     tp: int,
     batch: int,
     depth: int,
-    kv_token_bytes: int,
+    kv_token_bytes: float,
 ) -> StepCost | None:
     """One decode step of `batch` sequences at `depth` tokens each (None: no bandwidth known)."""
     bandwidth = device.bandwidth_bytes_per_s
@@ -348,6 +445,9 @@ def serve_estimate(
     settings.check()
     if not devices:
         raise UsageError(f"{settings.runtime} needs a GPU; this box has none usable (use --gpu NAME to ask about one)")
+    shown = quant.name
+    if mxfp4_checkpoint(model, quant):  # gpt-oss: its one published checkpoint, MXFP4 experts beside BF16
+        quant, shown = catalog.quant("BF16"), "MXFP4"
     if quant.format in ("gguf", "mlx", "exl"):
         kind = {"gguf": "GGUF", "mlx": "MLX", "exl": "ExLlama"}[quant.format]
         raise UsageError(
@@ -360,18 +460,23 @@ def serve_estimate(
     if len({d.name for d in devices}) > 1:
         notes.append(f"GPUs differ: vLLM gives each the share of the smallest ({device.name})")
     why = unsupported(quant, device, moe=arch.is_moe)
+    if shown == "MXFP4":
+        backend, why = mxfp4_backend(device)
+        if backend:
+            notes.append(_MXFP4_NOTES[backend].format(gpu=device.name))
     if why:
         notes.append(why)
-    half = quant.base_type == "BF16" and device.architecture in _BEFORE_BF16
+    half = quant.base_type == "BF16" and device.architecture in _BEFORE_BF16 and shown != "MXFP4"
     if half:
         notes.append(
             f"{device.name} ({device.architecture}) has no BF16 (compute capability under 8.0): vLLM refuses "
             "a BF16 checkpoint unless told --dtype half, which the launch line does"
         )
     seqs_default, tokens_default = batch_defaults(device, constants)
-    max_num_seqs = settings.max_num_seqs or seqs_default
+    # the launch line asks for --max-num-seqs N when serving N sessions
+    max_num_seqs = settings.max_num_seqs or (settings.concurrency if settings.concurrency > 1 else seqs_default)
     batched = settings.max_num_batched_tokens or tokens_default
-    weights_bytes = model_weights(model, quant, catalog).total_bytes
+    weights_bytes = loaded_weights_bytes(model, quant, catalog, device)
     sglang = settings.runtime == "sglang"
     block = 1 if sglang else constants.block_size  # SGLang's token pool has pages of one token
     best = None
@@ -381,26 +486,51 @@ def serve_estimate(
         )
         per_token = kv_bytes_per_token(arch, tp, _kv_dtype_bytes(quant, settings.kv_cache_dtype))
         memory = memory_split(
-            model, quant, catalog, device, tp, utilization, batched, settings.enforce_eager, constants, settings.runtime
+            model,
+            quant,
+            catalog,
+            device,
+            tp,
+            utilization,
+            batched,
+            settings.enforce_eager,
+            constants,
+            settings.runtime,
+            min(max_num_seqs, batched),
         )
-        blocks = max(0, memory.kv_cache_bytes) // (block * per_token)
-        tokens = blocks * block
-        candidate = (tp, memory, per_token, blocks, tokens, utilization)
+        if sglang:  # one pool of one-token pages, every layer priced in full
+            block_bytes, per_request = per_token, settings.max_model_len
+        else:
+            block_bytes, per_request = kv_pool(arch, per_token, settings.max_model_len, batched, block)
+        blocks = max(0, memory.kv_cache_bytes) // block_bytes
+        held = blocks / per_request  # max_model_len requests the pool holds at once
+        hybrid = block_bytes != block * per_token
+        # vLLM logs a hybrid pool's size as its max concurrency × max_model_len (kv_cache_utils)
+        tokens = int(held * settings.max_model_len) if hybrid else blocks * block
+        candidate = (
+            tp,
+            memory,
+            per_token,
+            blocks,
+            tokens,
+            utilization,
+            held if hybrid else tokens / settings.max_model_len,
+        )
         best = candidate
-        if tokens >= settings.max_model_len * settings.concurrency:
+        if candidate[-1] >= settings.concurrency:
             break
     assert best is not None
-    tp, memory, per_token, blocks, tokens, utilization = best
+    tp, memory, per_token, blocks, tokens, utilization, held = best
     engine = "SGLang" if sglang else "vLLM"
-    loads = tokens >= settings.max_model_len
+    loads = held >= 1 and not why
     free_ok = all(d.free_bytes >= memory.budget_bytes for d in devices[:tp])
-    serves = loads and tokens >= settings.max_model_len * settings.concurrency
+    serves = loads and held >= settings.concurrency
     if not free_ok:
         notes.append(
             f"{engine} asks for {utilization:.2f} of each GPU's {memory.total_bytes / 1e9:.1f} GB "
             f"({memory.budget_bytes / 1e9:.1f} GB) and refuses to start with less free; lower --gpu-memory-utilization"
         )
-    if not loads:
+    if held < 1:
         notes.append(
             f"the KV cache left ({max(0, memory.kv_cache_bytes) / 1e9:.2f} GB, {tokens:,} tokens) cannot hold one "
             f"{settings.max_model_len:,}-token sequence: {engine} refuses to start; lower --max-model-len or add GPUs"
@@ -409,19 +539,36 @@ def serve_estimate(
         notes.append(
             f"{settings.concurrency} sessions of {settings.max_model_len:,} tokens need "
             f"{settings.concurrency * settings.max_model_len:,} KV tokens; {tokens:,} fit: "
-            f"{int(tokens // settings.max_model_len)} at full length, more while they are shorter ({engine} preempts)"
+            f"{int(held)} at full length, more while they are shorter ({engine} preempts)"
         )
     if settings.concurrency > max_num_seqs:
         notes.append(f"--max-num-seqs {max_num_seqs} runs at most that many at once; the rest wait")
-    if arch.sliding_window and arch.sliding_window_layers:
-        notes.append("sliding-window layers priced as full ones: vLLM's hybrid KV manager stores less for them")
+    if sglang and arch.sliding_window and arch.sliding_window_layers:
+        notes.append("sliding-window layers priced as full ones: SGLang's window pool stores less for them")
+    elif arch.sliding_window and arch.local_attention_layers and not arch.uses_mla:
+        notes.append(
+            f"{arch.local_attention_layers} sliding-window layers keep {arch.sliding_window:,} tokens + the step's "
+            f"{batched:,} (vLLM's hybrid KV manager)"
+        )
     sessions = min(settings.concurrency, max_num_seqs)
     if loads and not serves:
         # half-way through their context, this many sessions share the cache at once
-        sessions = max(1, min(sessions, tokens // max(1, settings.max_model_len // 2)))
+        sessions = max(1, min(sessions, int(2 * held)))
         notes.append(f"the batch speeds are for the {sessions} session(s) the cache holds at once half-way through")
-    single_cost = step_cost(arch, quant, weights_bytes, device, tp, 1, settings.prompt_tokens, per_token)
-    batch_cost = step_cost(arch, quant, weights_bytes, device, tp, sessions, settings.max_model_len // 2, per_token)
+    half_way = settings.max_model_len // 2
+    single_cost = step_cost(
+        arch,
+        quant,
+        weights_bytes,
+        device,
+        tp,
+        1,
+        settings.prompt_tokens,
+        _read_per_token(arch, per_token, settings.prompt_tokens),
+    )
+    batch_cost = step_cost(
+        arch, quant, weights_bytes, device, tp, sessions, half_way, _read_per_token(arch, per_token, half_way)
+    )
     single = step_seconds(single_cost, constants) if single_cost else None
     batched_step = step_seconds(batch_cost, constants) if batch_cost else None
     decode = 1 / single[0] if single else None
@@ -445,7 +592,7 @@ def serve_estimate(
         )
     return ServeEstimate(
         model=model.id,
-        quant=quant.name,
+        quant=shown,
         gpu=device.name,
         gpu_count=len(devices),
         tensor_parallel_size=tp,
@@ -458,7 +605,7 @@ def serve_estimate(
         kv_bytes_per_token=per_token,
         kv_blocks=blocks,
         kv_tokens=tokens,
-        max_concurrency=tokens / settings.max_model_len,
+        max_concurrency=held,
         concurrency=settings.concurrency,
         loads=loads,
         free_ok=free_ok,
@@ -473,7 +620,17 @@ def serve_estimate(
         args=tuple(args),
         notes=tuple(notes),
         runtime=settings.runtime,
+        refused=why,
     )
+
+
+def _read_per_token(arch: Architecture, per_token: int, depth: int) -> float:
+    """KV bytes a decode step reads per token of depth: sliding-window layers read at most their window."""
+    sliding = arch.local_attention_layers if arch.sliding_window and not arch.uses_mla else 0
+    if not sliding or depth <= 0:
+        return per_token
+    share = (arch.layers - sliding + sliding * min(depth, arch.sliding_window or 0) / depth) / arch.layers
+    return per_token * share
 
 
 def sglang_share(tp: int) -> float:
@@ -581,7 +738,9 @@ def rank_models(
             continue
         base, source = scored(model, use_case, catalog.benchmark_priors)
         offered = []
-        for quant in formats:
+        # gpt-oss is published in one checkpoint (MXFP4 experts beside BF16), which "BF16" stands for
+        published = formats[:1] if native_expert_type(model.architecture) == "MXFP4" else formats
+        for quant in published:
             if any(unsupported(quant, d, moe=model.architecture.is_moe) for d in devices[:1]):
                 continue
             try:

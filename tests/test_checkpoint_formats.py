@@ -115,6 +115,11 @@ PUBLISHED = [
     ("meta-llama/Llama-3.1-8B-Instruct", "FP8", 9.08e9, 0.002),  # neuralmagic, 5 + 4.08 GB
     ("meta-llama/Llama-3.1-8B-Instruct", "MLX-4BIT", 4.52e9, 0.002),  # mlx-community, one 4.52 GB file
     ("meta-llama/Llama-3.1-8B-Instruct", "MLX-8BIT", 8.53e9, 0.002),  # mlx-community, 5.36 + 3.17 GB
+    # exact tensor bytes (model.safetensors.index.json metadata.total_size)
+    ("meta-llama/Llama-3.3-70B-Instruct", "NVFP4", 42_709_045_632, 0.0002),  # nvidia/…-FP4 (ModelOpt)
+    # gpt-oss as OpenAI publish it: MXFP4 experts, all else BF16 (what vLLM and SGLang load)
+    ("openai/gpt-oss-20b", "BF16", 13_761_264_768, 0.002),
+    ("openai/gpt-oss-120b", "BF16", 65_248_815_744, 0.002),
 ]
 
 

@@ -48,17 +48,18 @@ def test_the_kv_cache_is_what_vllms_start_up_log_reports(rows, gpu, max_model_le
 def test_llama_31_8b_bf16_on_one_h100_for_32_sessions_of_8k(catalog):
     """The issue's example, worked out: 0.9 × 80 GiB, less the BF16 weights (16,061,054,976 bytes),
     0.3 GiB non-torch, the activations of 8,192 dummy tokens (0.12 GiB + 8,192 × 2 × (6 × 4,096 +
-    2 × 14,336) bytes) and 0.5 GiB of CUDA graphs, in blocks of 16 tokens × 131,072 bytes (32 layers ×
-    K and V × 8 heads × 128 × 2 bytes)."""
+    2 × 14,336) bytes, and the sampler's pass over 32 sequences × 128,256 logits × 34 bytes, the launch
+    line saying --max-num-seqs 32) and 0.5 GiB of CUDA graphs, in blocks of 16 tokens × 131,072 bytes
+    (32 layers × K and V × 8 heads × 128 × 2 bytes)."""
     model, quant = catalog.model("meta-llama/Llama-3.1-8B-Instruct"), catalog.quant("BF16")
     h100 = device_from_spec(catalog.gpu("H100 80GB HBM3"))
     e = serve_estimate(model, quant, (h100,), catalog, ServeSettings(max_model_len=8192, concurrency=32))
-    activations = int(0.12 * GiB) + 8192 * 2 * (6 * 4096 + 2 * 14336)
+    activations = int(0.12 * GiB) + 8192 * 2 * (6 * 4096 + 2 * 14336) + 32 * 128_256 * 34
     left = int(80 * GiB * 0.9) - 16_061_054_976 - int(0.3 * GiB) - activations - int(0.5 * GiB)
     assert e.kv_bytes_per_token == 32 * 2 * 8 * 128 * 2 == 131_072
-    assert e.kv_blocks == left // (16 * 131_072) == 28_318
-    assert e.kv_tokens == 453_088 and e.max_concurrency == pytest.approx(55.3, abs=0.05)
-    assert (e.fits, e.serves, e.tensor_parallel_size, e.max_num_seqs) == (True, True, 1, 1024)
+    assert e.kv_blocks == left // (16 * 131_072) == 28_251
+    assert e.kv_tokens == 452_016 and e.max_concurrency == pytest.approx(55.2, abs=0.05)
+    assert (e.fits, e.serves, e.tensor_parallel_size, e.max_num_seqs) == (True, True, 1, 32)
     # 32 sessions half-way through 8K: each step reads the weights once and 32 × 4,096 cached tokens
     assert e.batch_bound == "memory" and e.batch_sessions == 32
     assert e.aggregate_tokens_per_s == pytest.approx(32 * e.per_user_tokens_per_s)
@@ -169,12 +170,12 @@ def test_estimate_runtime_vllm_end_to_end(cli):
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert (data["runtime"], data["quant"], data["kv_blocks"], data["fits"]) == ("vllm", "BF16", 28318, True)
+    assert (data["runtime"], data["quant"], data["kv_blocks"], data["fits"]) == ("vllm", "BF16", 28251, True)
     assert data["launch"]["vllm"][:3] == ["vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct"]
     text = cli(
         "estimate", "--model", "llama3.1-8b", "--runtime", "vllm", "--gpu", "H100 80GB HBM3", "--concurrency", "32"
     ).stdout
-    assert "28,318 blocks of 16" in text and "vllm serve" in text
+    assert "28,251 blocks of 16" in text and "vllm serve" in text
 
 
 @pytest.mark.parametrize(
@@ -291,3 +292,80 @@ def test_plan_recommend_and_pick_for_sglang(cli, catalog):
     assert launch == " ".join(first["launch"]["sglang"])
     mismatch = cli("pick", "--gpu", "RTX 4090", "--format", "sglang")
     assert mismatch.returncode == 2 and "give --runtime sglang" in mismatch.stderr
+
+
+def _h100_as_logged(catalog):
+    """An H100 80GB HBM3 with the 79.22 GiB of total memory vLLM's logs report for it."""
+    total = int(79.22 * GiB)
+    return replace(device_from_spec(catalog.gpu("H100 80GB HBM3")), total_bytes=total, free_bytes=total)
+
+
+def test_gpt_oss_loads_its_mxfp4_experts_padded_to_the_kernels_tiles(catalog):
+    """gpt-oss as published (MXFP4 experts, BF16 elsewhere: 65,248,815,744 bytes for 120b) grows in
+    vLLM's layouts: Marlin pads hidden 2,880 → 3,072 and intermediate 2,880 → 2,944 (× 1.0904 on the
+    experts), logged as 65.97 GiB in vllm#23278 (v0.10.1, H100); the Triton kernels' Hopper layout
+    logs 64.38 GiB (vllm#33155, v0.14.1)."""
+    from fitagent.estimator.vllm import loaded_weights_bytes, mxfp4_backend
+
+    model, checkpoint = catalog.model("openai/gpt-oss-120b"), catalog.quant("BF16")
+    h100 = _h100_as_logged(catalog)
+    assert loaded_weights_bytes(model, checkpoint, catalog, h100, "marlin") / GiB == pytest.approx(65.97, rel=0.002)
+    assert loaded_weights_bytes(model, checkpoint, catalog, h100) / GiB == pytest.approx(64.38, rel=0.005)
+    backends = {
+        gpu: mxfp4_backend(device_from_spec(catalog.gpu(gpu)))
+        for gpu in ("H100 80GB HBM3", "B200", "RTX 5090", "A100-SXM4-80GB", "RTX 2080 Ti", "MI300X")
+    }
+    assert {gpu: b for gpu, (b, _) in backends.items()} == {
+        "H100 80GB HBM3": "triton",
+        "B200": "flashinfer",
+        "RTX 5090": "marlin",  # SM120: no OpenAI Triton kernels there (vllm#40153)
+        "A100-SXM4-80GB": "marlin",
+        "RTX 2080 Ti": None,
+        "MI300X": "triton",
+    }
+    assert "compute capability 8.0" in backends["RTX 2080 Ti"][1]
+
+
+def test_gpt_oss_120b_on_one_h100_starts_only_as_the_logs_say(catalog, rows):
+    """vLLM's V1 profile samples max_num_seqs dummy requests over gpt-oss's 201,088-token vocabulary:
+    with that pass, vllm#23278's defaults leave -2.14 GiB for the KV cache (the sampler's 34 bytes a
+    logit are fitted on it); vllm#27508's --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024
+    leaves 1.71 GiB (out of sample: 3.1 here), which holds no 131,072-token sequence either."""
+    row = _row(rows, "NVIDIA H100 80GB HBM3", metric="kv_cache", model="openai/gpt-oss-120b")
+    assert (row.measured, row.estimate) == (-2.14, pytest.approx(-2.14, abs=0.15))
+    model = catalog.model("gpt-oss-120b")
+    h100 = _h100_as_logged(catalog)
+    default = serve_estimate(model, catalog.quant("MXFP4"), (h100,), catalog, ServeSettings(max_model_len=131_072))
+    assert (default.quant, default.loads) == ("MXFP4", False)
+    recipe = ServeSettings(max_model_len=131_072, gpu_memory_utilization=0.95, max_num_batched_tokens=1024)
+    e = serve_estimate(model, catalog.quant("MXFP4"), (h100,), catalog, recipe)
+    assert e.memory.kv_cache_bytes / GiB == pytest.approx(1.71, abs=1.5) and not e.loads
+    assert any("OpenAI's Triton kernels" in n for n in e.notes)
+
+
+def test_sliding_window_layers_keep_their_window_in_the_shared_pool(catalog):
+    """vLLM's hybrid KV manager on gpt-oss-20b (12 full-attention and 12 128-token sliding layers,
+    8 KV heads × 64): two groups of 12 layers; a block is 16 tokens of one layer from each group
+    (12 × 16 × 2 × 8 × 64 × 2 = 393,216 bytes); a 32,768-token request takes 2,048 blocks for its
+    full layers and ⌈(127 + 2,048) ÷ 16⌉ + 1 = 137 for its sliding ones (an RTX 3090: 2,048 batched
+    tokens); vLLM logs max concurrency × max_model_len as the cache size."""
+    model = catalog.model("gpt-oss-20b")
+    e = serve_estimate(
+        model, catalog.quant("MXFP4"), (device_from_spec(catalog.gpu("RTX 3090")),), catalog, ServeSettings(32_768)
+    )
+    assert e.kv_bytes_per_token == 24 * 2 * 8 * 64 * 2
+    assert e.kv_blocks == e.memory.kv_cache_bytes // 393_216
+    assert e.max_concurrency == pytest.approx(e.kv_blocks / (2048 + 137))
+    assert e.kv_tokens == int(e.kv_blocks / (2048 + 137) * 32_768)
+
+
+def test_gpt_oss_is_served_from_its_one_checkpoint(cli):
+    """`--runtime vllm` on gpt-oss loads OpenAI's MXFP4 checkpoint (named so), whatever --quant said of
+    16 bits; recommend offers no FP8 or AWQ of it, none being published."""
+    out = json.loads(cli("estimate", "--runtime", "vllm", "--model", "gpt-oss-20b", "--gpu", "H200", "--json").stdout)
+    assert out["quant"] == "MXFP4" and out["fits"]
+    assert out["memory_per_gpu"]["weights_bytes"] == pytest.approx(13.46 * GiB, rel=0.002)
+    refused = json.loads(
+        cli("estimate", "--runtime", "vllm", "--model", "gpt-oss-20b", "--gpu", "RTX 2080 Ti", "--json").stdout
+    )
+    assert any("compute capability 8.0" in n for n in refused["notes"])

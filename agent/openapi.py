@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .params import ESTIMATE_PARAMS
+from .params import ESTIMATE_PARAMS, RUNTIMES
 
 _JSON = {"application/json": {"schema": {"type": "object"}}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -50,14 +50,19 @@ _PARAM_DOCS = {
     ),
     "explain": ({"type": "string"}, "a catalog model: say where it stands in the ranking and why (adds `explain`)"),
     "runtime": (
-        {"type": "string", "enum": ["llama.cpp", "vllm", "mlx"], "default": "llama.cpp"},
-        "the engine: llama.cpp, vllm (answers the `estimate --runtime vllm` JSON) or mlx (Apple silicon)",
+        {"type": "string", "enum": list(RUNTIMES), "default": "llama.cpp"},
+        "the engine: llama.cpp; vllm or sglang (the `estimate --runtime vllm` JSON); mlx (Apple silicon); "
+        "exllamav2 or exllamav3 (the `estimate --runtime exllamav2` JSON)",
     ),
-    "concurrency": ({"type": "integer", "minimum": 1, "maximum": 4096}, "runtime=vllm: sessions served at once"),
+    "concurrency": (
+        {"type": "integer", "minimum": 1, "maximum": 4096},
+        "runtime=vllm or sglang: sessions served at once",
+    ),
     "gpu_memory_utilization": (
         {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "runtime=vllm: the share of each GPU's memory vLLM takes (default 0.9)",
+        "runtime=vllm or sglang: the share of each GPU's memory it takes (default 0.9; SGLang 0.88)",
     ),
+    "cache_mode": ({"type": "string", "default": "FP16"}, "runtime=exllamav2 or exllamav3: the KV cache's format"),
 }
 
 # path -> method -> (summary, query parameters, required parameters, extra responses)

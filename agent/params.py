@@ -87,7 +87,10 @@ ESTIMATE_PARAMS = (
     "runtime",
     "concurrency",
     "gpu_memory_utilization",
+    "cache_mode",
 )
+
+RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3")
 
 # name -> (parser, what is allowed, in words)
 PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
@@ -110,9 +113,13 @@ PARAMS: Mapping[str, tuple[Callable[[str], Any], str]] = {
     "all_quants": (_flag, "true or false"),
     "installed": (_flag, "true or false"),
     "explain": (_text, "a catalog model id or alias whose place in the ranking to explain"),
-    "runtime": (_choice(("llama.cpp", "vllm", "mlx")), "llama.cpp, vllm, mlx"),
-    "concurrency": (_whole(1, 4096), "a whole number of sessions from 1 to 4096 (runtime=vllm)"),
-    "gpu_memory_utilization": (_share, "a share of each GPU's memory, more than 0 and at most 1 (runtime=vllm)"),
+    "runtime": (_choice(RUNTIMES), ", ".join(RUNTIMES)),
+    "concurrency": (_whole(1, 4096), "a whole number of sessions from 1 to 4096 (runtime=vllm or sglang)"),
+    "gpu_memory_utilization": (
+        _share,
+        "a share of each GPU's memory, more than 0 and at most 1 (runtime=vllm or sglang)",
+    ),
+    "cache_mode": (_text, "FP16, Q8, Q6 or Q4, or ExLlamaV3's K,V bits such as 4,6 (runtime=exllamav2 or exllamav3)"),
 }
 
 

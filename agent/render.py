@@ -291,7 +291,9 @@ def render_plan(p, shown: int) -> str:
         "",
         f"GPU memory  {gb(p.gpu_bytes, 2)} whole on one GPU, {gb(p.gpu_bytes_comfortable, 2)} with 1 GB to spare",
         f"RAM         {gb(p.host_bytes, 2)} "
-        + ("to read the checkpoint at start" if p.runtime in ("vllm", "sglang") else "on the CPU alone"),
+        + {"vllm": "to read the checkpoint at start", "sglang": "to read the checkpoint at start"}.get(
+            p.runtime, "for the embedding table" if p.runtime.startswith("exllama") else "on the CPU alone"
+        ),
     ]
     if p.target_tokens_per_s:
         need = (
@@ -317,6 +319,49 @@ def render_plan(p, shown: int) -> str:
         if len(p.options) > shown:
             lines.append(f"… {len(p.options) - shown} more (--json lists them all)")
     lines += [f"note: {n}" for n in p.notes]
+    return "\n".join(lines)
+
+
+def render_exllama(e) -> str:
+    """An ExLlama estimate (estimator.exllama.ExllamaEstimate): each GPU's share, the verdict, the
+    speeds and TabbyAPI's command line."""
+    engine = "ExLlamaV2" if e.runtime == "exllamav2" else "ExLlamaV3"
+    split = "tensor parallel" if e.tensor_parallel else "autosplit"
+    lines = [
+        f"{e.model} · {e.quant} · {engine} (TabbyAPI) · {e.max_seq_len:,} tokens · {e.cache_mode} cache of "
+        f"{e.cache_size:,} tokens",
+        "",
+    ]
+    for g in e.gpus:
+        lines.append(
+            f"{g.name}: {gb(g.used_bytes, 2)} of {gb(g.free_bytes, 2)} free — {g.layers} layers "
+            f"{gb(g.weights_bytes, 2)} + cache {gb(g.cache_bytes, 2)}"
+            + (f" + FP16 layer copy {gb(g.cache_temp_bytes, 2)}" if g.cache_temp_bytes else "")
+            + f" + scratch and context {gb(g.scratch_bytes, 2)} + reserve {gb(g.reserve_bytes, 2)}"
+        )
+    if e.refused:
+        verdict = f"does not run: {e.refused}"
+    elif e.loads:
+        verdict = f"loads ({split}{'' if e.batched else ', one request at a time'})"
+    else:
+        verdict = "does not load: too little GPU memory (ExLlama does not offload to RAM)"
+    lines += [
+        f"embedding  {gb(e.host_bytes, 2)} in system RAM",
+        f"verdict    {verdict}",
+        f"decode     {rate(e.decode_tokens_per_s)}"
+        + (
+            f" · first token after {e.time_to_first_token_s:.2f} s ({e.prompt_tokens:,}-token prompt)"
+            if e.time_to_first_token_s is not None
+            else ""
+        )
+        + (
+            f" · {e.output_tokens:,} tokens in {e.completion_time_s:.1f} s"
+            if e.completion_time_s is not None and e.output_tokens
+            else ""
+        ),
+        "launch     " + " ".join(e.args),
+    ]
+    lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)
 
 

@@ -371,16 +371,28 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     except FitagentError as exc:
         raise type(exc)(f"model: {exc}") from None
     runtime = q.get("runtime", "llama.cpp")
-    default_quant = {"vllm": "BF16", "mlx": "MLX-4BIT"}.get(runtime, "Q4_K_M")
+    default_quant = {
+        "vllm": "BF16",
+        "sglang": "BF16",
+        "mlx": "MLX-4BIT",
+        "exllamav2": "EXL2-4.0",
+        "exllamav3": "EXL3-4.0",
+    }.get(runtime, "Q4_K_M")
     try:
         quant, quant_note = catalog.resolve_quant(q.get("quant", default_quant))
     except FitagentError as exc:
         raise type(exc)(f"quant: {exc}") from None
     context = q.get("context", min(agent.config.default_context, model.max_context))
-    if runtime == "vllm":
-        return _vllm_estimate_body(agent, state, q, model, quant, context)
-    if ("concurrency" in q or "gpu_memory_utilization" in q) and runtime != "vllm":
-        raise ParamError("concurrency and gpu_memory_utilization go with runtime=vllm")
+    if "cache_mode" in q and not runtime.startswith("exllama"):
+        raise ParamError("cache_mode goes with runtime=exllamav2 or exllamav3")
+    if runtime in ("vllm", "sglang"):
+        return _vllm_estimate_body(agent, state, q, model, quant, context, runtime)
+    if ("concurrency" in q or "gpu_memory_utilization" in q) and runtime not in ("vllm", "sglang"):
+        raise ParamError("concurrency and gpu_memory_utilization go with runtime=vllm or sglang")
+    if runtime.startswith("exllama"):
+        if "kv_quant" in q or "gpu_layers" in q:
+            raise ParamError("kv_quant and gpu_layers go with llama.cpp; ExLlama's cache takes cache_mode")
+        return _exllama_estimate_body(agent, state, q, model, quant, context, runtime)
     options = Options(
         context=context,
         use_case=q.get("use_case", agent.config.default_use_case),
@@ -415,8 +427,32 @@ def _estimate_body(agent: Agent, state: AgentState, q: dict) -> dict:
     return body
 
 
-def _vllm_estimate_body(agent: Agent, state: AgentState, q: dict, model, quant, context: int) -> dict:
-    """runtime=vllm: estimator.vllm on the current snapshot's GPUs (the `estimate --runtime vllm` JSON)."""
+def _exllama_estimate_body(agent: Agent, state: AgentState, q: dict, model, quant, context: int, runtime) -> dict:
+    """runtime=exllamav2|exllamav3: estimator.exllama on the current snapshot's GPUs (the CLI's JSON)."""
+    from ..estimator.exllama import ExllamaSettings, exllama_estimate, runtime_for
+
+    assert state.computed is not None
+    if quant.format == "exl" and runtime_for(quant) != runtime:
+        raise ParamError(f"runtime: {quant.name} loads in {runtime_for(quant)}")
+    try:
+        settings = ExllamaSettings(
+            max_seq_len=context,
+            cache_mode=q.get("cache_mode", "FP16"),
+            prompt_tokens=q.get("prompt_tokens", 512),
+            output_tokens=q.get("output_tokens"),
+        ).check()
+        result = exllama_estimate(model, quant, state.computed.budget, agent.catalog, settings)
+    except UsageError as exc:
+        raise ParamError(f"runtime: {exc}") from None
+    body = result.to_dict()
+    body["scanned_at"] = iso(state.scanned_at)
+    return body
+
+
+def _vllm_estimate_body(
+    agent: Agent, state: AgentState, q: dict, model, quant, context: int, runtime: str = "vllm"
+) -> dict:
+    """runtime=vllm or sglang: estimator.vllm on the current snapshot's GPUs (the `estimate --runtime vllm` JSON)."""
     from ..estimator.vllm import ServeSettings, serve_estimate
 
     assert state.computed is not None
@@ -425,6 +461,7 @@ def _vllm_estimate_body(agent: Agent, state: AgentState, q: dict, model, quant, 
         concurrency=q.get("concurrency", 1),
         gpu_memory_utilization=q.get("gpu_memory_utilization"),
         prompt_tokens=q.get("prompt_tokens", 512),
+        runtime=runtime,
     )
     try:
         body = serve_estimate(model, quant, state.computed.budget.devices, agent.catalog, settings).to_dict()

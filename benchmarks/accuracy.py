@@ -44,7 +44,7 @@ from fitagent.estimator.fitting import (
 )
 from fitagent.estimator.results import Options
 
-from . import mlx_accuracy, vllm_accuracy
+from . import exllama_accuracy, mlx_accuracy, vllm_accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "tests" / "data" / "measurements.csv"
@@ -837,6 +837,7 @@ def render(rows: list[Row], calibration: Calibration = DEFAULT_CALIBRATION, figu
     lines += _ranges_section()
     lines += ["", *vllm_accuracy.render(vllm_accuracy.evaluate())]
     lines += ["", *mlx_accuracy.render(mlx_accuracy.evaluate())]
+    lines += ["", *exllama_accuracy.render(exllama_accuracy.evaluate())]
     for group in GROUP_ORDER:
         members = [r for r in rows if r.group == group]
         if not members:

@@ -302,6 +302,27 @@ class VllmConstants:
 DEFAULT_VLLM = VllmConstants(**VLLM_FITTED)
 
 
+@dataclass(frozen=True)
+class ExllamaConstants:
+    """ExLlamaV2 / V3 under TabbyAPI (estimator/exllama.py)."""
+
+    # TabbyAPI's autosplit_reserve default, [96] MB on the first GPU (its EXL2 backend pads the list
+    # with 0; ExLlamaV3's load_gen pads it with its own 0.5 GB default).
+    tabby_reserve_bytes: int = 96 * 1024**2
+    exl3_other_reserve_bytes: int = int(0.5 * 1024**3)
+    # ExLlamaV2's linear.py caps a dequantization buffer at max_dq_size = 512 × 2^20 elements.
+    max_dq_elements: int = 512 * 1024**2
+    # The CUDA and PyTorch context beside ExLlamaV2's fixed scratch, and ExLlamaV3's whole per-GPU
+    # overhead (context and the working memory of a 2,048-token chunk, which it allocates as it
+    # goes): what the VRAM readings of tests/data/exllama_measurements.csv leave beside the weights
+    # and the cache (benchmarks/exllama_accuracy.py, docs/accuracy.md "ExLlama").
+    exl2_context_bytes: int = int(1.03 * 1024**3)
+    exl3_overhead_bytes: int = int(0.71 * 1024**3)
+
+
+DEFAULT_EXLLAMA = ExllamaConstants()
+
+
 def compute_chain(device_class: str) -> list[str]:
     """The same for compute-bound constants (prefill), which follow the vendor's kernels and
     tensor units rather than the memory: "nvidia-unified" → "nvidia", "apple-m5" → "apple",

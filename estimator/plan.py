@@ -25,7 +25,7 @@ from .results import SAFE_HEADROOM_BYTES, Options
 from .support import unsupported
 
 COUNTS = (1, 2, 4, 8)
-RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx")
+RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3")
 UNLIMITED_BYTES = 10**15
 TRIAL_CORES = 16  # the host of a GPU option: its CPU only computes what a GPU does not hold
 
@@ -182,13 +182,15 @@ def plan(
     concurrency: int = 1,
 ) -> Plan:
     if runtime not in RUNTIMES:
-        raise UsageError(f"--runtime {runtime}: llama.cpp, vllm, sglang and mlx are modelled (ExLlamaV2 is not yet)")
+        raise UsageError(f"--runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
     if not 1 <= concurrency <= 1024:
         raise UsageError(f"--concurrency must be between 1 and 1024, got {concurrency}")
     if target_tokens_per_s is not None and not 0 < target_tokens_per_s < 1e6:
         raise UsageError(f"--target-tps must be a positive number of tokens/s, got {target_tokens_per_s}")
     if runtime in ("vllm", "sglang"):
         return _vllm_plan(model, quant, catalog, context, target_tokens_per_s, concurrency, runtime)
+    if runtime in ("exllamav2", "exllamav3"):
+        return _exllama_plan(model, quant, catalog, context, target_tokens_per_s, concurrency, runtime)
     # -np N -c N×context: the KV cache holds every session's context
     options = Options(context=context * concurrency, detail=False).check()
     if runtime == "mlx":  # llama.cpp's physics with MLX's constants; the support rules keep Apple chips only
@@ -339,3 +341,75 @@ def _vllm_bandwidth(model, quant, catalog, settings, target: float) -> float | N
         return (e.per_user_tokens_per_s if settings.concurrency > 1 else e.decode_tokens_per_s) or 0.0
 
     return _least_bandwidth(speed_at, target)
+
+
+# ------------------------------------------------------------------------------------ ExLlama
+
+
+def _exllama_plan(
+    model: Model,
+    quant: Quantization,
+    catalog: Catalog,
+    context: int,
+    target: float | None,
+    sessions: int,
+    runtime: str,
+) -> Plan:
+    """The same question for TabbyAPI: the GPU memory an EXL branch and a cache of every session's
+    tokens take on one GPU (ExLlama's scratch and reserve included; no offload), and the catalog
+    GPUs (×1, 2, 4, 8, autosplit) that load it. The bandwidth is llama.cpp's for the same bytes."""
+    from . import exllama
+
+    if quant.format != "exl" or exllama.runtime_for(quant) != runtime:
+        version = "2" if runtime == "exllamav2" else "3"
+        raise UsageError(f"--runtime {runtime} plans EXL{version} branches (e.g. EXL{version}-4.0); not {quant.name}")
+    settings = exllama.ExllamaSettings(max_seq_len=context, cache_size=context * sessions).check()
+    host = Budget((), UNLIMITED_BYTES, 100e9, TRIAL_CORES)
+    one = exllama.exllama_estimate(model, quant, replace(host, devices=(_imagined_gpu(1e12),)), catalog, settings)
+    gpu_bytes = one.total_bytes
+    bandwidth = None
+    if target is not None:
+        options = Options(context=context * sessions, detail=False).check()
+        bandwidth = needed_bandwidth(model, quant, catalog, options, sessions, target)
+    found = []
+    refused: dict[str, str] = {}
+    for spec in catalog.gpus:
+        why = exllama.refusal(runtime, device_from_spec(spec))
+        if why:
+            refused[spec.name] = why
+            continue
+        for count in COUNTS:
+            if spec.memory_bytes * count < gpu_bytes / 2:
+                continue
+            budget = replace(host, devices=tuple(device_from_spec(spec, i) for i in range(count)))
+            e = exllama.exllama_estimate(model, quant, budget, catalog, settings)
+            if not e.loads:
+                continue
+            speed = e.decode_tokens_per_s
+            reaches = None if target is None else (speed or 0) >= target
+            found.append(GpuOption(spec.name, count, spec.memory_bytes * count, True, speed, speed, reaches))
+            break
+    found.sort(key=lambda o: (o.reaches_target is False, o.memory_bytes, o.count, -(o.decode_tokens_per_s or 0), o.gpu))
+    notes = [f"host RAM: the embedding table ({one.host_bytes / 1e9:.2f} GB) stays there"]
+    if sessions > 1:
+        notes.append(
+            f"{sessions} sessions of {context:,} tokens share one cache of {context * sessions:,} (--cache-size); "
+            "decode is one stream's"
+        )
+    if refused:
+        example = next(iter(refused.values()))
+        notes.append(f"left out: {len(refused)} GPUs that cannot run {runtime} (e.g. {example})")
+    return Plan(
+        model.id,
+        quant.name,
+        context,
+        runtime,
+        sessions,
+        target,
+        gpu_bytes,
+        gpu_bytes + SAFE_HEADROOM_BYTES,
+        one.host_bytes,
+        bandwidth,
+        tuple(found),
+        tuple(notes),
+    )

@@ -76,6 +76,7 @@ def caveat(quant: Quantization, device: Device) -> str | None:
     if quant.format == "exl":
         return (
             f"{quant.name} loads in ExLlamaV2/V3 (TabbyAPI), not llama.cpp: its speed here is llama.cpp's decode of "
-            "the same bytes (exllamav2's own table lands within 15 %)"
+            "the same bytes (exllamav2's own table lands within 15 %); --runtime exllamav2 / exllamav3 prices "
+            "ExLlama's own memory"
         )
     return None

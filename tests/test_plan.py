@@ -79,7 +79,9 @@ def test_sessions_share_one_kv_cache_and_one_read_of_the_weights(catalog):
 
 def test_what_is_not_modelled_is_refused_in_one_line(catalog):
     model, quant = catalog.model("llama3.1-8b"), catalog.quant("Q4_K_M")
-    with pytest.raises(UsageError, match="llama.cpp, vllm, sglang and mlx are modelled"):
+    with pytest.raises(UsageError, match="choose one of llama.cpp, vllm, sglang, mlx, exllamav2, exllamav3"):
+        plan(model, quant, catalog, 8192, runtime="tgi")
+    with pytest.raises(UsageError, match="plans EXL2 branches"):
         plan(model, quant, catalog, 8192, runtime="exllamav2")
     with pytest.raises(UsageError, match="plans MLX checkpoints"):
         plan(model, quant, catalog, 8192, runtime="mlx")
@@ -96,8 +98,8 @@ def test_the_json_contract(cli):
     assert {"model", "quant", "context", "runtime", "needs", "options"} <= set(data)
     assert set(data["needs"]) >= {"gpu_bytes", "host_bytes", "bandwidth_bytes_per_s"}
     assert {"gpu", "count", "fits", "decode_tokens_per_s", "aggregate_tokens_per_s"} <= set(data["options"][0])
-    bad = cli("plan", "--model", "llama3.1-8b", "--runtime", "exllamav2")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "llama.cpp" in bad.stderr
+    bad = cli("plan", "--model", "llama3.1-8b", "--runtime", "exllamav2", "--quant", "Q4_K_M")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "plans EXL2 branches" in bad.stderr
 
 
 def test_vllm_plan_is_the_vllm_estimate_on_each_gpu(catalog):

@@ -108,7 +108,8 @@ def test_estimate_and_models(agent):
 
 
 def test_estimate_for_vllm_and_mlx_over_http(agent, catalog):
-    """runtime=vllm answers with estimator.vllm on the agent's own snapshot (the RTX 4090 fixture)."""
+    """runtime=vllm answers with estimator.vllm on the agent's own snapshot (the RTX 4090 fixture);
+    sglang and the ExLlama runtimes answer their own JSON."""
     from fitagent.agent.hardware import load_snapshot_file
     from fitagent.estimator.budget import budget_from_snapshot
     from fitagent.estimator.vllm import ServeSettings, serve_estimate
@@ -129,6 +130,26 @@ def test_estimate_for_vllm_and_mlx_over_http(agent, catalog):
     assert status == 400 and "Apple silicon only" in body["error"]
     status, body = agent.get("/v1/estimate?model=llama3.1-8b&concurrency=4")
     assert status == 400 and "go with runtime=vllm" in body["error"]
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&runtime=sglang&context=8192")
+    assert (
+        status == 200
+        and body["runtime"] == "sglang"
+        and body["launch"]["sglang"][:3]
+        == [
+            "python",
+            "-m",
+            "sglang.launch_server",
+        ]
+    )
+    # ExLlama: the same JSON as `estimate --runtime exllamav3`, on the 4090 of the snapshot
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&runtime=exllamav3&cache_mode=Q4&context=32k")
+    assert status == 200, body
+    assert (body["quant"], body["cache_mode"], body["cache_size"], body["loads"]) == ("EXL3-4.0", "Q4", 32768, True)
+    assert body["gpus"][0]["cache_bytes"] == 32768 * 32 * 2 * 8 * 128 * 0.5625
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&cache_mode=Q4")
+    assert status == 400 and "runtime=exllamav2 or exllamav3" in body["error"]
+    status, body = agent.get("/v1/estimate?model=llama3.1-8b&runtime=exllamav2&quant=EXL3-4.0")
+    assert status == 400 and "loads in exllamav3" in body["error"]
 
 
 def test_events_openapi_and_page_answer(agent):
@@ -156,7 +177,7 @@ def test_events_openapi_and_page_answer(agent):
         ("/v1/estimate?model=no-such-model", 404, ["model: unknown model 'no-such-model'"]),
         ("/v1/estimate?model=Qwen/Qwen2.5-7B-Instruct&kv_quant=q2", 400, ["kv_quant:", "f16, q8_0, q4_0"]),
         ("/v1/events?since=-1", 400, ["since:"]),
-        ("/v1/estimate?model=llama3.1-8b&runtime=tgi", 400, ["runtime:", "llama.cpp, vllm, mlx"]),
+        ("/v1/estimate?model=llama3.1-8b&runtime=tgi", 400, ["runtime:", "llama.cpp, vllm, sglang, mlx, exllamav2"]),
         ("/v1/estimate?model=llama3.1-8b&runtime=vllm&gpu_memory_utilization=2", 400, ["gpu_memory_utilization:"]),
         ("/v2/nothing", 404, ["no such endpoint: /v2/nothing"]),
     ],

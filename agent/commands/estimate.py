@@ -116,8 +116,8 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         choices=RUNTIMES,
         default="llama.cpp",
-        help="the engine: llama.cpp (GGUF, one stream), vllm or sglang (safetensors, paged KV cache, batches) "
-        "or mlx (MLX checkpoints on Apple silicon)",
+        help="the engine: llama.cpp (GGUF, one stream), vllm or sglang (safetensors, paged KV cache, batches), "
+        "mlx (MLX checkpoints on Apple silicon), exllamav2 / exllamav3 (EXL2 / EXL3 under TabbyAPI)",
     )
     vllm = parser.add_argument_group("vLLM and SGLang (with --runtime vllm or sglang)")
     vllm.add_argument(
@@ -141,9 +141,22 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     )
     vllm.add_argument("--max-num-seqs", type=positive_int, metavar="N", help="vLLM's batch limit (default by GPU)")
     vllm.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (saves their memory, slower)")
+    exl = parser.add_argument_group("ExLlama under TabbyAPI (with --runtime exllamav2 or exllamav3)")
+    exl.add_argument(
+        "--cache-mode",
+        metavar="MODE",
+        help="KV cache: FP16 (default), Q8, Q6 or Q4; ExLlamaV3 also K,V bits from 2 to 8, e.g. 4,6",
+    )
+    exl.add_argument(
+        "--cache-size", type=context_tokens, metavar="N", help="tokens the shared cache holds (default --context)"
+    )
+    exl.add_argument(
+        "--chunk-size", type=positive_int, metavar="N", help="prompt tokens per forward pass (default 2048)"
+    )
 
 
-RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx")
+RUNTIMES = ("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3")
+EXLLAMA = ("exllamav2", "exllamav3")
 
 
 def resolve_model(args, catalog):
@@ -165,6 +178,8 @@ def resolve_quant_name(args, model) -> str:
         return "BF16"  # vLLM and SGLang load the published safetensors checkpoint
     if getattr(args, "runtime", "llama.cpp") == "mlx":
         return "MLX-4BIT"  # mlx_lm's default conversion
+    if getattr(args, "runtime", "llama.cpp") in EXLLAMA:
+        return "EXL2-4.0" if args.runtime == "exllamav2" else "EXL3-4.0"
     if model.file_weights is not None:
         if model.file_weights.file_type:
             return model.file_weights.file_type
@@ -205,6 +220,19 @@ def run(args) -> int:
         raise UsageError(
             f"{', '.join(serving_flags)} go with --runtime vllm or sglang (llama.cpp: --kv-quant, --multi-gpu)"
         )
+    exllama_flags = [
+        flag
+        for flag, given in (
+            ("--cache-mode", args.cache_mode is not None),
+            ("--cache-size", args.cache_size is not None),
+            ("--chunk-size", args.chunk_size is not None),
+        )
+        if given
+    ]
+    if exllama_flags and args.runtime not in EXLLAMA:
+        raise UsageError(f"{', '.join(exllama_flags)} go with --runtime exllamav2 or exllamav3")
+    if args.runtime in EXLLAMA:
+        return _run_exllama(args, catalog, model, quant, context)
     if args.runtime in ("vllm", "sglang"):
         if args.images:
             raise UsageError(
@@ -299,6 +327,54 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
         from ..render import render_serve
 
         print(render_serve(result))
+    return 0
+
+
+def _run_exllama(args, catalog, model, quant, context: int) -> int:
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.exllama import ExllamaSettings, exllama_estimate, runtime_for
+    from ..hardware import resolve_hardware
+
+    if args.gguf:
+        raise UsageError(f"--runtime {args.runtime} loads EXL checkpoints, not a GGUF file: use --model or --config")
+    llama_only = [
+        flag
+        for flag, given in (
+            ("--gpu-layers", args.gpu_layers is not None),
+            ("--n-cpu-moe", args.n_cpu_moe is not None),
+            ("--kv-quant", args.kv_quant != "f16"),
+            ("--images", bool(args.images)),
+            ("--method seed", args.method != "default"),
+        )
+        if given
+    ]
+    if llama_only:
+        raise UsageError(
+            f"{', '.join(llama_only)} go with llama.cpp; ExLlama holds every layer on the GPUs (its cache: --cache-mode)"
+        )
+    if quant.format == "exl" and runtime_for(quant) != args.runtime:
+        raise UsageError(f"{quant.name} loads in {runtime_for(quant)}: give --runtime {runtime_for(quant)}")
+    settings = ExllamaSettings(
+        max_seq_len=context,
+        cache_mode=args.cache_mode or "FP16",
+        cache_size=args.cache_size,
+        chunk_size=args.chunk_size or 2048,
+        tensor_parallel=args.multi_gpu == "tensor",
+        prompt_tokens=args.prompt_tokens,
+        output_tokens=args.output_tokens,
+    ).check()
+    snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    result = exllama_estimate(model, quant, budget, catalog, settings, use_case=args.use_case)
+    # the host holds only the embedding table
+    gpu_notes = tuple(n for n in hardware_notes if not n.startswith("what-if host"))
+    result = replace(result, notes=result.notes + gpu_notes + _beyond_window(model, context))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        from ..render import render_exllama
+
+        print(render_exllama(result))
     return 0
 
 

@@ -66,10 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--config", metavar="FILE", help="config file that names the agent's host and port")
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm", "sglang", "mlx"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3"),
         default="llama.cpp",
         help="vllm / sglang: the best safetensors checkpoint it serves here, as its launch line; mlx: the best "
-        "MLX checkpoint on this Apple chip (computed here)",
+        "MLX checkpoint on this Apple chip; exllamav2 / exllamav3: the best EXL branch under TabbyAPI "
+        "(computed here)",
     )
     parser.add_argument(
         "--concurrency",
@@ -100,6 +101,8 @@ def pick_vllm(args) -> int:
     budget = budget_from_snapshot(snapshot, catalog)
     if args.runtime == "mlx":
         return _pick_mlx(args, catalog, budget)
+    if args.runtime in ("exllamav2", "exllamav3"):
+        return _pick_exllama(args, catalog, budget)
     if not budget.devices:
         raise UsageError(
             f"--runtime {args.runtime} needs a GPU; this box has none usable (use --gpu NAME to ask about one)"
@@ -288,6 +291,24 @@ def _pick_mlx(args, catalog, budget) -> int:
     best = ranked[0]
     if args.json:
         print_json({**best.to_dict(), "runtime": "mlx", "source": "local"})
+    else:
+        print(f"{best.model} {best.quant}")
+    return 0
+
+
+def _pick_exllama(args, catalog, budget) -> int:
+    from ...catalog.errors import UsageError
+    from ...estimator.exllama import ExllamaSettings, rank_models
+
+    settings = ExllamaSettings(max_seq_len=args.context or 8192).check()
+    ranked = rank_models(catalog, budget, settings, args.runtime, args.use_case or "general")
+    if not ranked:
+        raise UsageError(
+            f"no catalog model's EXL branch loads here at {settings.max_seq_len:,} tokens and 5 tokens/s or more"
+        )
+    best = ranked[0]
+    if args.json:
+        print_json({**best.to_dict(), "source": "local"})
     else:
         print(f"{best.model} {best.quant}")
     return 0

@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm", "sglang", "mlx"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3"),
         default="llama.cpp",
         help="the serving engine: llama.cpp (GGUF; -np N sessions), vllm or sglang (safetensors; tensor "
-        "parallel), mlx (MLX checkpoints; Apple silicon)",
+        "parallel), mlx (MLX checkpoints; Apple silicon), exllamav2 / exllamav3 (EXL2 / EXL3 under TabbyAPI)",
     )
     parser.add_argument(
         "--target-tps", type=argument(tokens_per_s), metavar="T", help="decode tokens/s each session should reach"
@@ -46,8 +46,8 @@ def run(args) -> int:
 
     catalog = load_catalog()
     model = catalog.model(args.model)
-    default = {"vllm": "BF16", "sglang": "BF16", "mlx": "MLX-4BIT"}.get(args.runtime, "Q4_K_M")
-    quant, quant_note = catalog.resolve_quant(args.quant or default)
+    defaults = {"vllm": "BF16", "sglang": "BF16", "mlx": "MLX-4BIT", "exllamav2": "EXL2-4.0", "exllamav3": "EXL3-4.0"}
+    quant, quant_note = catalog.resolve_quant(args.quant or defaults.get(args.runtime, "Q4_K_M"))
     context = args.context if args.context is not None else min(DEFAULT_CONTEXT, model.max_context)
     answer = plan(model, quant, catalog, context, args.runtime, args.target_tps, args.concurrency)
     if quant_note:

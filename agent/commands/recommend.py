@@ -41,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("llama.cpp", "vllm", "sglang", "mlx"),
+        choices=("llama.cpp", "vllm", "sglang", "mlx", "exllamav2", "exllamav3"),
         default="llama.cpp",
         help="llama.cpp (GGUF types, frontiers); vllm or sglang (safetensors checkpoints, each model's best that "
-        "serves); mlx (MLX checkpoints on Apple silicon)",
+        "serves); mlx (MLX checkpoints on Apple silicon); exllamav2 / exllamav3 (each model's best EXL2 / EXL3 "
+        "branch under TabbyAPI)",
     )
     parser.add_argument(
         "--concurrency",
@@ -126,11 +127,48 @@ def run_mlx(args) -> int:
     return 0
 
 
+def run_exllama(args) -> int:
+    """`recommend --runtime exllamav2|exllamav3`: each model's best EXL branch that TabbyAPI loads here."""
+    from ...estimator.budget import budget_from_snapshot
+    from ...estimator.exllama import ExllamaSettings, rank_models
+    from ..catalog_cache import load_catalog
+    from ..hardware import resolve_hardware
+    from ..render import rate, table
+
+    catalog = load_catalog()
+    snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
+    budget = budget_from_snapshot(snapshot, catalog)
+    settings = ExllamaSettings(max_seq_len=args.context).check()
+    ranked = rank_models(catalog, budget, settings, args.runtime, args.use_case)
+    if args.json:
+        print_json(
+            {
+                "runtime": args.runtime,
+                "context": args.context,
+                "use_case": args.use_case,
+                "ranked": [e.to_dict() for e in ranked[: args.top]],
+            }
+        )
+        return 0
+    if not ranked:
+        print(f"no catalog model's EXL branch loads here at {args.context:,} tokens and 5 tokens/s or more")
+        return 0
+    rows = [
+        (i, e.model, e.quant, f"{e.quality:.1f}", rate(e.decode_tokens_per_s), f"{e.total_bytes / 1e9:.1f} GB")
+        for i, e in enumerate(ranked[: args.top], 1)
+    ]
+    print(f"{args.runtime} (TabbyAPI) · {args.context:,} tokens, FP16 cache\n")
+    print(table(("#", "model", "branch", "quality", "decode", "GPU memory"), rows))
+    return 0
+
+
 def run(args) -> int:
     if args.runtime in ("vllm", "sglang"):
         return run_vllm(args)
     if args.runtime == "mlx":
         return run_mlx(args)
+    if args.runtime in ("exllamav2", "exllamav3"):
+        return run_exllama(args)
     from ...estimator.budget import budget_from_snapshot
     from ...estimator.hardware import snapshot_to_dict
     from ...estimator.recommend import explain, recommend

@@ -157,6 +157,35 @@ def test_exllama_at_any_bits_per_weight(catalog, model_id, quant, published):
     assert size == pytest.approx(published, rel=0.01)
 
 
+# ExLlamaV3's own size plots (turboderp-org/exllamav3 doc/exl3.md, doc/llama31_8b_instruct_vram.png and
+# llama31_70b_instruct_vram.png, added in 543c4b2): "VRAM // GB (decoder + head)" of turboderp's EXL3
+# branches of Llama-3.1-8B / 70B-Instruct at 2-8 bits per weight, head at 6 bits (H6), the embedding
+# left out. Read off the plots by eye (±0.05 for 8B, ±0.3 for 70B); the axis is GiB (the 4.0 bpw
+# 70B's 68.45 B body weights × 4 bits + the head at 6 come to 32.6 GiB, 35.0 GB). No EXL3 branch's
+# file listing was found to check the bytes against.
+EXL3_PLOTTED = [
+    ("llama3.1-8b", 2.0, 2.0, 0.05),
+    ("llama3.1-8b", 3.0, 2.8, 0.05),
+    ("llama3.1-8b", 4.0, 3.6, 0.05),
+    ("llama3.1-8b", 5.0, 4.4, 0.05),
+    ("llama3.1-8b", 6.0, 5.25, 0.05),
+    ("llama3.1-8b", 8.0, 6.87, 0.05),
+    ("llama3.1-70b", 2.0, 16.7, 0.3),
+    ("llama3.1-70b", 3.0, 24.6, 0.3),
+    ("llama3.1-70b", 4.0, 32.6, 0.3),
+    ("llama3.1-70b", 5.0, 40.6, 0.3),
+    ("llama3.1-70b", 6.0, 48.6, 0.3),
+]
+
+
+@pytest.mark.parametrize("model_id, bits, plotted_gib, read_within", EXL3_PLOTTED)
+def test_exl3_decoder_and_head_as_exllamav3_plots_them(catalog, model_id, bits, plotted_gib, read_within):
+    split = memory.weights(
+        catalog.model(model_id).architecture, catalog.resolve_quant(f"EXL3-{bits}")[0], catalog.ggml_types
+    )
+    assert (split.total_bytes - split.embedding_bytes) / 1024**3 == pytest.approx(plotted_gib, abs=read_within)
+
+
 def test_exllama_names_and_limits(catalog):
     from fitagent.catalog.errors import UsageError
 

@@ -404,6 +404,13 @@ def render_serve(e) -> str:
             f"batch      {rate(e.per_user_tokens_per_s)} a session, {rate(e.aggregate_tokens_per_s)} in all "
             f"({e.batch_sessions} sessions half-way through their context; {e.batch_bound}-bound)"
         )
+    if e.time_to_first_token_under_load_s is not None and e.burst_time_to_first_token_s:
+        median, last = e.burst_time_to_first_token_s
+        lines.append(
+            f"load       a {e.prompt_tokens:,}-token prompt among {e.batch_sessions - 1} decoding sessions: first "
+            f"token after {e.time_to_first_token_under_load_s:.2f} s; {e.batch_sessions} arriving at once: "
+            f"median {median:.2f} s, last {last:.2f} s"
+        )
     lines += ["launch     " + " ".join(e.args)]
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)

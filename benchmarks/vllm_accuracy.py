@@ -53,15 +53,20 @@ class VllmRow:
             return "SGLang KV pool" if self.raw.get("runtime") == "sglang" else "vLLM KV cache"
         if self.metric == "ttft":
             return "vLLM time to first token"
+        if self.metric in ("ttft_load", "ttft_burst"):
+            return "vLLM time to first token under load"
         return "vLLM decode, one stream" if int(self.raw["concurrency"]) == 1 else "vLLM decode, batched"
 
     @property
     def label(self) -> str:
         r = self.raw
         gpus = f"{r['gpu']}" + (f" ×{r['gpu_count']}" if r["gpu_count"] != "1" else "")
-        what = {"decode": f"conc {r['concurrency']}", "ttft": f"TTFT, {r['prompt_tokens']}-token prompt"}.get(
-            self.metric, f"len {r['max_model_len']}"
-        )
+        what = {
+            "decode": f"conc {r['concurrency']}",
+            "ttft": f"TTFT, {r['prompt_tokens']}-token prompt",
+            "ttft_load": f"TTFT, {r['prompt_tokens']}-token prompts among {r['concurrency']} sessions",
+            "ttft_burst": f"p50 TTFT, {r['concurrency']} × {r['prompt_tokens']}-token prompts at once",
+        }.get(self.metric, f"len {r['max_model_len']}")
         return f"{r['model'].split('/')[-1]} {r['quant']} · {gpus} ({what})"
 
     def error(self) -> float | None:
@@ -95,20 +100,10 @@ def evaluate(constants: VllmConstants = DEFAULT_VLLM) -> list[VllmRow]:
             device = replace(device, total_bytes=total, free_bytes=total)
         tp = int(r["tensor_parallel"] or 1)
         if row.metric == "ttft":
-            depth = int(r["prompt_tokens"])
-            step = vllm.step_cost(
-                model.architecture,
-                quant,
-                model_weights(model, quant, catalog).total_bytes,
-                device,
-                tp,
-                1,
-                depth,
-                vllm.kv_bytes_per_token(model.architecture, tp, 2),
-            )
-            prefill = vllm.prefill_seconds(model.architecture, quant, device, tp, depth, constants)
-            if step is not None and prefill is not None:
-                row.estimate = prefill + vllm.step_seconds(step, constants)[0]
+            row.estimate = _ttft_under_load(row, model, quant, device, tp, catalog, constants)
+            continue
+        if row.metric in ("ttft_load", "ttft_burst"):
+            row.estimate = _ttft_under_load(row, model, quant, device, tp, catalog, constants)
             continue
         if row.metric == "kv_cache" and r["runtime"] == "sglang":
             memory = vllm.memory_split(
@@ -148,6 +143,32 @@ def speed_rows(rows: list[VllmRow]) -> list[VllmRow]:
     return [r for r in rows if r.metric == "decode" and r.step is not None]
 
 
+def _ttft_under_load(row: VllmRow, model, quant, device, tp: int, catalog, constants: VllmConstants) -> float | None:
+    """A time-to-first-token row: a prompt on an idle server, among sessions that decode (staggered
+    arrivals), or the median of a burst of equal prompts arriving together."""
+    import statistics as stats
+
+    r = row.raw
+    arch = model.architecture
+    weights = model_weights(model, quant, catalog).total_bytes
+    per_token = vllm.kv_bytes_per_token(arch, tp, 2)
+    prompt, sessions = int(r["prompt_tokens"]), int(r["concurrency"])
+    budget = vllm.batch_defaults(device, constants)[1]
+    if row.metric == "ttft":  # one prompt at a time on an idle server
+        seconds = vllm.prefill_under_load(arch, quant, weights, device, tp, prompt, 0, 0, per_token, budget, constants)
+    elif row.metric == "ttft_load":
+        depth = prompt + int(r["output_tokens"]) // 2
+        seconds = vllm.prefill_under_load(
+            arch, quant, weights, device, tp, prompt, sessions - 1, depth, per_token, budget, constants
+        )
+    else:
+        times = vllm.burst_first_tokens(
+            arch, quant, weights, device, tp, prompt, sessions, per_token, budget, constants
+        )
+        seconds = stats.median(times) if times else None
+    return None if seconds is None else seconds + constants.request_seconds
+
+
 def refit(rows: list[VllmRow]) -> VllmConstants:
     return fit_vllm(speed_rows(rows), VllmConstants())
 
@@ -181,6 +202,7 @@ GROUPS = (
     "vLLM decode, batched",
     "vLLM KV cache",
     "vLLM time to first token",
+    "vLLM time to first token under load",
     "SGLang KV pool",
 )
 
@@ -239,12 +261,23 @@ def render(rows: list[VllmRow], constants: VllmConstants = DEFAULT_VLLM) -> list
         "error, Qwen2.5-72B GPTQ-Int4 on one A100 at 16.47 t/s, is slower than the same checkpoint on two",
         "A100s by 2.8× — a kernel the source does not name, not the bytes. Batched TPOT includes the",
         "prefill chunks vLLM mixes into decode steps, which the model does not price.",
+        "Time to first token under load: vLLM V1's scheduler runs the decodes first and fills the rest of",
+        "each step's max_num_batched_tokens with prompt chunks. A prompt among N − 1 decoding sessions waits",
+        "half a step, then takes one mixed step per chunk; N equal prompts arriving together (a benchmark at",
+        "max concurrency N with equal lengths runs in such waves) get theirs as the chunks reach them. Plus",
+        f"{constants.request_seconds * 1e3:.1f} ms a request for the server itself, taken from the 1-session",
+        "burst row; the other load rows fit nothing.",
         "",
         "| row | measured | estimate | error | GPU out | model out | source |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        unit = {"kv_cache": "tokens" if r.raw.get("runtime") == "sglang" else "GiB", "ttft": "s"}.get(r.metric, "t/s")
+        unit = {
+            "kv_cache": "tokens" if r.raw.get("runtime") == "sglang" else "GiB",
+            "ttft": "s",
+            "ttft_load": "s",
+            "ttft_burst": "s",
+        }.get(r.metric, "t/s")
         cells = []
         for name in ("GPU out", "model out"):
             p = fig["predictions"][name].get(r.index)

@@ -282,6 +282,10 @@ class VllmConstants:
     # 9.96 GiB activation peak in PR #21489 (1,024 × 262,208 logits) is 9.2 with it. The V0 logs
     # of tests/data/vllm_measurements.csv carry their smaller sampler pass in the fixed part.
     sampler_bytes_per_logit: float = 34.0
+    # The server's own time per request before its first token (HTTP, tokenizing, scheduling): a
+    # 256-token prompt's p50 TTFT on an idle L4 running Qwen2.5-0.5B is 27.0 ms where its compute is
+    # 7.4 ms (ai.wmx.dev/benchmarks, vLLM 0.23; one row, docs/accuracy.md "vLLM").
+    request_seconds: float = 0.0196
     # Decode (fitted, docs/accuracy.md "vLLM"): the share of peak bandwidth its kernels reach reading
     # 16-bit (and FP8) weights and the KV cache, 8-bit and 4-bit weights (GPTQ, AWQ, bitsandbytes); a
     # fixed time per layer and step (launches, sampling and scheduling spread over the layers) and

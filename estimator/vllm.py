@@ -124,6 +124,10 @@ class ServeEstimate:
     runtime: str = "vllm"
     prompt_tokens: int = 0
     refused: str | None = None  # why the engine cannot run this checkpoint on these GPUs at all
+    # `prompt_tokens` arriving while the other `concurrency` − 1 sessions decode, half-way through
+    time_to_first_token_under_load_s: float | None = None
+    # `concurrency` such prompts arriving at once: the median's and the last one's first token
+    burst_time_to_first_token_s: tuple[float, float] | None = None
 
     @property
     def fits(self) -> bool:
@@ -161,6 +165,15 @@ class ServeEstimate:
             "time_to_first_token_s": None
             if self.time_to_first_token_s is None
             else round(self.time_to_first_token_s, 4),
+            "time_to_first_token_under_load_s": None
+            if self.time_to_first_token_under_load_s is None
+            else round(self.time_to_first_token_under_load_s, 4),
+            "burst_time_to_first_token_s": None
+            if self.burst_time_to_first_token_s is None
+            else {
+                "median": round(self.burst_time_to_first_token_s[0], 4),
+                "last": round(self.burst_time_to_first_token_s[1], 4),
+            },
             "refused": self.refused,
             "launch": {self.runtime: list(self.args)},
             "notes": list(self.notes),
@@ -391,20 +404,102 @@ def step_cost(
     return StepCost(read, compute_s, arch.layers, arch.layers if tp > 1 else 0)
 
 
-def prefill_seconds(
-    arch: Architecture, quant: Quantization, device: Device, tp: int, prompt: int, constants: VllmConstants
+def mixed_step(
+    arch: Architecture,
+    quant: Quantization,
+    weights_bytes: int,
+    device: Device,
+    tp: int,
+    decodes: int,
+    depth: int,
+    kv_token_bytes: float,
+    chunk: int,
+    chunk_start: int,
+) -> StepCost | None:
+    """A chunked-prefill step: `decodes` sequences at `depth` take one token each, and `chunk` prompt
+    tokens (after `chunk_start` already cached) fill the rest of the step's budget. The weights are
+    read once for all of them; every token costs 2 FLOPs per active weight, and the chunk's causal
+    attention reaches back over its prefix."""
+    cost = step_cost(
+        arch, quant, weights_bytes, device, tp, max(decodes, 1) if chunk == 0 else decodes, depth, kv_token_bytes
+    )
+    if cost is None or not device.fp16_flops:
+        return cost
+    flops = device.fp16_flops * (2 if quant.format == "fp8" and device.architecture in _FP8_CORES else 1)
+    attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * chunk * (chunk_start + chunk / 2)
+    work = 2 * active_parameter_count(arch) * chunk + attention
+    return StepCost(cost.read_s, cost.compute_s + work / tp / flops, cost.layers, cost.allreduce_layers)
+
+
+def prefill_under_load(
+    arch: Architecture,
+    quant: Quantization,
+    weights_bytes: int,
+    device: Device,
+    tp: int,
+    prompt: int,
+    others: int,
+    depth: int,
+    kv_token_bytes: float,
+    budget_tokens: int,
+    constants: VllmConstants,
 ) -> float | None:
-    """One prompt on an idle server: 2 FLOPs per active weight per token and causal attention over the
-    prompt, at the GEMMs' share of the FP16 tensor rate (FP8's twice it where the GPU has FP8 cores),
-    in chunks of the same kernels as a compute-bound decode batch."""
-    flops = device.fp16_flops
-    if not flops or prompt <= 0:
+    """Time to first token of a prompt that arrives while `others` sessions decode (vLLM V1's
+    scheduler: running decodes first, then the prompt's chunks fill the rest of each step's
+    max_num_batched_tokens): half a decode step's wait for the step under way, then one mixed step
+    per chunk, the last of which samples the first token. With no others: an idle server."""
+    if prompt <= 0:
         return None
-    if quant.format == "fp8" and device.architecture in _FP8_CORES:
-        flops *= 2
-    attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * prompt * prompt / 2
-    work = 2 * active_parameter_count(arch) * prompt + attention
-    return work / tp / (flops * constants.matmul_efficiency) + arch.layers * constants.layer_seconds
+    room = max(1, budget_tokens - others)
+    wait = 0.0
+    if others:
+        idle = step_cost(arch, quant, weights_bytes, device, tp, others, depth, kv_token_bytes)
+        if idle is None:
+            return None
+        wait = step_seconds(idle, constants)[0] / 2
+    total, done = wait, 0
+    while done < prompt:
+        chunk = min(room, prompt - done)
+        cost = mixed_step(arch, quant, weights_bytes, device, tp, others, depth, kv_token_bytes, chunk, done)
+        if cost is None:
+            return None
+        total += step_seconds(cost, constants)[0]
+        done += chunk
+    return total
+
+
+def burst_first_tokens(
+    arch: Architecture,
+    quant: Quantization,
+    weights_bytes: int,
+    device: Device,
+    tp: int,
+    prompt: int,
+    sessions: int,
+    kv_token_bytes: float,
+    budget_tokens: int,
+    constants: VllmConstants,
+) -> list[float] | None:
+    """Each prompt's time to first token when `sessions` prompts of `prompt` tokens arrive together
+    (a benchmark's burst, users starting at once): the steps take their chunks in arrival order, the
+    prompts already through their prefill decoding beside them; a prompt's first token comes with the
+    step that ends its prefill."""
+    if prompt <= 0 or sessions < 1:
+        return None
+    times: list[float] = []
+    clock, prefilled = 0.0, 0
+    total = prompt * sessions
+    while prefilled < total:
+        decoding = len(times)
+        chunk = min(max(1, budget_tokens - decoding), total - prefilled)
+        start = prefilled % prompt
+        cost = mixed_step(arch, quant, weights_bytes, device, tp, decoding, prompt, kv_token_bytes, chunk, start)
+        if cost is None:
+            return None
+        clock += step_seconds(cost, constants)[0]
+        prefilled += chunk
+        times += [clock] * (prefilled // prompt - len(times))
+    return times
 
 
 def step_seconds(cost: StepCost, constants: VllmConstants) -> tuple[float, str]:
@@ -572,8 +667,25 @@ def serve_estimate(
     single = step_seconds(single_cost, constants) if single_cost else None
     batched_step = step_seconds(batch_cost, constants) if batch_cost else None
     decode = 1 / single[0] if single else None
-    prefill = prefill_seconds(arch, quant, device, tp, settings.prompt_tokens, constants)
-    ttft = prefill + single[0] if prefill is not None and single else None
+    # an idle server: the prompt's chunks alone; its last step samples the first token
+    idle = prefill_under_load(
+        arch, quant, weights_bytes, device, tp, settings.prompt_tokens, 0, 0, per_token, batched, constants
+    )
+    ttft = None if idle is None else idle + constants.request_seconds
+    loaded = burst = None
+    if settings.concurrency > 1 and settings.prompt_tokens > 0:
+        others = min(settings.concurrency, max_num_seqs) - 1
+        read = _read_per_token(arch, per_token, half_way)
+        under = prefill_under_load(
+            arch, quant, weights_bytes, device, tp, settings.prompt_tokens, others, half_way, read, batched, constants
+        )
+        loaded = None if under is None else under + constants.request_seconds
+        times = burst_first_tokens(
+            arch, quant, weights_bytes, device, tp, settings.prompt_tokens, sessions, read, batched, constants
+        )
+        if times:
+            times.sort()
+            burst = (times[len(times) // 2] + constants.request_seconds, times[-1] + constants.request_seconds)
     per_user = 1 / batched_step[0] if batched_step else None
     if sglang:
         notes.append("SGLang's decode is priced with vLLM's fitted constants (no public SGLang rows fitted)")
@@ -621,6 +733,8 @@ def serve_estimate(
         notes=tuple(notes),
         runtime=settings.runtime,
         refused=why,
+        time_to_first_token_under_load_s=loaded if loads else None,
+        burst_time_to_first_token_s=burst if loads else None,
     )
 
 

@@ -8,13 +8,13 @@ from functools import lru_cache
 from .errors import DataError
 from .files import read_data_file
 
-ENCODERS = ("siglip", "qwen2.5-vl", "qwen3-vl", "pixtral")
+ENCODERS = ("siglip", "qwen2.5-vl", "qwen3-vl", "pixtral", "llama4")
 
 
 @dataclass(frozen=True)
 class VisionTower:
     model: str
-    encoder: str  # siglip (Gemma 3), qwen2.5-vl, pixtral (Mistral Small 3.1)
+    encoder: str  # siglip (Gemma 3), qwen2.5-vl, qwen3-vl, pixtral (Mistral Small 3.1), llama4
     projector: str
     layers: int
     hidden_size: int
@@ -28,6 +28,8 @@ class VisionTower:
     full_attention_layers: int | None = None
     positions: int | None = None  # a learned position table of this many patches (Qwen3-VL)
     deepstack: int = 0  # extra patch mergers fed from inner layers (Qwen3-VL's DeepStack)
+    adapter_size: int | None = None  # the width of the MLP between the merged patches and the projector (Llama 4)
+    max_tiles: int | None = None  # tiles per side an image is cut into at most (llama.cpp's Llama 4: 3)
     source: str = ""
 
 

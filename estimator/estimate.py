@@ -73,6 +73,9 @@ def estimate_with_images(
         f"{images} image(s) of {size[0]}×{size[1]}: {images * cost.tokens:,} prompt tokens; the projector "
         f"(--mmproj, {projector / 1e9:.2f} GB) and the encoder's buffer ({buffer / 1e9:.2f} GB) take room on {where}"
     )
+    notes = (note,)
+    if tower.encoder == "llama4":  # mtmd.cpp's own warning when it loads the projector (PR #13282)
+        notes += ("llama.cpp warns that its Llama 4 vision is known to have degraded quality",)
     return replace(
         result,
         total_bytes=result.total_bytes + projector + buffer,
@@ -81,5 +84,5 @@ def estimate_with_images(
         time_to_first_token_s=None if ttft is None or encode is None else ttft + encode,
         completion_time_s=None if completion is None or encode is None else completion + encode,
         vision=facts,
-        notes=result.notes + (note,),
+        notes=result.notes + notes,
     )

@@ -26,12 +26,13 @@ class ImageCost:
     patches: int  # what the tower sees
     tokens: int  # what the language model reads
     flops: float  # the tower's and the projector's
+    slice_patches: int | None = None  # patches encoded at once, where the image is encoded tile by tile
 
 
 def _layer(t: VisionTower) -> tuple[int, int]:
     """(matrix weights, vector elements) of one encoder layer."""
     h, i = t.hidden_size, t.intermediate_size
-    if t.encoder in ("siglip", "qwen3-vl"):  # q, k, v, o with biases; fc1, fc2 with biases; two LayerNorms
+    if t.encoder in ("siglip", "qwen3-vl", "llama4"):  # q, k, v, o with biases; fc1, fc2 with biases; two LayerNorms
         return 4 * h * h + 2 * h * i, 4 * h + i + h + 4 * h
     if t.encoder == "qwen2.5-vl":  # fused qkv and proj with biases; SwiGLU with biases; two RMSNorms
         return 3 * h * h + h * h + 3 * h * i, 3 * h + h + 2 * i + h + 2 * h
@@ -55,6 +56,14 @@ def _outer(t: VisionTower, text_hidden: int) -> tuple[int, int, int]:
         f16 = 3 * t.temporal_patch * p * p * h + mergers * (merged * merged + merged * text_hidden)
         f32 = h + 2 * h + t.deepstack * 2 * merged + mergers * (merged + text_hidden)
         return f16, f32, (t.positions or 0) * h
+    if t.encoder == "llama4":
+        merged, adapter = h * t.merge * t.merge, t.adapter_size or h
+        side = (t.image_size or 0) // p
+        # a linear patch embedding (F16), a class token, pre and post LayerNorms; the position table
+        # (patches + the class token, F32); the pixel-shuffle adapter's two layers and the projector,
+        # without biases (transformers' modeling_llama4.py; llama.cpp's build_llama4)
+        f16 = 3 * p * p * h + merged * adapter + adapter * adapter + adapter * text_hidden
+        return f16, h + 4 * h, (side * side + 1) * h
     if t.encoder == "qwen2.5-vl":
         merged = h * t.merge * t.merge
         # a 3-D patch conv (two frames), the merger's RMSNorm and its two-layer MLP with biases
@@ -82,9 +91,21 @@ def image_cost(t: VisionTower, width: int, height: int, text_hidden: int) -> Ima
     same with patches of 16 (multiples of 32); Pixtral
     scales the longest edge to at most 1540 and adds a break token after each row of merged patches."""
     h, p = t.hidden_size, t.patch_size
+    tiles = 1
     if t.encoder == "siglip":
         side = (t.image_size or 0) // p
         patches, tokens = side * side, t.tokens_per_image or side * side
+    elif t.encoder == "llama4":
+        # llama.cpp cuts an image into tiles of image_size (a grid of at most max_tiles a side) and adds
+        # an overview tile when there is more than one; each tile's patches, and its class token,
+        # go through the tower, and its 2 × 2-shuffled patches become the tokens
+        tile, most = t.image_size or 336, t.max_tiles or 3
+        cols = min(most, max(1, round(width / tile)))
+        rows = min(most, max(1, round(height / tile)))
+        tiles = cols * rows + (1 if cols * rows > 1 else 0)
+        side = tile // p
+        patches = side * side + 1
+        tokens = tiles * side * side // (t.merge * t.merge)
     elif t.encoder in ("qwen2.5-vl", "qwen3-vl"):
         unit = p * t.merge
         w, hh = _round_to(width, unit), _round_to(height, unit)
@@ -108,8 +129,8 @@ def image_cost(t: VisionTower, width: int, height: int, text_hidden: int) -> Ima
         windowed = t.layers - t.full_attention_layers
         attention = 4 * h * patches * (t.full_attention_layers * patches + windowed * min(patches, window))
     outer_f16, _, _ = _outer(t, text_hidden)
-    flops = 2 * matrices * t.layers * patches + attention + 2 * outer_f16 * tokens
-    return ImageCost(patches, tokens, float(flops))
+    flops = tiles * (2 * matrices * t.layers * patches + attention) + 2 * outer_f16 * tokens
+    return ImageCost(tiles * patches, tokens, float(flops), patches if tiles > 1 else None)
 
 
 def encode_seconds(cost: ImageCost, budget: Budget, calibration: Calibration) -> float | None:
@@ -125,6 +146,7 @@ def encode_seconds(cost: ImageCost, budget: Budget, calibration: Calibration) ->
 
 
 def encoder_buffer_bytes(cost: ImageCost, t: VisionTower) -> int:
-    """The encoder's compute buffer while it runs: a few F32 activations of every patch, and the
-    attention scores of one head over all patches."""
-    return int(cost.patches * (6 * t.hidden_size + 2 * t.intermediate_size) * F32 + cost.patches**2 * F32)
+    """The encoder's compute buffer while it runs: a few F32 activations of every patch it encodes at
+    once (a tile's, where llama.cpp encodes tile by tile), and one head's attention scores over them."""
+    at_once = cost.slice_patches or cost.patches
+    return int(at_once * (6 * t.hidden_size + 2 * t.intermediate_size) * F32 + at_once**2 * F32)

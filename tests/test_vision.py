@@ -4,6 +4,7 @@ becomes, and what they add to an estimate. Expected sizes are published files'."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -34,6 +35,45 @@ def test_qwen3_vl_projector_is_the_published_file(catalog):
     the patch merger and three DeepStack mergers; 20,608 bytes left for the header."""
     tensors = projector_bytes(tower_for("Qwen/Qwen3-VL-8B-Instruct"), 4096)
     assert 0 < 1_159_029_824 - tensors < GGUF_HEADER_MAX
+
+
+def test_qwen3_vl_4b_projector_is_the_published_file(catalog):
+    """lmstudio-community/Qwen3-VL-4B-Instruct-GGUF mmproj-Qwen3-VL-4B-Instruct-F16.gguf: 836,180,160
+    bytes as an app pins it (and an LM Studio guide lists 797 MiB). The 2B/4B tower: 24 layers of
+    1,024 (transformers' config as bundled by ai-dynamo/aiconfigurator), into the 4B's 2,560-wide
+    text model; 18,624 bytes left for the header."""
+    tensors = projector_bytes(
+        tower_for("Qwen/Qwen3-VL-4B-Instruct"), catalog.model("qwen3-vl-4b-instruct").architecture.hidden_size
+    )
+    assert 0 < 836_180_160 - tensors < GGUF_HEADER_MAX
+
+
+def test_llama4_vision_tower(catalog):
+    """Llama 4 Scout and Maverick: 34 SigLIP-like layers of 1,408 (biases, LayerNorms), a linear patch
+    embedding, a class token and a 577-row position table, a pixel-shuffle adapter (5,632 → 4,096 →
+    4,096) and the projector into 5,120 — 871,932,416 weights, as Hugging Face's per-module table of
+    Scout counts them. Ollama loads it as `projector.weights="1.6 GiB"` (ollama#10739): 1.63 here.
+    Tiles of 336 (up to a 3 × 3 grid and an overview in llama.cpp), each 144 tokens."""
+    tower = tower_for("meta-llama/Llama-4-Scout-17B-16E-Instruct")
+    h, i = 1408, 5632
+    f16 = 34 * (4 * h * h + 2 * h * i) + 588 * h + i * 4096 + 4096 * 4096 + 4096 * 5120
+    f32 = 34 * (4 * h + i + h + 4 * h) + h + 4 * h + 577 * h
+    assert f16 + f32 == 871_932_416
+    assert projector_bytes(tower, 5120) == 2 * f16 + 4 * f32
+    assert 1.55 <= projector_bytes(tower, 5120) / 1024**3 < 1.65
+    assert tower_for("meta-llama/Llama-4-Maverick-17B-128E-Instruct") == replace(
+        tower,
+        model="meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+        source=tower_for("meta-llama/Llama-4-Maverick-17B-128E-Instruct").source,
+    )
+    assert [
+        image_cost(tower, w, hh, 5120).tokens for w, hh in ((336, 336), (672, 336), (1024, 1024), (4000, 3000))
+    ] == [
+        144,  # one tile, no overview
+        3 * 144,  # two tiles and the overview (HF's prompt adds 5 markers: 437)
+        10 * 144,  # 3 × 3 and the overview
+        10 * 144,  # at most 3 × 3 in llama.cpp
+    ]
 
 
 @pytest.mark.parametrize(

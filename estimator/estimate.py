@@ -73,7 +73,7 @@ def estimate_with_images(
         f"{images} image(s) of {size[0]}×{size[1]}: {images * cost.tokens:,} prompt tokens; the projector "
         f"(--mmproj, {projector / 1e9:.2f} GB) and the encoder's buffer ({buffer / 1e9:.2f} GB) take room on {where}"
     )
-    notes = (note,)
+    notes: tuple[str, ...] = (note,)
     if tower.encoder == "llama4":  # mtmd.cpp's own warning when it loads the projector (PR #13282)
         notes += ("llama.cpp warns that its Llama 4 vision is known to have degraded quality",)
     return replace(

@@ -73,6 +73,13 @@ def _outer(t: VisionTower, text_hidden: int) -> tuple[int, int, int]:
     return 3 * p * p * h + merged * h + h * text_hidden + text_hidden * text_hidden, h + h, 0
 
 
+def tower_parameters(t: VisionTower, text_hidden: int) -> int:
+    """The tower's and projector's weights, every one counted once (a checkpoint holds them in 16 bits)."""
+    matrices, vectors = _layer(t)
+    outer_f16, outer_f32, outer_f32_matrices = _outer(t, text_hidden)
+    return t.layers * (matrices + vectors) + outer_f16 + outer_f32 + outer_f32_matrices
+
+
 def projector_bytes(t: VisionTower, text_hidden: int) -> int:
     """The mmproj file's tensor bytes (its GGUF header, tens of KB, is left out)."""
     matrices, vectors = _layer(t)

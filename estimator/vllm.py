@@ -304,12 +304,24 @@ def loaded_weights_bytes(
     the kernels vLLM picks on this GPU (or of `backend`, as VLLM_MXFP4_USE_MARLIN=1 forces Marlin)."""
     split = model_weights(model, quant, catalog)
     arch = model.architecture
+    tower = vision_tower_bytes(model)
     if not mxfp4_checkpoint(model, quant):
-        return split.total_bytes
+        return split.total_bytes + tower
     backend = backend or mxfp4_backend(device)[0]
     width = arch.moe_intermediate_size or arch.intermediate_size
     factor = mxfp4_padding(backend, arch.hidden_size, width, hopper=device.architecture == "Hopper")
-    return split.total_bytes + int(split.expert_bytes * (factor - 1))
+    return split.total_bytes + tower + int(split.expert_bytes * (factor - 1))
+
+
+def vision_tower_bytes(model: Model) -> int:
+    """A vision model's tower and projector as the checkpoint holds them, in 16 bits (quantized
+    checkpoints leave them so: llm-compressor's and ModelOpt's recipes skip the vision modules);
+    vLLM loads them with the language model. 0 for a text model."""
+    from ..catalog.vision import tower_for
+    from .vision import tower_parameters
+
+    tower = tower_for(model.id)
+    return 0 if tower is None else 2 * tower_parameters(tower, model.architecture.hidden_size)
 
 
 def memory_split(
@@ -745,6 +757,36 @@ def _read_per_token(arch: Architecture, per_token: int, depth: int) -> float:
         return per_token
     share = (arch.layers - sliding + sliding * min(depth, arch.sliding_window or 0) / depth) / arch.layers
     return per_token * share
+
+
+def with_images(
+    e: ServeEstimate, cost, images: int, devices: tuple[Device, ...], constants: VllmConstants = DEFAULT_VLLM
+) -> ServeEstimate:
+    """The estimate of a prompt that carries `images` images (their tokens already in its
+    prompt_tokens): the vision encoder runs first, at the GEMMs' share of the tensor rate, and its
+    time joins each time to the first token. The tower's weights are in the weights already."""
+    from dataclasses import replace
+
+    device = min(devices, key=lambda d: d.total_bytes)
+    if not device.fp16_flops:
+        return e
+    encode = images * cost.flops / (device.fp16_flops * e.tensor_parallel_size * constants.matmul_efficiency)
+
+    def plus(v):
+        return None if v is None else v + encode
+
+    burst = e.burst_time_to_first_token_s
+    note = (
+        f"{images} image(s): {images * cost.tokens:,} prompt tokens, encoded in {encode:.3f} s before the prompt's "
+        "prefill; the vision tower's weights are in the weights (16-bit)"
+    )
+    return replace(
+        e,
+        time_to_first_token_s=plus(e.time_to_first_token_s),
+        time_to_first_token_under_load_s=plus(e.time_to_first_token_under_load_s),
+        burst_time_to_first_token_s=None if burst is None else (burst[0] + encode, burst[1] + encode),
+        notes=e.notes + (note,),
+    )
 
 
 def sglang_share(tp: int) -> float:

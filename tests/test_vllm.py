@@ -395,3 +395,29 @@ def test_gpt_oss_is_served_from_its_one_checkpoint(cli):
         cli("estimate", "--runtime", "vllm", "--model", "gpt-oss-20b", "--gpu", "RTX 2080 Ti", "--json").stdout
     )
     assert any("compute capability 8.0" in n for n in refused["notes"])
+
+
+@pytest.mark.parametrize("alias", ["gemma3-27b", "google/gemma-3-4b-it", "qwen3-vl-8b-instruct", "llama4-scout"])
+def test_vllm_loads_a_vision_models_tower_with_it(catalog, alias):
+    """A vision checkpoint holds its tower and projector beside the language model, in 16 bits: the
+    text weights and data/vision.yaml's tower together are twice Hugging Face's parameter count."""
+    from fitagent.estimator.vllm import loaded_weights_bytes, vision_tower_bytes
+
+    model = catalog.model(alias)
+    h100 = device_from_spec(catalog.gpu("H100 80GB HBM3"))
+    assert vision_tower_bytes(model) > 0
+    assert loaded_weights_bytes(model, catalog.quant("BF16"), catalog, h100) == pytest.approx(
+        2 * model.params_total, rel=1e-4
+    )
+
+
+def test_images_under_vllm(cli):
+    """--images with --runtime vllm: the images' tokens join the prompt, their encoding the first token."""
+    args = ("estimate", "--runtime", "vllm", "--model", "gemma3-27b", "--gpu", "H100 80GB HBM3", "--json")
+    plain = json.loads(cli(*args).stdout)
+    with_images = json.loads(cli(*args, "--images", "2").stdout)
+    assert with_images["prompt_tokens"] == plain["prompt_tokens"] + 2 * 256
+    assert with_images["time_to_first_token_s"] > plain["time_to_first_token_s"]
+    assert any("2 image(s): 512 prompt tokens" in n for n in with_images["notes"])
+    bad = cli("estimate", "--runtime", "vllm", "--model", "llama3.1-8b", "--gpu", "H100 80GB HBM3", "--images", "1")
+    assert bad.returncode == 2 and "--images: fitagent knows the vision tower of" in bad.stderr

@@ -234,10 +234,6 @@ def run(args) -> int:
     if args.runtime in EXLLAMA:
         return _run_exllama(args, catalog, model, quant, context)
     if args.runtime in ("vllm", "sglang"):
-        if args.images:
-            raise UsageError(
-                f"--images prices llama.cpp's projector (mmproj); {args.runtime}'s encoder is not modelled"
-            )
         return _run_vllm(args, catalog, model, quant, context)
     options = Options(
         context=context,
@@ -303,6 +299,7 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
     from ...estimator.vllm import ServeSettings, serve_estimate
     from ..hardware import resolve_hardware
 
+    images = _vllm_images(args, model) if args.images else None
     settings = ServeSettings(
         max_model_len=context,
         concurrency=args.concurrency,
@@ -311,12 +308,16 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
         kv_cache_dtype=args.kv_cache_dtype,
         max_num_seqs=args.max_num_seqs,
         enforce_eager=args.enforce_eager,
-        prompt_tokens=args.prompt_tokens,
+        prompt_tokens=args.prompt_tokens + (images.tokens * args.images if images else 0),
         runtime=args.runtime,
     ).check()
     snapshot, hardware_notes = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
     result = serve_estimate(model, quant, budget.devices, catalog, settings)
+    if images is not None:
+        from ...estimator.vllm import with_images
+
+        result = with_images(result, images, args.images, budget.devices)
     # the host's RAM plays no part: vLLM holds everything on its GPUs
     gpu_notes = tuple(n for n in hardware_notes if not n.startswith("what-if host"))
     result = replace(result, notes=result.notes + gpu_notes)
@@ -328,6 +329,18 @@ def _run_vllm(args, catalog, model, quant, context: int) -> int:
 
         print(render_serve(result))
     return 0
+
+
+def _vllm_images(args, model):
+    """One image's cost in the model's own processor (its tower from data/vision.yaml)."""
+    from ...catalog.vision import tower_for, vision_towers
+    from ...estimator.vision import image_cost
+
+    tower = tower_for(model.id)
+    if tower is None:
+        known = ", ".join(sorted(vision_towers()))
+        raise UsageError(f"--images: fitagent knows the vision tower of {known}; not of {model.id}")
+    return image_cost(tower, *args.image_size, model.architecture.hidden_size)
 
 
 def _run_exllama(args, catalog, model, quant, context: int) -> int:

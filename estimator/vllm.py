@@ -432,9 +432,7 @@ def mixed_step(
     tokens (after `chunk_start` already cached) fill the rest of the step's budget. The weights are
     read once for all of them; every token costs 2 FLOPs per active weight, and the chunk's causal
     attention reaches back over its prefix."""
-    cost = step_cost(
-        arch, quant, weights_bytes, device, tp, max(decodes, 1) if chunk == 0 else decodes, depth, kv_token_bytes
-    )
+    cost = step_cost(arch, quant, weights_bytes, device, tp, decodes, depth, kv_token_bytes)
     if cost is None or not device.fp16_flops:
         return cost
     flops = device.fp16_flops * (2 if quant.format == "fp8" and device.architecture in _FP8_CORES else 1)

@@ -300,6 +300,8 @@ def _pick_exllama(args, catalog, budget) -> int:
     from ...catalog.errors import UsageError
     from ...estimator.exllama import ExllamaSettings, rank_models
 
+    if args.concurrency != 1:
+        raise UsageError(f"--concurrency goes with --runtime vllm or sglang; {args.runtime} ranks one stream's speed")
     settings = ExllamaSettings(max_seq_len=args.context or 8192).check()
     ranked = rank_models(catalog, budget, settings, args.runtime, args.use_case or "general")
     if not ranked:

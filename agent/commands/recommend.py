@@ -135,6 +135,10 @@ def run_exllama(args) -> int:
     from ..hardware import resolve_hardware
     from ..render import rate, table
 
+    if args.concurrency != 1:
+        from ...catalog.errors import UsageError
+
+        raise UsageError(f"--concurrency goes with --runtime vllm or sglang; {args.runtime} ranks one stream's speed")
     catalog = load_catalog()
     snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)

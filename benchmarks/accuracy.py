@@ -72,6 +72,8 @@ CONFIG_FILES = {
     "meta-llama/Llama-2-7b-hf": "llama-2-7b.json",
     "meta-llama/Llama-2-13b-hf": "llama-2-13b.json",
     "codellama/CodeLlama-7b-hf": "codellama-7b.json",
+    "meta-llama/Llama-2-70b-hf": "llama-2-70b.json",
+    "codellama/CodeLlama-34b-hf": "codellama-34b.json",
 }
 
 

@@ -45,18 +45,40 @@ def _bytes(value: str, unit: str) -> float:
 
 
 def evaluate(constants: ExllamaConstants = DEFAULT_EXLLAMA) -> list[ExllamaRow]:
+    """The VRAM rows (the constants' evidence)."""
+    return [r for r in _rows(constants) if r.raw["metric"] == "vram"]
+
+
+def excluded(row: ExllamaRow) -> bool:
+    """A row its notes leave out of the figures, with the reason there."""
+    return "excluded:" in row.raw["notes"]
+
+
+def evaluate_decode() -> list[ExllamaRow]:
+    """The decode rows: one stream's tokens/s, priced as llama.cpp's CUDA decode of the branch's
+    bytes (nothing fitted on them)."""
+    return [r for r in _rows(DEFAULT_EXLLAMA) if r.raw["metric"] == "decode"]
+
+
+def _rows(constants: ExllamaConstants) -> list[ExllamaRow]:
+    from .accuracy import bench_model
+
     catalog = load_catalog()
     rows = []
     with CSV.open(newline="") as f:
         for i, r in enumerate(csv.DictReader(f)):
-            model, quant = catalog.model(r["model"]), catalog.resolve_quant(r["quant"])[0]
+            model, quant = bench_model(r["model"], catalog), catalog.resolve_quant(r["quant"])[0]
             device = device_from_spec(catalog.gpu(r["gpu"]))
             roomy = replace(device, free_bytes=1 << 40, total_bytes=1 << 40)  # the reading, not the fit
-            settings = ExllamaSettings(max_seq_len=int(r["context"]), cache_mode=r["cache_mode"])
+            settings = ExllamaSettings(max_seq_len=int(r["context"]), cache_mode=r["cache_mode"], prompt_tokens=128)
             e = exllama_estimate(model, quant, Budget((roomy,), 64 * 2**30, 50e9, 8), catalog, settings, constants)
-            row = ExllamaRow(i, r, _bytes(r["value"], r["unit"]))
-            row.estimate = e.total_bytes
-            row.base = e.total_bytes - getattr(constants, FIELD[r["runtime"]])
+            if r["metric"] == "decode":
+                row = ExllamaRow(i, r, float(r["value"]))
+                row.estimate = e.decode_tokens_per_s or 0.0
+            else:
+                row = ExllamaRow(i, r, _bytes(r["value"], r["unit"]))
+                row.estimate = e.total_bytes
+                row.base = e.total_bytes - getattr(constants, FIELD[r["runtime"]])
             rows.append(row)
     return rows
 
@@ -135,6 +157,23 @@ def render(rows: list[ExllamaRow], constants: ExllamaConstants = DEFAULT_EXLLAMA
         lines.append(
             f"| {r.label} | {r.raw['runtime']} | {r.measured / 1e9:.2f} GB | {r.estimate / 1e9:.2f} GB | "
             f"{(r.estimate / r.measured - 1) * 100:+.1f} % | {cv} | [source]({r.raw['source']}) |"
+        )
+    decode = evaluate_decode()
+    errors = [abs(r.estimate / r.measured - 1) for r in decode if not excluded(r)]
+    lines += [
+        "",
+        f"Decode, one stream: {len(errors)} rows, median {statistics.median(errors) * 100:.1f} %, max "
+        f"{max(errors) * 100:.1f} % — llama.cpp's CUDA decode constants on the branch's bytes, nothing fitted on "
+        "these rows, so every figure is out of sample (a row marked excluded is shown, not counted).",
+        "",
+        "| row | GPU | measured | estimate | error | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in decode:
+        lines.append(
+            f"| {r.raw['model'].split('/')[-1]} {r.raw['quant']} | {r.raw['gpu']} | {r.measured:.1f} t/s | "
+            f"{r.estimate:.1f} | {(r.estimate / r.measured - 1) * 100:+.1f} %{' (excluded)' if excluded(r) else ''} | "
+            f"[source]({r.raw['source']}) |"
         )
     return lines
 

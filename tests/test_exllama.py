@@ -134,6 +134,18 @@ def test_which_gpus_each_library_runs_on(catalog):
     assert old.loads and not old.batched and "one request at a time" in old.notes[0]
 
 
+def test_decode_against_exllamas_own_table():
+    """exllamav2's README (v0.3.2) times EXL2 branches of TinyLlama, Llama2-7B, CodeLlama-34B and
+    Llama2-70B on an RTX 3090 Ti and an RTX 4090: llama.cpp's CUDA physics on the same bytes, fitted
+    on none of them, is within 12 % (median 7.5 %). The A100 reading of exllamav2#346, which its
+    reporter asks about as too slow (a server CPU, the maintainer answers), is shown, not counted."""
+    rows = exllama_accuracy.evaluate_decode()
+    counted = [r for r in rows if not exllama_accuracy.excluded(r)]
+    assert len(counted) == 14 and all(r.estimate == pytest.approx(r.measured, rel=0.12) for r in counted)
+    slow = [r for r in rows if exllama_accuracy.excluded(r)]
+    assert [r.raw["gpu"] for r in slow] == ["NVIDIA A100-SXM4-80GB"] and slow[0].estimate > 1.5 * slow[0].measured
+
+
 def test_decode_is_the_same_bytes_at_the_gpus_pace(catalog):
     """One stream's decode is llama.cpp's CUDA physics on the branch's bytes (exllamav2's own table
     within 15 %: test_checkpoint_formats); a 70B split over two GPUs reads them one after the other."""

@@ -124,7 +124,9 @@ SPEED_RANGES: dict = {'decode': {'*': (0.848, 1.111, 289),
 VLLM_FITTED: dict = {'allreduce_seconds': 1.02e-05,
                     'bandwidth_efficiency': {'16-bit': 0.886, '4-bit': 0.681, '8-bit': 0.804},
                     'layer_seconds': 9.8e-05,
-                    'matmul_efficiency': 0.419}
+                    'matmul_efficiency': 0.419,
+                    'moe_layer_seconds': 1.7e-05,
+                    'moe_token_seconds': 1.227e-06}
 # MLX_FITTED: MLX's decode constants (benchmarks/mlx_accuracy.fit) on tests/data/mlx_measurements.csv.
 MLX_FITTED: dict = {'bandwidth_factor': 0.99, 'layer_seconds': 0.000122}
 # ---- end of generated block ----
@@ -297,6 +299,11 @@ class VllmConstants:
     layer_seconds: float = 30e-6
     allreduce_seconds: float = 30e-6
     matmul_efficiency: float = 0.6
+    # A mixture of experts' routing per MoE layer and step (top-k, token permutation, the grouped
+    # GEMMs' launches) and per routed token: fitted on gpt-oss's public vLLM rows with the dense
+    # constants fixed (estimator.fitting.fit_vllm_moe; docs/accuracy.md, "vLLM").
+    moe_layer_seconds: float = 0.0
+    moe_token_seconds: float = 0.0
 
     def read_efficiency(self, family: str) -> float:
         """Share of peak bandwidth reached reading weights of this kernel family (vllm.kernel_family)."""

@@ -385,6 +385,30 @@ def fit_vllm(rows: Sequence[StepObservation], base: VllmConstants | None = None)
     return cal
 
 
+def fit_vllm_moe(rows: Sequence[StepObservation], base: VllmConstants) -> VllmConstants:
+    """A mixture of experts' two routing constants on its rows, the dense constants as fitted: each
+    step's seconds are the dense model's plus moe_layers × (τ_moe + tokens × τ_token), linear in the
+    two, by least squares on Σ (estimate/measured − 1)²; neither is negative. No MoE row: unchanged."""
+    import numpy as np
+
+    moe = [r for r in rows if r.step.moe_layers]
+    if not moe:
+        return base
+    dense = replace(base, moe_layer_seconds=0.0, moe_token_seconds=0.0)
+    a, b = [], []
+    for r in moe:
+        inv = 1 / r.seconds
+        a.append([r.step.moe_layers * inv, r.step.moe_layers * r.step.tokens * inv])
+        b.append(1 - vllm.step_seconds(r.step, dense)[0] * inv)
+    solution, *_ = np.linalg.lstsq(np.array(a), np.array(b), rcond=None)
+    layer, token = (max(0.0, float(v)) for v in solution)
+    if layer == 0.0 or token == 0.0:  # one clamped: the other alone
+        column = 1 if layer == 0.0 else 0
+        only, *_ = np.linalg.lstsq(np.array(a)[:, [column]], np.array(b), rcond=None)
+        layer, token = (0.0, max(0.0, float(only[0]))) if column else (max(0.0, float(only[0])), 0.0)
+    return replace(base, moe_layer_seconds=round(layer, 7), moe_token_seconds=round(token, 9))
+
+
 def _inverse_of(values: dict[int, float | None]):
     """A constant fitted as its inverse (1/efficiency), rounded; the old value where unfitted."""
 

@@ -21,7 +21,7 @@ Pure: the model, the quantization's weights, the GPUs and the settings in; a Ser
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..catalog.errors import UsageError
 from ..catalog.types import Architecture, Catalog, Model, Quantization
@@ -298,13 +298,19 @@ def mxfp4_backend(device: Device) -> tuple[str | None, str | None]:
 
 
 def loaded_weights_bytes(
-    model: Model, quant: Quantization, catalog: Catalog, device: Device, backend: str | None = None
+    model: Model,
+    quant: Quantization,
+    catalog: Catalog,
+    device: Device,
+    backend: str | None = None,
+    vision: bool = True,
 ) -> int:
     """The weights as vLLM holds them: the checkpoint's bytes, MXFP4 experts padded to the tiles of
-    the kernels vLLM picks on this GPU (or of `backend`, as VLLM_MXFP4_USE_MARLIN=1 forces Marlin)."""
+    the kernels vLLM picks on this GPU (or of `backend`, as VLLM_MXFP4_USE_MARLIN=1 forces Marlin);
+    `vision`: with a vision model's tower (False: the language model a decode step reads)."""
     split = model_weights(model, quant, catalog)
     arch = model.architecture
-    tower = vision_tower_bytes(model)
+    tower = vision_tower_bytes(model) if vision else 0
     if not mxfp4_checkpoint(model, quant):
         return split.total_bytes + tower
     backend = backend or mxfp4_backend(device)[0]
@@ -362,12 +368,15 @@ class StepCost:
     """One decode step of a batch, on each GPU, by what prices it: ``read_s`` — the bytes read ÷ the
     peak bandwidth, keyed by the weights' kernel family ("16-bit", "8-bit", "4-bit"; the KV cache
     counts as 16-bit); ``compute_s`` — the FLOPs ÷ the peak tensor rate; ``layers`` — layers run;
-    ``allreduce_layers`` — layers that all-reduce across GPUs (tensor parallel)."""
+    ``allreduce_layers`` — layers that all-reduce across GPUs (tensor parallel); ``moe_layers`` and
+    ``tokens`` — a mixture of experts' routed layers and the tokens the step routes through them."""
 
     read_s: dict[str, float]
     compute_s: float
     layers: int
     allreduce_layers: int
+    moe_layers: int = 0
+    tokens: int = 1
 
     def memory_seconds(self, constants: VllmConstants) -> float:
         return sum(v / constants.read_efficiency(k) for k, v in self.read_s.items())
@@ -413,7 +422,7 @@ def step_cost(
     if flops:
         attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * depth
         compute_s = batch * (2 * params + attention) / tp / flops
-    return StepCost(read, compute_s, arch.layers, arch.layers if tp > 1 else 0)
+    return StepCost(read, compute_s, arch.layers, arch.layers if tp > 1 else 0, arch.moe_layers, batch)
 
 
 def mixed_step(
@@ -438,7 +447,7 @@ def mixed_step(
     flops = device.fp16_flops * (2 if quant.format == "fp8" and device.architecture in _FP8_CORES else 1)
     attention = 4 * arch.layers * arch.attention_heads * arch.head_dim * chunk * (chunk_start + chunk / 2)
     work = 2 * active_parameter_count(arch) * chunk + attention
-    return StepCost(cost.read_s, cost.compute_s + work / tp / flops, cost.layers, cost.allreduce_layers)
+    return replace(cost, compute_s=cost.compute_s + work / tp / flops, tokens=decodes + chunk)
 
 
 def prefill_under_load(
@@ -518,7 +527,9 @@ def step_seconds(cost: StepCost, constants: VllmConstants) -> tuple[float, str]:
     memory_s = cost.memory_seconds(constants)
     compute_s = cost.compute_s / constants.matmul_efficiency
     fixed = cost.layers * constants.layer_seconds + cost.allreduce_layers * constants.allreduce_seconds
-    return max(memory_s, compute_s) + fixed, "compute" if compute_s > memory_s else "memory"
+    # routing: each MoE layer's top-k, permutation and grouped-GEMM launches, and their work per token
+    routing = cost.moe_layers * (constants.moe_layer_seconds + cost.tokens * constants.moe_token_seconds)
+    return max(memory_s, compute_s) + fixed + routing, "compute" if compute_s > memory_s else "memory"
 
 
 # ------------------------------------------------------------------------------------ the estimate
@@ -581,7 +592,7 @@ def serve_estimate(
     # the launch line asks for --max-num-seqs N when serving N sessions
     max_num_seqs = settings.max_num_seqs or (settings.concurrency if settings.concurrency > 1 else seqs_default)
     batched = settings.max_num_batched_tokens or tokens_default
-    weights_bytes = loaded_weights_bytes(model, quant, catalog, device)
+    weights_bytes = loaded_weights_bytes(model, quant, catalog, device, vision=False)  # what a step reads
     sglang = settings.runtime == "sglang"
     block = 1 if sglang else constants.block_size  # SGLang's token pool has pages of one token
     best = None
@@ -648,6 +659,11 @@ def serve_estimate(
         )
     if settings.concurrency > max_num_seqs:
         notes.append(f"--max-num-seqs {max_num_seqs} runs at most that many at once; the rest wait")
+    if arch.is_moe:
+        notes.append(
+            "a mixture of experts' routing time is fitted on gpt-oss's public vLLM rows alone, whose MoE "
+            "kernels differ by up to 2× between backends and releases (docs/accuracy.md, vLLM)"
+        )
     if sglang and arch.sliding_window and arch.sliding_window_layers:
         notes.append("sliding-window layers priced as full ones: SGLang's window pool stores less for them")
     elif arch.sliding_window and arch.local_attention_layers and not arch.uses_mla:

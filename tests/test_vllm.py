@@ -421,3 +421,29 @@ def test_images_under_vllm(cli):
     assert any("2 image(s): 512 prompt tokens" in n for n in with_images["notes"])
     bad = cli("estimate", "--runtime", "vllm", "--model", "llama3.1-8b", "--gpu", "H100 80GB HBM3", "--images", "1")
     assert bad.returncode == 2 and "--images: fitagent knows the vision tower of" in bad.stderr
+
+
+def test_a_mixture_of_experts_pays_its_routing(rows):
+    """gpt-oss-120b's public vLLM rows: a step reads the touched experts' bytes and, per MoE layer,
+    pays a routing time and a time per routed token (fitted on these rows, the dense constants
+    fixed). The H200 and 8 × MI300X batches land within 24 %, where the bytes alone read them
+    20–200 % fast; every row is also predicted with its GPU left out."""
+    from benchmarks.vllm_accuracy import figures
+
+    moe = [r for r in rows if r.group == "vLLM decode, mixture of experts"]
+    assert len(moe) == 14 and all(r.step.moe_layers == 36 for r in moe)
+    assert calibration.DEFAULT_VLLM.moe_layer_seconds > 0 and calibration.DEFAULT_VLLM.moe_token_seconds > 0
+    steady = [
+        r for r in moe if r.raw["gpu"] == "NVIDIA H200" or (r.raw["gpu_count"] == "8" and r.raw["concurrency"] != "1")
+    ]
+    assert len(steady) == 7 and all(r.estimate == pytest.approx(r.measured, rel=0.24) for r in steady)
+    bytes_only = replace(calibration.DEFAULT_VLLM, moe_layer_seconds=0.0, moe_token_seconds=0.0)
+    big = next(r for r in moe if r.raw["gpu"] == "NVIDIA H200" and r.raw["concurrency"] == "128")
+    assert 1 / vllm_step_seconds(big.step, bytes_only) > 1.5 * big.measured
+    assert figures(rows)["groups"]["vLLM decode, mixture of experts"]["GPU out"][2] == 14
+
+
+def vllm_step_seconds(step, constants):
+    from fitagent.estimator.vllm import step_seconds
+
+    return step_seconds(step, constants)[0]

@@ -371,7 +371,9 @@ def render_serve(e) -> str:
     m = e.memory
     gpus = f"{e.tensor_parallel_size} × {e.gpu}" if e.tensor_parallel_size > 1 else e.gpu
     verdict = (
-        f"starts: {e.kv_tokens:,} KV tokens ({e.kv_blocks:,} blocks of {1 if e.runtime == 'sglang' else 16} tokens) = "
+        f"starts: {e.kv_tokens:,} KV tokens ("
+        + (f"{e.kv_blocks:,} one-token pages" if e.runtime == "sglang" else f"{e.kv_blocks:,} blocks of 16 tokens")
+        + ") = "
         f"{e.max_concurrency:.1f} sequences of {e.max_model_len:,} tokens"
         if e.loads
         else "does not start: the KV cache left cannot hold one sequence"

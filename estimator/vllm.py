@@ -614,8 +614,8 @@ def serve_estimate(
             settings.runtime,
             min(max_num_seqs, batched),
         )
-        if sglang:  # one pool of one-token pages, every layer priced in full
-            block_bytes, per_request = per_token, settings.max_model_len
+        if sglang:  # one pool of one-token pages
+            block_bytes, per_request = sglang_token_bytes(arch, per_token), settings.max_model_len
         else:
             block_bytes, per_request = kv_pool(arch, per_token, settings.max_model_len, batched, block)
         blocks = max(0, memory.kv_cache_bytes) // block_bytes
@@ -664,8 +664,14 @@ def serve_estimate(
             "a mixture of experts' routing time is fitted on gpt-oss's public vLLM rows alone, whose MoE "
             "kernels differ by up to 2× between backends and releases (docs/accuracy.md, vLLM)"
         )
-    if sglang and arch.sliding_window and arch.sliding_window_layers:
-        notes.append("sliding-window layers priced as full ones: SGLang's window pool stores less for them")
+    if sglang and arch.sliding_window and arch.local_attention_layers:
+        if sglang_token_bytes(arch, per_token) < per_token:
+            notes.append(
+                f"SGLang's sliding-window pool holds {SGLANG_SWA_FULL_TOKENS_RATIO:g} of the full layers' tokens "
+                "(--swa-full-tokens-ratio)"
+            )
+        else:
+            notes.append("SGLang caches every token of these sliding-window layers (no hybrid pool for this model)")
     elif arch.sliding_window and arch.local_attention_layers and not arch.uses_mla:
         notes.append(
             f"{arch.local_attention_layers} sliding-window layers keep {arch.sliding_window:,} tokens + the step's "
@@ -801,6 +807,23 @@ def with_images(
         burst_time_to_first_token_s=None if burst is None else (burst[0] + encode, burst[1] + encode),
         notes=e.notes + (note,),
     )
+
+
+# SGLang's hybrid sliding-window memory (sglang/srt/configs/model_config.py is_hybrid_swa_model;
+# model_runner_kv_cache_mixin.set_num_tokens_hybrid_swa): for these architectures the window layers
+# get a pool of --swa-full-tokens-ratio (0.8) times the full layers' tokens; others cache every token.
+SGLANG_HYBRID_SWA = frozenset({"GptOssForCausalLM", "Llama4ForConditionalGeneration", "Gemma4ForCausalLM"})
+SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
+
+
+def sglang_token_bytes(arch: Architecture, per_token: int) -> int:
+    """Bytes of SGLang's pools per token of the full layers: the window layers' pool holds 0.8 as many
+    tokens where SGLang runs the model as hybrid sliding-window, else every layer holds every token."""
+    sliding = arch.local_attention_layers if arch.sliding_window else 0
+    if not sliding or arch.uses_mla or (arch.hf_architecture or "") not in SGLANG_HYBRID_SWA:
+        return per_token
+    per_layer = per_token / arch.layers
+    return math.ceil(per_layer * (arch.layers - sliding + SGLANG_SWA_FULL_TOKENS_RATIO * sliding))
 
 
 def sglang_share(tp: int) -> float:

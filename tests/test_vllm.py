@@ -447,3 +447,18 @@ def vllm_step_seconds(step, constants):
     from fitagent.estimator.vllm import step_seconds
 
     return step_seconds(step, constants)[0]
+
+
+def test_sglang_pools_gpt_oss_window_layers_at_its_ratio(catalog):
+    """SGLang runs gpt-oss as a hybrid sliding-window model: its 12 window layers get a pool of
+    --swa-full-tokens-ratio 0.8 × the full layers' tokens, so a token of the full pool costs
+    (12 + 0.8 × 12) layers' K and V (model_runner_kv_cache_mixin.set_num_tokens_hybrid_swa). Gemma 3
+    is not one of its hybrid models: every layer keeps every token there."""
+    device = (device_from_spec(catalog.gpu("RTX 4090")),)
+    settings = ServeSettings(max_model_len=32_768, runtime="sglang")
+    e = serve_estimate(catalog.model("gpt-oss-20b"), catalog.quant("MXFP4"), device, catalog, settings)
+    per_layer = 2 * 8 * 64 * 2
+    assert e.kv_tokens == e.memory.kv_cache_bytes // -(-per_layer * (12 + 0.8 * 12) // 1)
+    assert any("0.8 of the full layers' tokens" in n for n in e.notes)
+    gemma = serve_estimate(catalog.model("gemma3-27b"), catalog.quant("AWQ-INT4"), device, catalog, settings)
+    assert gemma.kv_tokens == gemma.memory.kv_cache_bytes // gemma.kv_bytes_per_token

@@ -295,7 +295,8 @@ def group_types(group: TensorGroup, arch: Architecture, quant: Quantization) -> 
     """The ggml types a tensor group is stored in, with how many tensors get each."""
     if not group.matrix:
         return (("F32", group.count),)
-    native = native_expert_type(arch) if group.expert else None
+    # ExLlama re-quantizes every matrix into its own format: no expert keeps its native type there
+    native = native_expert_type(arch) if group.expert and quant.format != "exl" else None
     if native:
         # Every format: llama.cpp's F16/BF16/F32 conversions keep the blocks as they are, and so
         # does the checkpoint itself (safetensors with MXFP4 experts beside BF16 attention).

@@ -210,6 +210,21 @@ def test_exl3_decoder_and_head_as_exllamav3_plots_them(catalog, model_id, bits, 
     assert (split.total_bytes - split.embedding_bytes) / 1024**3 == pytest.approx(plotted_gib, abs=read_within)
 
 
+def test_exllama_requantizes_gpt_oss_experts(catalog):
+    """gpt-oss keeps its MXFP4 experts in every GGUF and in its safetensors; an EXL2/EXL3 branch holds
+    every matrix in ExLlama's own format at the branch's bits, so one more bit per weight costs a bit
+    for every weight but the embedding table and the head (which keeps its 6 bits)."""
+    model = catalog.model("gpt-oss-120b")
+    a = model.architecture
+
+    def size(q):
+        return memory.weights(a, catalog.resolve_quant(q)[0], catalog.ggml_types).total_bytes
+
+    body = model.params_total - 2 * a.vocab_size * a.hidden_size
+    assert size("EXL3-4.0") - size("EXL3-3.0") == pytest.approx(body / 8, rel=0.01)
+    assert size("EXL3-3.0") < 0.75 * size("MXFP4")
+
+
 def test_exllama_names_and_limits(catalog):
     from fitagent.catalog.errors import UsageError
 

@@ -651,6 +651,12 @@ def serve_estimate(
             f"the KV cache left ({max(0, memory.kv_cache_bytes) / 1e9:.2f} GB, {tokens:,} tokens) cannot hold one "
             f"{settings.max_model_len:,}-token sequence: {engine} refuses to start; lower --max-model-len or add GPUs"
         )
+        sampler = constants.sampler_bytes_per_logit * min(max_num_seqs, batched) * arch.vocab_size
+        if not sglang and sampler > 0.25e9:
+            notes.append(
+                f"its start-up profile samples --max-num-seqs {max_num_seqs} sequences over the {arch.vocab_size:,}-token "
+                f"vocabulary ({sampler / 1e9:.2f} GB): a smaller --max-num-seqs leaves that to the KV cache"
+            )
     elif not serves:
         notes.append(
             f"{settings.concurrency} sessions of {settings.max_model_len:,} tokens need "
@@ -917,11 +923,15 @@ def rank_models(
 ) -> tuple[RankedServe, ...]:
     """Each catalog model's best vLLM checkpoint on these GPUs: of the formats it is published in
     that the GPUs run, those that start and hold every session at a usable speed; the best quality
-    (the fastest of those within 0.1 point); then the models by quality, then speed."""
+    (the fastest of those within 0.1 point); then the models by quality, then speed. The launch
+    lines ask for --max-num-seqs of the sessions."""
     from .candidates import quant_retention
     from .quality import quantized, scored
 
     settings.check()
+    # N sessions asked for: the launch pins --max-num-seqs N, so the profile's sampler pass is N rows,
+    # not the default 256 / 1,024 (1–9 GB on a large vocabulary, which a 24 GB card cannot spare)
+    settings = replace(settings, max_num_seqs=settings.max_num_seqs or settings.concurrency)
     formats = [catalog.quant(name) for name in VLLM_FORMATS]
     picks = []
     for model in models if models is not None else catalog.models:

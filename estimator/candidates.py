@@ -401,3 +401,13 @@ def _active_params(model: Model, arch) -> float:
     from .tensors import active_parameter_count
 
     return active_parameter_count(arch)
+
+
+SAME_QUALITY = 0.1  # checkpoints within this many quality points: the faster one
+
+
+def best_checkpoint(offered: list, speed):
+    """Of one model's checkpoints that serve, the one a ranking shows: the best quality, or the
+    fastest (`speed` of each) of those within SAME_QUALITY of it."""
+    best = max(c.quality for c in offered)
+    return max((c for c in offered if c.quality >= best - SAME_QUALITY), key=speed)

@@ -36,7 +36,7 @@ from ..catalog.errors import UsageError
 from ..catalog.types import Architecture, Catalog, Model, Quantization
 from .budget import Budget, Device
 from .calibration import DEFAULT_EXLLAMA, ExllamaConstants
-from .candidates import model_weights
+from .candidates import best_checkpoint, model_weights
 
 PAGE = 256  # both libraries' cache page (exllamav2 generator/dynamic.py, exllamav3 constants.py)
 EXL2_CACHE_MODES = {"FP16": 2.0, "Q8": 1.0625, "Q6": 0.8125, "Q4": 0.5625}
@@ -418,7 +418,6 @@ def launch_args(model: Model, quant: Quantization, settings: ExllamaSettings, gp
 
 BITS = ("8.0", "6.0", "5.0", "4.5", "4.0", "3.5", "3.0", "2.5")  # the branches turboderp publishes
 MIN_TOKENS_PER_S = 5.0
-SAME_QUALITY = 0.1
 
 
 def rank_models(
@@ -452,7 +451,5 @@ def rank_models(
             if e.loads and (e.decode_tokens_per_s or 0) >= MIN_TOKENS_PER_S:
                 offered.append(e)
         if offered:
-            best = max(e.quality for e in offered)
-            close = [e for e in offered if e.quality >= best - SAME_QUALITY]
-            picks.append(max(close, key=lambda e: e.decode_tokens_per_s or 0.0))
+            picks.append(best_checkpoint(offered, lambda e: e.decode_tokens_per_s or 0.0))
     return tuple(sorted(picks, key=lambda e: (-e.quality, -(e.decode_tokens_per_s or 0), e.model)))

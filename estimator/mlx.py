@@ -17,6 +17,7 @@ from ..catalog.errors import UsageError
 from ..catalog.types import Quantization
 from .budget import Budget
 from .calibration import DEFAULT_CALIBRATION, MLX_FITTED, Calibration
+from .candidates import best_checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ def check_mlx(quant: Quantization, budget: Budget) -> None:
 
 MLX_FORMATS = ("MLX-8BIT", "MLX-4BIT")
 MIN_TOKENS_PER_S = 5.0
-SAME_QUALITY = 0.1
 
 
 def rank_models(catalog, budget: Budget, options, models=None) -> tuple:
@@ -71,7 +71,5 @@ def rank_models(catalog, budget: Budget, options, models=None) -> tuple:
             if e.fits and e.loads and e.placement == "gpu" and (e.decode_tokens_per_s or 0) >= MIN_TOKENS_PER_S:
                 offered.append(e)
         if offered:
-            best = max(e.quality for e in offered)
-            close = [e for e in offered if e.quality >= best - SAME_QUALITY]
-            picks.append(max(close, key=lambda e: e.decode_tokens_per_s or 0.0))
+            picks.append(best_checkpoint(offered, lambda e: e.decode_tokens_per_s or 0.0))
     return tuple(sorted(picks, key=lambda e: (-e.quality, -(e.decode_tokens_per_s or 0), e.model)))

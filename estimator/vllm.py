@@ -27,7 +27,7 @@ from ..catalog.errors import UsageError
 from ..catalog.types import Architecture, Catalog, Model, Quantization
 from .budget import Device
 from .calibration import DEFAULT_VLLM, VllmConstants
-from .candidates import model_weights
+from .candidates import best_checkpoint, model_weights
 from .speed import _touched_fraction
 from .support import unsupported
 from .tensors import active_parameter_count, native_expert_type, parameter_count, routed_active_parameter_count
@@ -895,7 +895,6 @@ VLLM_FORMATS = (
     "GPTQ-INT4",
 )  # NVFP4: few models are published in it  # what model makers publish for vLLM
 MIN_TOKENS_PER_S = 5.0  # a session slower than this is not usable
-SAME_QUALITY = 0.1  # formats within this many points: the faster one
 
 
 @dataclass(frozen=True)
@@ -954,7 +953,5 @@ def rank_models(
             if e.fits and e.serves and served.speed >= MIN_TOKENS_PER_S:
                 offered.append(served)
         if offered:
-            best = max(r.quality for r in offered)
-            close = [r for r in offered if r.quality >= best - SAME_QUALITY]
-            picks.append(max(close, key=lambda r: r.speed))
+            picks.append(best_checkpoint(offered, lambda r: r.speed))
     return tuple(sorted(picks, key=lambda r: (-r.quality, -r.speed, r.estimate.model)))

@@ -98,33 +98,15 @@ def run_mlx(args) -> int:
     from ...estimator.results import Options
     from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
-    from ..render import rate, table
 
     catalog = load_catalog()
     snapshot, _ = resolve_hardware(args.hardware, args.gpu, catalog, host_overrides(args))
     budget = budget_from_snapshot(snapshot, catalog)
     options = Options(context=args.context, use_case=args.use_case, detail=False).check()
     ranked = rank_models(catalog, budget, options)
-    if args.json:
-        print_json(
-            {
-                "runtime": "mlx",
-                "context": args.context,
-                "use_case": args.use_case,
-                "ranked": [e.to_dict() for e in ranked[: args.top]],
-            }
-        )
-        return 0
-    if not ranked:
-        print(f"no catalog model's MLX checkpoint fits here at {args.context:,} tokens and 5 tokens/s or more")
-        return 0
-    rows = [
-        (i, e.model, e.quant, f"{e.quality:.1f}", rate(e.decode_tokens_per_s), f"{e.total_bytes / 1e9:.1f} GB")
-        for i, e in enumerate(ranked[: args.top], 1)
-    ]
-    print(f"MLX · {args.context:,} tokens\n")
-    print(table(("#", "model", "checkpoint", "quality", "decode", "memory"), rows))
-    return 0
+    return _print_one_stream_ranking(
+        args, "mlx", ranked, f"MLX · {args.context:,} tokens", ("checkpoint", "memory"), "MLX checkpoint fits"
+    )
 
 
 def run_exllama(args) -> int:
@@ -133,7 +115,6 @@ def run_exllama(args) -> int:
     from ...estimator.exllama import ExllamaSettings, rank_models
     from ..catalog_cache import load_catalog
     from ..hardware import resolve_hardware
-    from ..render import rate, table
 
     if args.concurrency != 1:
         from ...catalog.errors import UsageError
@@ -144,10 +125,18 @@ def run_exllama(args) -> int:
     budget = budget_from_snapshot(snapshot, catalog)
     settings = ExllamaSettings(max_seq_len=args.context).check()
     ranked = rank_models(catalog, budget, settings, args.runtime, args.use_case)
+    title = f"{args.runtime} (TabbyAPI) · {args.context:,} tokens, FP16 cache"
+    return _print_one_stream_ranking(args, args.runtime, ranked, title, ("branch", "GPU memory"), "EXL branch loads")
+
+
+def _print_one_stream_ranking(args, runtime: str, ranked, title: str, columns: tuple[str, str], fits: str) -> int:
+    """Each model's best checkpoint for a one-stream runtime (MLX, ExLlama): JSON, or a table."""
+    from ..render import rate, table
+
     if args.json:
         print_json(
             {
-                "runtime": args.runtime,
+                "runtime": runtime,
                 "context": args.context,
                 "use_case": args.use_case,
                 "ranked": [e.to_dict() for e in ranked[: args.top]],
@@ -155,14 +144,14 @@ def run_exllama(args) -> int:
         )
         return 0
     if not ranked:
-        print(f"no catalog model's EXL branch loads here at {args.context:,} tokens and 5 tokens/s or more")
+        print(f"no catalog model's {fits} here at {args.context:,} tokens and 5 tokens/s or more")
         return 0
     rows = [
         (i, e.model, e.quant, f"{e.quality:.1f}", rate(e.decode_tokens_per_s), f"{e.total_bytes / 1e9:.1f} GB")
         for i, e in enumerate(ranked[: args.top], 1)
     ]
-    print(f"{args.runtime} (TabbyAPI) · {args.context:,} tokens, FP16 cache\n")
-    print(table(("#", "model", "branch", "quality", "decode", "GPU memory"), rows))
+    print(f"{title}\n")
+    print(table(("#", "model", columns[0], "quality", "decode", columns[1]), rows))
     return 0
 
 
